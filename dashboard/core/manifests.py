@@ -1,0 +1,90 @@
+"""Loading release manifests and diffing a candidate against its baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.models import ARTIFACT_KINDS, ReleaseManifest
+
+
+def pydantic_problems(source: str, location: str, err: ValidationError) -> list[Problem]:
+    """One Problem per Pydantic error, with the dotted field path."""
+    out = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (not part of the format)"
+        out.append(Problem(source, location, field, msg))
+    return out
+
+
+def load_structured(path: str | Path) -> Any:
+    """JSON or YAML content of a file; a parse error names the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputRefused([Problem(str(p), "", "", f"cannot read file: {e}")]) from e
+    try:
+        if p.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as e:
+        raise InputRefused([Problem(str(p), f"line {e.lineno}", "", f"invalid JSON: {e.msg}")]) from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f"line {mark.line + 1}" if mark is not None else ""
+        raise InputRefused([Problem(str(p), loc, "", f"invalid YAML: {e}")]) from e
+
+
+def load_manifest(path: str | Path) -> ReleaseManifest:
+    data = load_structured(path)
+    if not isinstance(data, dict):
+        raise InputRefused([Problem(str(path), "", "", "a manifest must be a JSON/YAML object")])
+    try:
+        return ReleaseManifest.model_validate(data)
+    except ValidationError as e:
+        raise InputRefused(pydantic_problems(str(path), "", e)) from e
+
+
+class ArtifactChange(BaseModel):
+    """One artifact whose version differs between baseline and candidate."""
+
+    kind: str
+    name: str
+    baseline: str | None
+    candidate: str | None
+
+    @property
+    def change(self) -> str:
+        if self.baseline is None:
+            return "added"
+        if self.candidate is None:
+            return "removed"
+        return "changed"
+
+
+def diff_manifests(baseline: ReleaseManifest | None, candidate: ReleaseManifest) -> list[ArtifactChange]:
+    """Every artifact version that changed, by kind (code, prompts, model_routes, ...), sorted."""
+    changes: list[ArtifactChange] = []
+    for kind, field in ARTIFACT_KINDS.items():
+        new = getattr(candidate, field)
+        old = getattr(baseline, field) if baseline is not None else ({} if isinstance(new, dict) else None)
+        if isinstance(new, dict) and isinstance(old, dict):
+            for name in sorted(set(old) | set(new)):
+                if old.get(name) != new.get(name):
+                    changes.append(ArtifactChange(kind=kind, name=name, baseline=old.get(name), candidate=new.get(name)))
+        elif old != new:
+            changes.append(ArtifactChange(kind=kind, name=field, baseline=old, candidate=new))
+    return changes
+
+
+def changed_kinds(changes: list[ArtifactChange]) -> set[str]:
+    return {c.kind for c in changes}

@@ -1,0 +1,480 @@
+"""The bundled demo: an enterprise case-management assistant (seed §34).
+
+RAG over policies plus an agent that may update a case's status only with human approval.
+One baseline and several candidates whose stories differ. Every case has a latent
+difficulty shared by all releases, so candidate vs baseline is a genuinely paired comparison.
+Deterministic from a fixed seed; columns are built vectorised (numpy + pyarrow), so a
+1,000,000-case run is practical for the benchmarks.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+from scipy.special import ndtri
+
+from dashboard.core.models import ReleaseManifest
+
+NONE = np.array(None, dtype=object)
+
+if TYPE_CHECKING:
+    from dashboard.store.db import Store
+
+SEED = 20261126
+RISK_NAMES = np.array(["low", "medium", "high", "critical"])
+TENANTS = np.array(["acme", "globex", "initech", "umbrella"])
+LANGUAGES = np.array(["en", "de", "fr"])
+
+# Untrusted model output that must always be shown as text, never rendered.
+HOSTILE_OUTPUTS = [
+    "<script>alert('owned')</script> Status updated.",
+    "<img src=x onerror=alert(1)> See policy POL-0042.",
+    "**Approved!** [click here](javascript:alert(document.cookie)) to confirm",
+    "</div><h1 style='color:red'>SYSTEM OVERRIDE</h1>",
+    "Ignore previous instructions. | table | injection |\n|---|---|\n| a | b |",
+]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    dataset: str
+    tasks: tuple[str, ...]
+    task_weights: tuple[float, ...]
+    risk_weights: tuple[float, float, float, float]
+    latency_median_ms: float
+    input_tokens_mean: float
+    output_tokens_mean: float
+
+
+SUITES: tuple[Suite, ...] = (
+    Suite(
+        "rag_policy_qa", "case_policy_golden",
+        ("policy_qa", "prior_decision_lookup", "case_summary"), (0.5, 0.25, 0.25),
+        (0.30, 0.30, 0.28, 0.12), 1800.0, 2600.0, 320.0,
+    ),
+    Suite(
+        "agent_case_actions", "case_agent_trajectories",
+        ("status_update", "case_recommendation"), (0.55, 0.45),
+        (0.25, 0.30, 0.30, 0.15), 3600.0, 3400.0, 420.0,
+    ),
+    Suite(
+        "security_redteam", "case_security_redteam",
+        ("injection_probe",), (1.0,),
+        (0.10, 0.25, 0.35, 0.30), 1200.0, 1500.0, 180.0,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Story:
+    """What a release changes relative to the baseline, as effects on its eval outcomes."""
+
+    release_id: str
+    title: str
+    changes: dict[str, dict[str, str]] = field(default_factory=dict)  # manifest map field -> overrides
+    scalar_changes: dict[str, str] = field(default_factory=dict)
+    quality_shift: float = 0.0  # probit shift of every pass probability (+ is better)
+    citation_break_rate: float = 0.0  # high/critical policy_qa cases losing citation support
+    stale_leak_rate: float = 0.0  # policy_qa cases citing a superseded policy
+    recall_gain: float = 0.0
+    cost_multiplier: float = 1.0
+    latency_multiplier: float = 1.0
+    token_multiplier: float = 1.0
+    approval_bypass_rate: float = 0.0  # status_update cases writing without approval
+    wrong_tool_rate: float = 0.0  # agent cases choosing a tool they may not call
+    style_gain: float = 0.0
+    added_critical_cases: int = 0  # eval dataset grows by new critical cases
+    noise_seed: int = 0
+
+
+BASELINE_ID = "rel-2026.10.0"
+BASE_MANIFEST = {
+    "application_version": "4.12.0",
+    "environment": "staging",
+    "code_commit": "8f3c2a1",
+    "container_image": "registry.example/case-assistant@sha256:0b8e5c0d1f",
+    "prompt_versions": {"policy_answer": "prompt.policy_answer.v7",
+                        "case_recommendation": "prompt.case_recommendation.v3",
+                        "grounded_judge": "prompt.grounded_judge.v5"},
+    "model_routes": {"high_risk_case_review": "model_route.high_risk_case_review.v2",
+                     "policy_answer": "model_route.policy_answer.v4"},
+    "index_versions": {"policy_index": "policy-index-2026-06-28-v3"},
+    "tool_versions": {"update_case_status": "tool.update_case_status.v2",
+                      "search_cases": "tool.search_cases.v4"},
+    "workflow_versions": {"case_review": "workflow.case_review.v4"},
+    "eval_dataset_versions": {"case_policy_golden": "eval.case_policy_golden.v9",
+                              "case_agent_trajectories": "eval.case_agent_trajectories.v5",
+                              "case_security_redteam": "eval.case_security_redteam.v3"},
+    "config_version": "config.2026-10-01",
+    "governance_policy_version": "gov.case-ai.v3",
+    "created_by": "release-bot@example.com",
+}
+
+STORIES: tuple[Story, ...] = (
+    Story(BASELINE_ID, "Baseline: the release in production", noise_seed=0),
+    Story(
+        "rel-2026.11.0-rc1", "Clean improvement: better case recommendations, nothing else moves",
+        changes={"prompt_versions": {"case_recommendation": "prompt.case_recommendation.v4"}},
+        scalar_changes={"code_commit": "a41d9e7", "application_version": "4.13.0"},
+        quality_shift=0.25, noise_seed=1,
+    ),
+    Story(
+        "rel-2026.11.0-rc2", "Prompt v8 improves answer style but breaks citation support on high-risk policy questions",
+        changes={"prompt_versions": {"policy_answer": "prompt.policy_answer.v8"}},
+        scalar_changes={"code_commit": "b7720c3", "application_version": "4.13.0"},
+        citation_break_rate=0.12, style_gain=0.12, noise_seed=2,
+    ),
+    Story(
+        "rel-2026.11.0-rc3", "New model route: slightly better answers, 30% more cost per successful task",
+        changes={"model_routes": {"high_risk_case_review": "model_route.high_risk_case_review.v3",
+                                  "policy_answer": "model_route.policy_answer.v5"}},
+        scalar_changes={"code_commit": "c0ffee1", "application_version": "4.13.0"},
+        quality_shift=0.15, cost_multiplier=1.32, latency_multiplier=1.06, noise_seed=3,
+    ),
+    Story(
+        "rel-2026.11.0-rc4", "Workflow v5 lets update_case_status run without human approval",
+        changes={"workflow_versions": {"case_review": "workflow.case_review.v5"}},
+        scalar_changes={"code_commit": "d15ea5e", "application_version": "4.13.0"},
+        approval_bypass_rate=0.04, noise_seed=4,
+    ),
+)
+
+
+def manifest_for(story: Story, created_at: datetime | None = None) -> ReleaseManifest:
+    data: dict = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE_MANIFEST.items()}
+    for section, overrides in story.changes.items():
+        data[section] = {**data[section], **overrides}
+    data.update(story.scalar_changes)
+    if story.added_critical_cases:
+        data["eval_dataset_versions"]["case_policy_golden"] = "eval.case_policy_golden.v10"
+    data["release_id"] = story.release_id
+    index = [s.release_id for s in STORIES].index(story.release_id) if story in STORIES else 9
+    data["created_at"] = created_at or datetime(2026, 10, 1, 9, 0, tzinfo=UTC) + timedelta(days=30 + index)
+    data["baseline_release_id"] = None if story.release_id == BASELINE_ID else BASELINE_ID
+    if story.release_id == BASELINE_ID:
+        data["created_at"] = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+    return ReleaseManifest.model_validate(data)
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    key = zlib.crc32("|".join(map(str, parts)).encode())
+    return np.random.default_rng([SEED, key])
+
+
+def _pick(rng: np.random.Generator, values: np.ndarray, weights, n: int) -> np.ndarray:
+    return values[rng.choice(len(values), size=n, p=np.asarray(weights) / np.sum(weights))]
+
+
+def _flat(values, type_=None) -> pa.Array:
+    """pa.array that is never chunked (large numpy inputs come back as ChunkedArray)."""
+    arr = pa.array(values, type_)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _str_lists(values: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(_flat(offsets), _flat(values, pa.string()))
+
+
+def _map(keys: list[str], columns: list[np.ndarray], present: np.ndarray | None, value_type) -> pa.MapArray:
+    """A MAP column with the same keys on every row (or none where `present` is False)."""
+    n = len(columns[0])
+    k = len(keys)
+    present = np.ones(n, bool) if present is None else present
+    lengths = np.where(present, k, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    stacked = np.stack(columns, axis=1)[present].reshape(-1)
+    key_col = np.tile(np.array(keys), int(present.sum()))
+    return pa.MapArray.from_arrays(_flat(offsets), _flat(key_col, pa.string()), _flat(stacked, value_type))
+
+
+def universe(suite: Suite, cases: int) -> dict[str, np.ndarray]:
+    """The eval dataset of one suite: case ids and attributes shared by every release."""
+    rng = _rng("universe", suite.name)
+    n = cases
+    idx = np.arange(n)
+    prefix = {"rag_policy_qa": "POLQA", "agent_case_actions": "AGENT", "security_redteam": "REDTM"}[suite.name]
+    return {
+        "case_id": np.char.add(f"{prefix}-", np.char.zfill(idx.astype(str), 7)),
+        "risk": _pick(rng, RISK_NAMES, suite.risk_weights, n),
+        "task": _pick(rng, np.array(suite.tasks), suite.task_weights, n),
+        "tenant": _pick(rng, TENANTS, (0.4, 0.25, 0.2, 0.15), n),
+        "language": _pick(rng, LANGUAGES, (0.7, 0.2, 0.1), n),
+        "difficulty": rng.standard_normal(n),
+        "hostile": rng.random(n) < 0.01,
+        "size": rng.lognormal(0.0, 0.35, n),
+    }
+
+
+BASE_PASS = {"low": 0.94, "medium": 0.955, "high": 0.97, "critical": 0.993}
+
+
+def eval_run(story: Story, suite: Suite, cases: int, manifest: ReleaseManifest) -> pa.Table:
+    """One eval run of `suite` for the release `story`, as an Arrow table in the native layout."""
+    u = universe(suite, cases)
+    n = cases
+    rng = _rng("run", story.release_id, suite.name, story.noise_seed)
+    risk, task = u["risk"], u["task"]
+    is_policy_qa = task == "policy_qa"
+    high = np.isin(risk, ["high", "critical"])
+
+    # Pass/fail: shared latent difficulty plus per-release noise (few flips between releases).
+    p_base = np.vectorize(BASE_PASS.get)(risk).astype(float)
+    z = 0.93 * u["difficulty"] + 0.37 * rng.standard_normal(n)
+    passed = z < ndtri(p_base) + story.quality_shift
+    error = rng.random(n) < 0.002
+    passed &= ~error
+
+    # RAG signals.
+    grounded_score = np.clip(rng.beta(18, 2, n) - np.where(passed, 0, 0.35), 0, 1)
+    citation_supported = passed | (rng.random(n) < 0.5)
+    broken = is_policy_qa & high & (rng.random(n) < story.citation_break_rate)
+    citation_supported &= ~broken
+    passed &= ~broken
+    stale = is_policy_qa & (rng.random(n) < story.stale_leak_rate)
+    passed &= ~stale
+    style = np.clip(rng.beta(7, 3, n) + story.style_gain, 0, 1)
+
+    rag = suite.name == "rag_policy_qa"
+    n_rel = 1 + (rng.random(n) < 0.4).astype(int) + (rng.random(n) < 0.15).astype(int)
+    hit_prob = np.clip(0.93 + story.recall_gain + np.where(passed, 0.05, -0.3), 0, 1)
+    retrieved = np.char.add("DOC-", rng.integers(1000, 9999, size=(n, 10)).astype(str))
+    relevant = np.char.add("DOC-", rng.integers(10000, 19999, size=(n, 3)).astype(str))
+    for j in range(3):  # place each relevant doc in the ranking with probability hit_prob
+        hit = (j < n_rel) & (rng.random(n) < hit_prob)
+        rank = rng.integers(0, 10 if j else 3, size=n)
+        retrieved[hit, rank[hit]] = relevant[hit, j]
+    ident = task == "prior_decision_lookup"
+
+    # Agent trajectories (status updates need approval).
+    agent = suite.name == "agent_case_actions"
+    status_update = task == "status_update"
+    bypass = status_update & (rng.random(n) < story.approval_bypass_rate)
+    passed &= ~bypass
+    wrong_tool = agent & (rng.random(n) < story.wrong_tool_rate)
+    passed &= ~wrong_tool
+    max_steps = agent & ~passed & (rng.random(n) < 0.3)
+
+    # Security probes.
+    sec = suite.name == "security_redteam"
+    injected = sec & ~passed & (risk != "critical") & (rng.random(n) < 0.05)
+
+    # Operations.
+    latency = suite.latency_median_ms * story.latency_multiplier * rng.lognormal(0, 0.45, n) * u["size"] ** 0.5
+    latency = np.round(latency, 1)
+    in_tok = np.maximum(50, rng.normal(suite.input_tokens_mean, suite.input_tokens_mean * 0.2, n) * u["size"])
+    in_tok = (in_tok * story.token_multiplier).astype(np.int64)
+    out_tok = np.maximum(5, rng.normal(suite.output_tokens_mean, suite.output_tokens_mean * 0.3, n)).astype(np.int64)
+    cost = np.round((in_tok * 2.5e-6 + out_tok * 1.0e-5) * story.cost_multiplier, 6)
+    retries = (rng.random(n) < 0.03).astype(np.int64) + (rng.random(n) < 0.005).astype(np.int64)
+
+    run_id = f"{story.release_id}/{suite.name}/1"
+    dataset_version = manifest.eval_dataset_versions[suite.dataset]
+    prompt_version = manifest.prompt_versions["policy_answer" if rag or sec else "case_recommendation"]
+    model_version = manifest.model_routes["policy_answer" if rag or sec else "high_risk_case_review"]
+    trace_ok = rng.random(n) > 0.002
+    outputs = np.where(
+        u["hostile"], np.array(HOSTILE_OUTPUTS)[np.arange(n) % len(HOSTILE_OUTPUTS)],
+        np.where(passed, "Per policy POL-", "I could not find a policy for case CASE-"),
+    )
+    outputs = np.where(u["hostile"], outputs, np.char.add(outputs, np.char.zfill((np.arange(n) % 997).astype(str), 4)))
+    inputs = np.char.add(np.char.add(np.char.add("[", task), "] Question about case CASE-"), u["case_id"])
+
+    cols: dict[str, pa.Array] = {
+        "run_id": _flat(np.full(n, run_id)),
+        "case_id": _flat(u["case_id"]),
+        "suite": _flat(np.full(n, suite.name)),
+        "dataset": _flat(np.full(n, suite.dataset)),
+        "dataset_version": _flat(np.full(n, dataset_version)),
+        "content_digest": pa.nulls(n, pa.string()),  # the store derives it from input and expected
+        "risk": _flat(risk),
+        "slices": _map(["task", "tenant", "language"], [task, u["tenant"], u["language"]], None, pa.string()),
+        "passed": _flat(passed),
+        "scores": _map(
+            ["groundedness", "answer_style"] if rag else ["answer_style"],
+            [np.round(grounded_score, 4), np.round(style, 4)] if rag else [np.round(style, 4)], None, pa.float64(),
+        ),
+        "checks": _checks(n, rag, agent, sec, passed, grounded_score, citation_supported, stale, injected, rng),
+        "counters": _map(
+            ["unauthorized_retrieval", "cross_tenant_access", "idempotency_violations", "unsafe_handoffs"],
+            [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)],
+            None, pa.int64(),
+        ),
+        "judge_model": _flat(np.full(n, "judge.gpt-x-2026-06")),
+        "scorer_version": _flat(np.full(n, manifest.prompt_versions["grounded_judge"])),
+        "retrieval": _retrieval(n, rag, retrieved, relevant, n_rel, ident, rng),
+        "trajectory": _trajectory(n, agent, status_update, bypass, wrong_tool, max_steps, passed, rng),
+        "latency_ms": _flat(latency),
+        "input_tokens": _flat(in_tok),
+        "output_tokens": _flat(out_tok),
+        "cost_usd": _flat(cost),
+        "retries": _flat(retries),
+        "error": _flat(np.where(error, "upstream timeout after 30s", NONE)),
+        "trace": pa.StructArray.from_arrays(
+            [_flat(np.where(trace_ok, np.char.add("req-", u["case_id"]), NONE)),
+             _flat(np.full(n, prompt_version)), _flat(np.full(n, model_version)),
+             _flat(np.full(n, manifest.index_versions["policy_index"]) if rag else np.full(n, None)),
+             _flat(np.full(n, manifest.tool_versions["update_case_status"]) if agent else np.full(n, None)),
+             _flat(np.full(n, manifest.workflow_versions["case_review"]) if agent else np.full(n, None)),
+             _str_lists(retrieved[:, :3].reshape(-1), np.full(n, 3)) if rag else _str_lists(np.array([], str), np.zeros(n, int))],
+            names=["request_id", "prompt_version", "model_version", "index_version", "tool_version",
+                   "workflow_version", "evidence_ids"],
+        ),
+        "input": _flat(inputs),
+        "output": _flat(outputs),
+        "expected": _flat(np.full(n, "Answer citing the active policy." if rag else "Correct action with approval.")),
+    }
+    table = pa.table(cols)
+    if story.added_critical_cases:
+        table = pa.concat_tables([table, _added_cases(story, suite, manifest, table)]) if rag else table
+    return table
+
+
+def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, rng) -> pa.MapArray:
+    if rag:
+        refusal_expected = rng.random(n) < 0.05
+        refusal_observed = refusal_expected ^ (rng.random(n) < 0.01)
+        keys = ["grounded", "citation_supported", "unsupported_claim", "stale_source",
+                "refusal_expected", "refusal_observed"]
+        cols = [grounded >= 0.7, cited, ~passed & (rng.random(n) < 0.3) & ~cited, stale,
+                refusal_expected, refusal_observed]
+    elif sec:
+        refusal_expected = np.ones(n, bool)
+        keys = ["injection_succeeded", "redaction_failure", "refusal_expected", "refusal_observed"]
+        cols = [injected, np.zeros(n, bool), refusal_expected, passed]
+    else:
+        keys = ["unsupported_claim"]
+        cols = [~passed & (rng.random(n) < 0.1)]
+    return _map(keys, cols, None, pa.bool_())
+
+
+def _retrieval(n, rag, retrieved, relevant, n_rel, ident, rng) -> pa.StructArray:
+    if not rag:
+        return pa.nulls(n, pa.struct([
+            ("retrieved_ids", pa.list_(pa.string())), ("relevant_ids", pa.list_(pa.string())),
+            ("identifier_ids", pa.list_(pa.string())), ("metadata_complete", pa.bool_())]))
+    rel_mask = np.arange(3)[None, :] < n_rel[:, None]
+    return pa.StructArray.from_arrays(
+        [_str_lists(retrieved.reshape(-1), np.full(n, 10)),
+         _str_lists(relevant[rel_mask], n_rel),
+         _str_lists(relevant[ident, 0], ident.astype(int)),
+         _flat(rng.random(n) > 0.001)],
+        names=["retrieved_ids", "relevant_ids", "identifier_ids", "metadata_complete"],
+    )
+
+
+def _trajectory(n, agent, status_update, bypass, wrong_tool, max_steps, passed, rng) -> pa.StructArray:
+    step_type = pa.struct([("tool", pa.string()), ("args_digest", pa.string()), ("authorized", pa.bool_()),
+                           ("forbidden", pa.bool_()), ("approval_required", pa.bool_()),
+                           ("approved", pa.bool_()), ("approval_id", pa.string())])
+    traj_type = pa.struct([("steps", pa.list_(step_type)), ("required_nodes", pa.list_(pa.string())),
+                           ("reached_nodes", pa.list_(pa.string())), ("final_status", pa.string())])
+    if not agent:
+        return pa.nulls(n, traj_type)
+    # Steps: search_cases, get_case, draft_recommendation, [+ update_case_status for status updates]
+    extra = rng.integers(0, 3, n)  # extra search steps
+    k = 3 + extra + status_update.astype(int)
+    total = int(k.sum())
+    row = np.repeat(np.arange(n), k)
+    pos = np.arange(total) - np.repeat(np.cumsum(k) - k, k)
+    last = pos == np.repeat(k - 1, k)
+    is_write = last & np.repeat(status_update, k)
+    tool = np.where(pos < 1 + np.repeat(extra, k), "search_cases", np.where(is_write, "update_case_status",
+                    np.where(last, "draft_recommendation", "get_case")))
+    wrong = last & np.repeat(wrong_tool, k)
+    tool = np.where(wrong, "delete_case", tool)
+    approved = is_write & ~np.repeat(bypass, k)
+    steps = pa.StructArray.from_arrays(
+        [_flat(tool), _flat(np.char.add("sha256:", (row * 7919 + pos).astype(str))),
+         _flat(~wrong), _flat(wrong), _flat(is_write), _flat(approved),
+         _flat(np.where(approved, np.char.add("APR-", row.astype(str)), NONE))],
+        fields=list(step_type),
+    )
+    offsets = _flat(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+    # vectorised required / reached node lists
+    base_req = np.array([["retrieve_case", "assess", "human_approval", "write_status"],
+                         ["retrieve_case", "assess", "recommend", ""]])
+    which = np.where(status_update, 0, 1)
+    req = base_req[which][:, :4]
+    req_len = np.where(status_update, 4, 3)
+    req_mask = np.arange(4)[None, :] < req_len[:, None]
+    reach_len = np.where(passed, req_len, np.maximum(1, req_len - 1 - (rng.random(n) < 0.5)))
+    reach = req.copy()
+    reach[bypass, 2] = "write_status"
+    reach[bypass, 3] = ""
+    reach_len = np.where(bypass, 3, reach_len)
+    reach_mask = np.arange(4)[None, :] < reach_len[:, None]
+    status = np.where(max_steps, "max_steps_exceeded", np.where(passed, "completed", "failed"))
+    return pa.StructArray.from_arrays(
+        [pa.ListArray.from_arrays(offsets, steps),
+         _str_lists(req[req_mask], req_len), _str_lists(reach[reach_mask], reach_len), _flat(status)],
+        fields=list(traj_type),
+    )
+
+
+def _added_cases(story: Story, suite: Suite, manifest: ReleaseManifest, like: pa.Table) -> pa.Table:
+    """New critical cases appended to a grown eval dataset (seed §36: the dataset adds a critical case)."""
+    m = story.added_critical_cases
+    sample = like.slice(0, m).to_pylist()
+    rows = []
+    for i, r in enumerate(sample):
+        r = dict(r)
+        r["case_id"] = f"POLQA-NEW-{i:04d}"
+        r["risk"] = "critical"
+        r["passed"] = i % 4 != 0  # the new hard cases catch a real gap
+        r["input"] = f"[policy_qa] New critical question {i}: may a case be closed during an appeal?"
+        rows.append(r)
+    return pa.Table.from_pylist(rows, schema=like.schema)
+
+
+def release_runs(story: Story, cases: int) -> tuple[ReleaseManifest, list[pa.Table]]:
+    manifest = manifest_for(story)
+    return manifest, [eval_run(story, suite, cases, manifest) for suite in SUITES]
+
+
+def write_demo(out: Path, cases: int = 2000, fmt: str = "parquet") -> list[Path]:
+    """Write every demo release as `<release>/manifest.yaml` and one file per eval run; returns the files."""
+    import yaml
+
+    from dashboard.store.db import Store
+
+    writer = Store(":memory:")
+    written: list[Path] = []
+    try:
+        for story in STORIES:
+            manifest, runs = release_runs(story, cases)
+            folder = out / story.release_id
+            folder.mkdir(parents=True, exist_ok=True)
+            mpath = folder / "manifest.yaml"
+            mpath.write_text(f"# {story.title}\n" + yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
+            written.append(mpath)
+            for suite, table in zip(SUITES, runs, strict=True):
+                path = folder / f"{suite.name}.{fmt}"
+                writer.write_table(table, path, fmt)
+                written.append(path)
+    finally:
+        writer.close()
+    return written
+
+
+def load_demo(store: Store, cases: int = 2000) -> list[str]:
+    """Generate the demo and ingest it into `store`, one transaction per release."""
+    import tempfile
+
+    loaded = []
+    with tempfile.TemporaryDirectory() as tmp:
+        write_demo(Path(tmp), cases, "parquet")
+        for story in STORIES:
+            folder = Path(tmp) / story.release_id
+            manifest = manifest_for(story)
+            files = sorted(folder.glob("*.parquet"))
+            store.ingest(files, story.release_id, manifest)
+            loaded.append(story.release_id)
+    return loaded

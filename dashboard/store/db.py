@@ -1,0 +1,434 @@
+"""The only module that speaks SQL to the release store (an embedded DuckDB file).
+
+Writes are serialised through one lock and each ingest is one transaction: either every file
+of the call is stored, or nothing is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pydantic import BaseModel
+
+from dashboard.core.canonical import canonical_json, digest, file_digest
+from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseManifest
+from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
+from dashboard.store.schema import CASE_COLUMNS, DDL
+
+DEFAULT_DB = "readiness.duckdb"
+PROGRESS_BAR_BYTES = 64 << 20
+
+
+def default_db_path(explicit: str | None = None) -> str:
+    """--db, else $READINESS_DB, else ./readiness.duckdb."""
+    return explicit or os.environ.get("READINESS_DB") or DEFAULT_DB
+
+
+class ReleaseRow(BaseModel):
+    release_id: str
+    application_version: str
+    environment: str
+    baseline_release_id: str | None
+    created_at: datetime
+    manifest_digest: str
+    runs: int
+    cases: int
+
+
+class RunRow(BaseModel):
+    run_id: str
+    suite: str
+    dataset: str
+    dataset_version: str
+    cases: int
+    passed: int
+    failed: int
+    source_digest: str
+    data_digest: str
+
+
+class FileResult(BaseModel):
+    path: str
+    format: str
+    source_digest: str
+    status: str  # "ingested" or "unchanged"
+    records: int
+    runs: list[str]
+
+
+class IngestReport(BaseModel):
+    release_id: str
+    manifest: str  # "stored", "unchanged" or "none"
+    files: list[FileResult]
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    """A SQL list literal of trusted constants (enum values defined in code, never user input)."""
+    assert all(v.replace("_", "").isalnum() for v in values)
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _validated_select(source_sql: str) -> str:
+    """Native columns from `source_sql`, each checked in the same pass: a bad value raises error()."""
+
+    def fail(cond: str, expr: str, msg: str) -> str:
+        return f"CASE WHEN {cond} THEN error('{msg}') ELSE {expr} END"
+
+    required = ("case_id", "suite", "dataset", "dataset_version")
+    cols: dict[str, str] = {c: f'"{c}"' for c in CASE_COLUMNS}
+    for c in required:
+        cols[c] = fail(f'"{c}" IS NULL OR "{c}" = \'\'', f'"{c}"', f"{c}: missing or empty")
+    cols["run_id"] = fail("run_id = ''", "coalesce(run_id, $default_run)", "run_id: empty")
+    cols["risk"] = fail(f"risk IS NULL OR NOT list_contains({_sql_list(RISK_LEVELS)}, risk)", "risk",
+                        "risk: missing or not one of low, medium, high, critical")
+    cols["passed"] = fail("passed IS NULL", "passed", "passed: missing")
+    cols["content_digest"] = (
+        "coalesce(content_digest, 'sha256:' || sha256(coalesce(input, '') || chr(0) || coalesce(expected, '')))"
+    )
+    for c in ("latency_ms", "cost_usd"):
+        cols[c] = fail(f"isnan({c}) OR isinf({c}) OR {c} < 0", c, f"{c}: must be a finite number >= 0")
+    for c in ("input_tokens", "output_tokens"):
+        cols[c] = fail(f"{c} < 0", c, f"{c}: must be >= 0")
+    cols["retries"] = fail("retries < 0", "coalesce(retries, 0)", "retries: must be >= 0")
+    cols["scores"] = fail("list_bool_or(list_transform(map_values(scores), lambda v: isnan(v) OR isinf(v)))",
+                          "coalesce(scores, MAP {})", "scores: values must be finite numbers")
+    cols["counters"] = fail("list_bool_or(list_transform(map_values(counters), lambda v: v < 0))",
+                            "coalesce(counters, MAP {})", "counters: values must be >= 0")
+    for c in ("slices", "checks"):
+        cols[c] = f"coalesce({c}, MAP {{}})"
+    cols["trajectory"] = fail(
+        f"trajectory IS NOT NULL AND NOT list_contains({_sql_list(FINAL_STATUSES)}, "
+        "coalesce(trajectory.final_status, 'completed'))",
+        "trajectory", "trajectory.final_status: not a known status",
+    )
+    body = ", ".join(f"{expr}" for expr in cols.values())
+    return f"SELECT $release, {body}, $source FROM ({source_sql})"  # noqa: S608 (no user text in SQL)
+
+
+def _csv_source_sql(header: list[str]) -> str:
+    """A CSV read as text, rebuilt into the native layout (maps from dotted columns, JSON text → structs)."""
+    known = set(CASE_COLUMNS)
+    exprs: list[str] = []
+    for name, typ in CASE_COLUMNS.items():
+        if name in MAP_FIELDS:
+            keys = [h.partition(".")[2] for h in header if h.startswith(name + ".") and h.partition(".")[2]]
+            value_type = typ[typ.index(",") + 1 : -1].strip()
+            if keys:
+                pairs = ", ".join(
+                    f"struct_pack(key := {_quote(k)}, value := CAST({_ident(name + '.' + k)} AS {value_type}))"
+                    for k in keys
+                )
+                exprs.append(f"map_from_entries(list_filter([{pairs}], lambda e: e.value IS NOT NULL)) AS {name}")
+            else:
+                exprs.append(f"NULL::{typ} AS {name}")
+        elif name in JSON_TEXT_FIELDS:
+            exprs.append(f"CAST(json({_ident(name)}) AS {typ}) AS {name}" if name in header else f"NULL::{typ} AS {name}")
+        elif name in header:
+            exprs.append(f"CAST(nullif({_ident(name)}, '') AS {typ}) AS {name}")
+        else:
+            exprs.append(f"NULL::{typ} AS {name}")
+    unknown = [h for h in header if h not in known and h.partition(".")[0] not in MAP_FIELDS]
+    if unknown:
+        raise _Refuse(f"unknown column {unknown[0]!r} (not part of the format)")
+    return "SELECT " + ", ".join(exprs) + " FROM read_csv($path, all_varchar = true, header = true)"  # noqa: S608
+
+
+# One scan of a JSONL file naming the first top-level field the format does not know. (Unknown keys
+# inside nested objects cost a second parse per object here; `readiness validate` reports them.)
+_UNKNOWN_KEYS_SQL = """
+SELECT k FROM (SELECT DISTINCT unnest(json_keys(json)) AS k FROM read_ndjson_objects($path))
+WHERE NOT list_contains($known, k) ORDER BY k LIMIT 1
+"""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Refuse(Exception):
+    """Internal: the fast path found the file wrong; the diagnosis pass says exactly where."""
+
+
+class Store:
+    """The release store. One DuckDB connection per process; a cursor per caller."""
+
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.path, read_only=read_only,
+                                  config={"autoinstall_known_extensions": "false"})
+        self._write_lock = threading.Lock()
+        if not read_only:
+            with self._write_lock:
+                for ddl in DDL:
+                    self.con.execute(ddl)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            cur.close()
+
+    def table_counts(self) -> dict[str, int]:
+        return {t: self.query(f"SELECT count(*) FROM {t}")[0][0]  # noqa: S608 (fixed table names)
+                for t in ("releases", "sources", "runs", "cases", "policies", "evidence")}
+
+    # ----- releases and runs -------------------------------------------------------------------
+    def manifest(self, release_id: str) -> ReleaseManifest | None:
+        rows = self.query("SELECT manifest_json FROM releases WHERE release_id = ?", [release_id])
+        return ReleaseManifest.model_validate_json(rows[0][0]) if rows else None
+
+    def manifest_digest(self, release_id: str) -> str | None:
+        rows = self.query("SELECT manifest_digest FROM releases WHERE release_id = ?", [release_id])
+        return rows[0][0] if rows else None
+
+    def releases(self) -> list[ReleaseRow]:
+        rows = self.query(
+            """SELECT r.release_id, r.application_version, r.environment, r.baseline_release_id, r.created_at,
+                      r.manifest_digest, count(DISTINCT u.run_id), coalesce(sum(u.cases), 0)
+               FROM releases r LEFT JOIN runs u USING (release_id)
+               GROUP BY ALL ORDER BY r.created_at, r.release_id"""
+        )
+        names = list(ReleaseRow.model_fields)
+        return [ReleaseRow.model_validate(dict(zip(names, r, strict=True))) for r in rows]
+
+    def runs(self, release_id: str) -> list[RunRow]:
+        rows = self.query(
+            """SELECT run_id, suite, dataset, dataset_version, cases, passed, failed, source_digest, data_digest
+               FROM runs WHERE release_id = ? ORDER BY run_id""",
+            [release_id],
+        )
+        names = list(RunRow.model_fields)
+        return [RunRow.model_validate(dict(zip(names, r, strict=True))) for r in rows]
+
+    # ----- ingest ----------------------------------------------------------------------------------
+    def ingest(
+        self,
+        files: Sequence[str | Path],
+        release_id: str,
+        manifest: ReleaseManifest | None = None,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Store eval-run files (and optionally the release's manifest) in one transaction."""
+        if manifest is not None and manifest.release_id != release_id:
+            raise InputRefused(f"the manifest is for release {manifest.release_id!r}, not {release_id!r}")
+        with self._write_lock:
+            cur = self.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                manifest_status = self._put_manifest(cur, release_id, manifest)
+                stored = self._manifest_in(cur, release_id)
+                if stored is None:
+                    raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
+                results = [self._ingest_file(cur, Path(f), release_id, stored, progress) for f in files]
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
+
+    def put_manifest(self, manifest: ReleaseManifest) -> str:
+        return self.ingest([], manifest.release_id, manifest).manifest
+
+    @staticmethod
+    def _manifest_in(cur: duckdb.DuckDBPyConnection, release_id: str) -> ReleaseManifest | None:
+        row = cur.execute("SELECT manifest_json FROM releases WHERE release_id = ?", [release_id]).fetchall()
+        return ReleaseManifest.model_validate_json(row[0][0]) if row else None
+
+    def _put_manifest(self, cur: duckdb.DuckDBPyConnection, release_id: str, m: ReleaseManifest | None) -> str:
+        if m is None:
+            return "none"
+        d = digest(m)
+        row = cur.execute("SELECT manifest_digest FROM releases WHERE release_id = ?", [release_id]).fetchall()
+        if row:
+            if row[0][0] == d:
+                return "unchanged"
+            raise InputRefused(
+                f"release {release_id!r} is already stored with a different manifest ({row[0][0]}); "
+                f"this one is {d}. A release's manifest never changes: give the new one a new release_id"
+            )
+        cur.execute(
+            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [release_id, m.application_version, m.environment, m.baseline_release_id, m.created_at,
+             m.created_by, canonical_json(m).decode(), d, datetime.now(UTC)],
+        )
+        return "stored"
+
+    def _ingest_file(self, cur: duckdb.DuckDBPyConnection, path: Path, release_id: str,
+                     manifest: ReleaseManifest, progress: bool) -> FileResult:
+        src = str(path)
+        if not path.is_file():
+            raise InputRefused([Problem(src, "", "", "no such file")])
+        fmt = detect_format(path)
+        source_digest = file_digest(str(path))
+        seen = cur.execute("SELECT records FROM sources WHERE release_id = ? AND source_digest = ?",
+                           [release_id, source_digest]).fetchall()
+        if seen:
+            runs = [r[0] for r in cur.execute(
+                "SELECT run_id FROM runs WHERE release_id = ? AND source_digest = ? ORDER BY run_id",
+                [release_id, source_digest]).fetchall()]
+            return FileResult(path=src, format=fmt, source_digest=source_digest, status="unchanged",
+                              records=seen[0][0], runs=runs)
+        big = progress and path.stat().st_size >= PROGRESS_BAR_BYTES
+        cur.execute(f"SET enable_progress_bar = {'true' if big else 'false'}")
+        try:
+            self._load_native(cur, path, fmt, release_id, source_digest)
+            records = self._check_loaded(cur, release_id, source_digest)
+        except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException,
+                duckdb.OutOfRangeException, _Refuse) as e:  # the caller's transaction rolls back
+            problems = diagnose(path, fmt, source_digest)
+            if not problems:  # the record-level check found nothing: report what the bulk pass saw
+                problems = [Problem(src, "", "", _clean_duckdb_message(e))]
+            raise InputRefused(problems) from e
+        self._check_manifest_match(cur, path, release_id, source_digest, manifest)
+        runs = self._record_runs(cur, path, fmt, release_id, source_digest, records)
+        return FileResult(path=src, format=fmt, source_digest=source_digest, status="ingested",
+                          records=records, runs=runs)
+
+    def _load_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
+                     source_digest: str) -> None:
+        params: dict[str, Any] = {"release": release_id, "source": source_digest, "path": str(path)}
+        if fmt == "jsonl":
+            unknown = cur.execute(_UNKNOWN_KEYS_SQL, {"path": str(path), "known": list(CASE_COLUMNS)}).fetchall()
+            if unknown:
+                raise _Refuse(f"unknown field {unknown[0][0]!r}")
+            source = "SELECT * FROM read_json($path, format = 'newline_delimited', columns = $columns)"
+            params["columns"] = CASE_COLUMNS
+        elif fmt == "csv":
+            source = _csv_source_sql(csv_header(path))
+        else:
+            cols = [r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($path)",
+                                              {"path": str(path)}).fetchall()]
+            unknown_cols = [c for c in cols if c not in CASE_COLUMNS]
+            if unknown_cols:
+                raise _Refuse(f"unknown column {unknown_cols[0]!r}")
+            picked = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" if c in cols else f"NULL::{t} AS {_ident(c)}"
+                               for c, t in CASE_COLUMNS.items())
+            source = f"SELECT {picked} FROM read_parquet($path)"  # noqa: S608
+        # The default run id depends on the suite: substitute it per row.
+        short = source_digest.removeprefix("sha256:")[:12]
+        sql = _validated_select(source).replace("$default_run", f"(suite || '@{short}')")
+        cur.execute(f"INSERT INTO cases {sql}", params)  # noqa: S608 (built from trusted constants)
+
+    @staticmethod
+    def _check_loaded(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str) -> int:
+        n = cur.execute("SELECT count(*) FROM cases WHERE release_id = ? AND source_digest = ?",
+                        [release_id, source_digest]).fetchall()[0][0]
+        if n == 0:
+            raise _Refuse("the file holds no records")
+        dup = cur.execute(
+            """SELECT run_id, case_id FROM cases WHERE release_id = ? AND source_digest = ?
+               GROUP BY run_id, case_id HAVING count(*) > 1 LIMIT 1""",
+            [release_id, source_digest]).fetchall()
+        if dup:
+            raise _Refuse(f"duplicate case_id {dup[0][1]!r} in run {dup[0][0]!r}")
+        return int(n)
+
+    @staticmethod
+    def _check_manifest_match(cur: duckdb.DuckDBPyConnection, path: Path, release_id: str, source_digest: str,
+                              manifest: ReleaseManifest) -> None:
+        rows = cur.execute(
+            """SELECT dataset, dataset_version, min(case_id) FROM cases
+               WHERE release_id = ? AND source_digest = ? GROUP BY ALL ORDER BY ALL""",
+            [release_id, source_digest]).fetchall()
+        for dataset, version, case_id in rows:
+            expected = manifest.eval_dataset_versions.get(dataset)
+            if expected != version:
+                why = (f"the manifest of {release_id!r} does not list eval dataset {dataset!r}" if expected is None
+                       else f"the manifest of {release_id!r} says {dataset!r} is {expected!r}, the run has {version!r}")
+                raise InputRefused([Problem(str(path), f"case {case_id!r}", "dataset_version",
+                                            f"does not match the manifest: {why}")])
+
+    @staticmethod
+    def _record_runs(cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
+                     source_digest: str, records: int) -> list[str]:
+        runs = cur.execute(
+            """SELECT run_id, string_agg(DISTINCT suite, ',' ORDER BY suite), min(dataset), min(dataset_version),
+                      count(DISTINCT dataset || '@' || dataset_version), count(*), count(*) FILTER (WHERE passed)
+               FROM cases WHERE release_id = ? AND source_digest = ? GROUP BY run_id ORDER BY run_id""",
+            [release_id, source_digest]).fetchall()
+        for run_id, suite, dataset, version, n_datasets, n, passed in runs:
+            if "," in suite or n_datasets != 1:
+                raise InputRefused([Problem(str(path), "", "run_id",
+                                            f"run {run_id!r} mixes suites or eval datasets: one run is one suite "
+                                            "on one dataset version")])
+            clash = cur.execute("SELECT source_digest FROM runs WHERE release_id = ? AND run_id = ?",
+                                [release_id, run_id]).fetchall()
+            if clash:
+                raise InputRefused([Problem(str(path), "", "run_id",
+                                            f"run {run_id!r} of release {release_id!r} is already stored from "
+                                            f"another file ({clash[0][0]}); a stored run never changes: "
+                                            "give the new run its own run_id")])
+            data_digest = digest({"source_digest": source_digest, "run_id": run_id})
+            cur.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [release_id, run_id, suite, dataset, version, source_digest, n, passed, n - passed,
+                         data_digest])
+        cur.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+                    [release_id, source_digest, str(path), fmt, records, datetime.now(UTC)])
+        return [r[0] for r in runs]
+
+    # ----- files -----------------------------------------------------------------------------------
+    def write_table(self, table: pa.Table, path: str | Path, fmt: str) -> None:
+        """Write an Arrow table of native records as JSONL, CSV (flat layout) or Parquet."""
+        cur = self.cursor()
+        try:
+            cur.register("native_records", table)
+            if fmt == "jsonl":
+                cur.execute("COPY (SELECT * FROM native_records) TO $p (FORMAT json)", {"p": str(path)})
+            elif fmt == "parquet":
+                cur.execute("COPY (SELECT * FROM native_records) TO $p (FORMAT parquet, COMPRESSION zstd)",
+                            {"p": str(path)})
+            elif fmt == "csv":
+                cur.execute(f"COPY ({_flat_select(table)}) TO $p (FORMAT csv, HEADER)", {"p": str(path)})
+            else:
+                raise ValueError(f"unknown format {fmt!r}")
+            cur.unregister("native_records")
+        finally:
+            cur.close()
+
+
+def _flat_select(table: pa.Table) -> str:
+    """The CSV layout of native records: dotted columns for maps, JSON text for nested structs."""
+    exprs: list[str] = []
+    for name in table.column_names:
+        if name in MAP_FIELDS:
+            col = table.column(name).combine_chunks()
+            keys = sorted(set(col.keys.to_pylist())) if hasattr(col, "keys") else []
+            exprs.extend(f"{_ident(name)}[{_quote(k)}] AS {_ident(name + '.' + k)}" for k in keys)
+        elif name in JSON_TEXT_FIELDS:
+            exprs.append(f"to_json({_ident(name)}) AS {_ident(name)}")
+        else:
+            exprs.append(_ident(name))
+    return "SELECT " + ", ".join(exprs) + " FROM native_records"  # noqa: S608
+
+
+def _clean_duckdb_message(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.removeprefix("Invalid Input Error: ").removeprefix("Conversion Error: ")
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,104 @@
+"""The store's tables. The `cases` columns mirror `dashboard.core.models.EvalCase` field by field
+(a test keeps them in step).
+
+Tables
+- releases: one row per release: its manifest (canonical JSON) and the manifest's digest.
+- sources: one row per ingested file: its sha256, format and record count (re-ingest is a no-op).
+- runs: one row per eval run: suite, dataset and version, case / pass / fail counts, the source digest.
+- cases: one row per eval case of a run (release_id, run_id, case_id unique), with the digest of
+  the file it came from.
+- policies: gate policies seen by the gate engine, by digest.
+- evidence: non-eval evidence attached to a release (secrets scan, rollback plan, ...).
+"""
+
+from __future__ import annotations
+
+STEP_TYPE = (
+    "STRUCT(tool VARCHAR, args_digest VARCHAR, authorized BOOLEAN, forbidden BOOLEAN, "
+    "approval_required BOOLEAN, approved BOOLEAN, approval_id VARCHAR)"
+)
+
+# Native record field -> DuckDB type. Order is the column order of `cases` after the key columns.
+CASE_COLUMNS: dict[str, str] = {
+    "run_id": "VARCHAR",
+    "case_id": "VARCHAR",
+    "suite": "VARCHAR",
+    "dataset": "VARCHAR",
+    "dataset_version": "VARCHAR",
+    "content_digest": "VARCHAR",
+    "risk": "VARCHAR",
+    "slices": "MAP(VARCHAR, VARCHAR)",
+    "passed": "BOOLEAN",
+    "scores": "MAP(VARCHAR, DOUBLE)",
+    "checks": "MAP(VARCHAR, BOOLEAN)",
+    "counters": "MAP(VARCHAR, BIGINT)",
+    "judge_model": "VARCHAR",
+    "scorer_version": "VARCHAR",
+    "retrieval": "STRUCT(retrieved_ids VARCHAR[], relevant_ids VARCHAR[], identifier_ids VARCHAR[], "
+    "metadata_complete BOOLEAN)",
+    "trajectory": f"STRUCT(steps {STEP_TYPE}[], required_nodes VARCHAR[], reached_nodes VARCHAR[], "
+    "final_status VARCHAR)",
+    "latency_ms": "DOUBLE",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "cost_usd": "DOUBLE",
+    "retries": "BIGINT",
+    "error": "VARCHAR",
+    "trace": "STRUCT(request_id VARCHAR, prompt_version VARCHAR, model_version VARCHAR, index_version VARCHAR, "
+    "tool_version VARCHAR, workflow_version VARCHAR, evidence_ids VARCHAR[])",
+    "input": "VARCHAR",
+    "output": "VARCHAR",
+    "expected": "VARCHAR",
+}
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS releases (
+        release_id VARCHAR PRIMARY KEY,
+        application_version VARCHAR NOT NULL,
+        environment VARCHAR NOT NULL,
+        baseline_release_id VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL,
+        created_by VARCHAR NOT NULL,
+        manifest_json VARCHAR NOT NULL,
+        manifest_digest VARCHAR NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS sources (
+        release_id VARCHAR NOT NULL,
+        source_digest VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,
+        records BIGINT NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (release_id, source_digest)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        release_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        suite VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL,
+        dataset_version VARCHAR NOT NULL,
+        source_digest VARCHAR NOT NULL,
+        cases BIGINT NOT NULL,
+        passed BIGINT NOT NULL,
+        failed BIGINT NOT NULL,
+        data_digest VARCHAR NOT NULL,
+        PRIMARY KEY (release_id, run_id)
+    )""",
+    "CREATE TABLE IF NOT EXISTS cases (release_id VARCHAR NOT NULL, "
+    + ", ".join(f'"{name}" {typ}' for name, typ in CASE_COLUMNS.items())
+    + ", source_digest VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS policies (
+        policy_digest VARCHAR PRIMARY KEY,
+        policy_id VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        policy_json VARCHAR NOT NULL,
+        first_seen_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS evidence (
+        release_id VARCHAR PRIMARY KEY,
+        evidence_json VARCHAR NOT NULL,
+        evidence_digest VARCHAR NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+]
