@@ -1,0 +1,73 @@
+"""Benchmarks: `python -m benchmarks.run [--cases N] [--only NAME ...]`.
+
+Each measurement runs in a fresh subprocess so its peak memory (ru_maxrss) is its own. Results are
+printed as a Markdown table to paste into docs/benchmarks.md, with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def _machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def _child(step: str, *args: str) -> dict:
+    """Run one step in a fresh interpreter; it prints a JSON line with its wall time and peak RSS."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.steps", step, *args], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_ingest(cases: int) -> list[tuple[str, dict]]:
+    OUT.mkdir(exist_ok=True)
+    jsonl = OUT / f"cases_{cases}.jsonl"
+    if not jsonl.exists():
+        _child("make_jsonl", str(jsonl), str(cases))
+    size = jsonl.stat().st_size / 2**20
+    ref = _child("bare_read", str(jsonl))
+    ours = _child("ingest", str(jsonl))
+    ours["ratio"] = ours["wall_s"] / ref["wall_s"]
+    return [(f"bare DuckDB `CREATE TABLE AS SELECT * FROM read_json_auto` ({cases:,} cases, {size:.0f} MiB)", ref),
+            (f"`readiness ingest` of the same file ({cases:,} cases)", ours)]
+
+
+BENCHES = {"ingest": bench_ingest}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cases", type=int, default=1_000_000)
+    ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=sorted(BENCHES))
+    args = ap.parse_args()
+    print(f"machine: {_machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d')}\n")
+    print("| measurement | wall (s) | peak RSS (MiB) | ratio to reference |")
+    print("|---|---|---|---|")
+    for name in args.only:
+        for label, r in BENCHES[name](args.cases):
+            ratio = f"{r['ratio']:.2f}×" if "ratio" in r else "reference"
+            print(f"| {label} | {r['wall_s']:.2f} | {r['peak_mib']:.0f} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
