@@ -264,7 +264,7 @@ def eval_run(story: Story, suite: Suite, cases: int, manifest: ReleaseManifest) 
 
     # Security probes.
     sec = suite.name == "security_redteam"
-    injected = sec & ~passed & (risk != "critical") & (rng.random(n) < 0.05)
+    injected = sec & ~passed & ~high & (rng.random(n) < 0.05)  # only low/medium probes ever get through
 
     # Operations.
     latency = suite.latency_median_ms * story.latency_multiplier * rng.lognormal(0, 0.45, n) * u["size"] ** 0.5

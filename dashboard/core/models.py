@@ -157,3 +157,24 @@ class EvalCase(_Strict):
     input: str | None = Field(default=None, description="Case input (untrusted text).")
     output: str | None = Field(default=None, description="Model output (untrusted text).")
     expected: str | None = Field(default=None, description="Expected answer or reference (untrusted text).")
+
+
+class EvidenceItem(_Strict):
+    """One piece of non-eval evidence: a scan, a test report, a verified plan."""
+
+    kind: str = Field(min_length=1, description="e.g. secrets_scan, dependency_scan, rollback_plan, runbook, "
+                                                "alerts, acl_validation, contract_tests, resume_tests.")
+    passed: bool = Field(description="The evidence shows the condition holds.")
+    ref: str | None = Field(default=None, description="Where the report lives (URL, path, ticket).")
+    detail: str | None = Field(default=None, description="Short human summary.")
+    accepted_exceptions: list[str] = Field(default_factory=list,
+                                           description="Findings accepted by an owner, e.g. CVE ids.")
+
+
+class ReleaseEvidence(_Strict):
+    """Non-eval evidence attached to a release (seed §14-17): gated like eval metrics."""
+
+    release_id: str = Field(min_length=1)
+    release_owner: str | None = Field(default=None, description="Named owner of the release (seed §15).")
+    rollback_owner: str | None = Field(default=None, description="Named owner of the rollback.")
+    items: list[EvidenceItem] = Field(default_factory=list)

@@ -20,8 +20,11 @@ from pydantic import BaseModel
 
 from dashboard.core.canonical import canonical_json, digest, file_digest
 from dashboard.core.errors import InputRefused, Problem
-from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseManifest
+from dashboard.core.metrics import MetricValue, metric_value
+from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseEvidence, ReleaseManifest
+from dashboard.core.policy import SliceSpec
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
+from dashboard.store.metrics import METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
 DEFAULT_DB = "readiness.duckdb"
@@ -389,6 +392,71 @@ class Store:
         cur.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?)",
                     [release_id, source_digest, str(path), fmt, records, datetime.now(UTC)])
         return [r[0] for r in runs]
+
+    # ----- metrics ---------------------------------------------------------------------------------
+    def slice_metrics(self, release_id: str, spec: SliceSpec, metrics: Sequence[str]) -> dict[str, dict[str, MetricValue]]:
+        """Every metric on the slice (or on each value of `spec.for_each`), in one aggregate query.
+
+        Keys are the slice values ('' when the spec is not expanded; '(none)' for cases without the
+        dimension). Metric names must be catalogue names (their SQL is fixed in store/metrics.py).
+        """
+        names = [m for m in dict.fromkeys(metrics) if m in METRIC_SQL]
+        params: dict[str, Any] = {"release": release_id}
+        conds = ["release_id = $release"]
+        if spec.risk is not None:
+            conds.append("list_contains($risk, risk)")
+            params["risk"] = list(spec.risk)
+        if spec.suite is not None:
+            conds.append("list_contains($suite, suite)")
+            params["suite"] = list(spec.suite)
+        for i, (dim, values) in enumerate(sorted(spec.where.items())):
+            conds.append(f"list_contains($wv{i}, slices[$wk{i}])")
+            params[f"wk{i}"], params[f"wv{i}"] = dim, list(values)
+        if spec.for_each is None:
+            group = "''"
+        elif spec.for_each in ("risk", "suite"):
+            group = f"coalesce({spec.for_each}, '(none)')"
+        else:
+            group = "coalesce(slices[$group_dim], '(none)')"
+            params["group_dim"] = spec.for_each
+        aggs = ", ".join(f"{a}, {b}, {n}" for m in names for a, b, n in [METRIC_SQL[m]])
+        sql = (f"SELECT {group} AS slice_value, count(*) AS n_cases{', ' + aggs if aggs else ''} "  # noqa: S608
+               f"FROM cases WHERE {' AND '.join(conds)} GROUP BY ALL ORDER BY slice_value")
+        out: dict[str, dict[str, MetricValue]] = {}
+        for row in self.query(sql, params):
+            value, n_cases = row[0], int(row[1])
+            out[value] = {m: metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
+                          for i, m in enumerate(names)}
+        return out
+
+    def suites(self, release_id: str) -> set[str]:
+        return {r[0] for r in self.query("SELECT DISTINCT suite FROM runs WHERE release_id = ?", [release_id])}
+
+    # ----- evidence and policies ---------------------------------------------------------------------
+    def put_evidence(self, evidence: ReleaseEvidence) -> str:
+        """Attach non-eval evidence to a stored release; the same evidence again is a no-op."""
+        d = digest(evidence)
+        with self._write_lock:
+            if self.manifest(evidence.release_id) is None:
+                raise InputRefused(f"release {evidence.release_id!r} is not in the store")
+            row = self.query("SELECT evidence_digest FROM evidence WHERE release_id = ?", [evidence.release_id])
+            if row and row[0][0] == d:
+                return "unchanged"
+            if row:
+                raise InputRefused(f"release {evidence.release_id!r} already has evidence ({row[0][0]}); "
+                                   "evidence is append-only: attach it to a new release id")
+            self.query("INSERT INTO evidence VALUES (?, ?, ?, ?)",
+                       [evidence.release_id, canonical_json(evidence).decode(), d, datetime.now(UTC)])
+        return "stored"
+
+    def evidence(self, release_id: str) -> tuple[ReleaseEvidence, str] | None:
+        row = self.query("SELECT evidence_json, evidence_digest FROM evidence WHERE release_id = ?", [release_id])
+        return (ReleaseEvidence.model_validate_json(row[0][0]), row[0][1]) if row else None
+
+    def remember_policy(self, policy_id: str, version: str, policy_digest: str, policy_json: str) -> None:
+        with self._write_lock:
+            self.query("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       [policy_digest, policy_id, version, policy_json, datetime.now(UTC)])
 
     # ----- files -----------------------------------------------------------------------------------
     def write_table(self, table: pa.Table, path: str | Path, fmt: str) -> None:
