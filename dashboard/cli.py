@@ -20,13 +20,21 @@ class UsageError(Exception):
     """The command was called wrongly (exit 2)."""
 
 
-def _open_store(args: argparse.Namespace, read_only: bool = False):
+def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False):
     from dashboard.store.db import Store, default_db_path
 
     path = default_db_path(getattr(args, "db", None))
-    if read_only and not Path(path).exists():
+    if (read_only or must_exist) and not Path(path).exists():
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
-    return Store(path, read_only=read_only)
+    import duckdb
+
+    try:
+        return Store(path, read_only=read_only)
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise UsageError(f"the store {path} is open in another process (the dashboard?): stop it or use "
+                             "another --db") from e
+        raise UsageError(f"cannot open the store {path}: {e}") from e
 
 
 def _print_json(value: object) -> None:
@@ -176,6 +184,90 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from dashboard.core import render
+    from dashboard.core.policy import load_policy
+    from dashboard.service import gate_release
+
+    policy = load_policy(args.policy)
+    store = _open_store(args, must_exist=True)
+    try:
+        decision = gate_release(store, policy, args.candidate, args.baseline, args.profile)
+        regressions = (store.regressions(decision.candidate.release_id, decision.baseline.release_id)
+                       if decision.baseline else None)
+    finally:
+        store.close()
+    renderers: dict[str, Callable[[], str]] = {
+        "text": lambda: render.to_text(decision, regressions),
+        "json": lambda: render.to_json(decision),
+        "markdown": lambda: render.to_markdown(decision, regressions),
+        "junit": lambda: render.to_junit(decision),
+    }
+    text = renderers[args.format]()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"{decision.status}: {decision.candidate.release_id} (digest {decision.digest}) -> {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_REFUSED if decision.status == "blocked" else EXIT_OK
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from dashboard.core.policy import load_policy
+
+    policy = load_policy(args.file)
+    print(f"{args.file}: valid. {policy.policy_id} v{policy.version} ({policy.digest})")
+    for profile in policy.profiles:
+        gates = policy.gates_for(profile)
+        print(f"profile {profile}{' (default)' if profile == policy.default_profile else ''}: {len(gates)} gates")
+        for g in gates:
+            extra = f"  when {', '.join(g.when_changed)} change" if g.when_changed else ""
+            print(f"  {g.severity:<13} {g.id}: {g.metric} {g.condition.text} on {g.slice.label()}{extra}")
+    if policy.change_requirements:
+        print("change requirements:")
+        for kind, reqs in sorted(policy.change_requirements.items()):
+            print(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
+    return EXIT_OK
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from dashboard.core.metrics import CATALOGUE
+
+    if args.format == "json":
+        _print_json([{"name": d.name, "kind": d.kind, "category": d.category, "description": d.description,
+                      "needs": d.needs, "higher_is_better": d.higher_is_better, "unit": d.unit}
+                     for d in CATALOGUE.values()])
+        return EXIT_OK
+    for d in CATALOGUE.values():
+        arrow = "higher is better" if d.higher_is_better else "lower is better"
+        print(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
+    print("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
+          "0 when failed; missing fails closed. evidence.owners_named: release and rollback owners named.")
+    return EXIT_OK
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from dashboard.core.manifests import load_structured, pydantic_problems
+    from dashboard.core.models import ReleaseEvidence
+
+    data = load_structured(args.file)
+    try:
+        evidence = ReleaseEvidence.model_validate(data)
+    except ValidationError as e:
+        raise InputRefused(pydantic_problems(args.file, "", e)) from e
+    if evidence.release_id != args.release:
+        raise InputRefused(f"{args.file}: the evidence is for release {evidence.release_id!r}, not {args.release!r}")
+    store = _open_store(args, must_exist=True)
+    try:
+        status = store.put_evidence(evidence)
+    finally:
+        store.close()
+    print(f"evidence for {args.release}: {status}")
+    return EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -213,6 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--file-format", choices=["jsonl", "csv", "parquet"], default="jsonl",
                     help="file format with --out (default jsonl)")
 
+    sp = add("gate", cmd_gate, "Judge a candidate against its baseline under a gate policy. "
+             "Exit 0 approved / approved_with_warnings, 1 blocked, 2 usage or input error.")
+    sp.add_argument("--candidate", required=True, help="release id of the candidate")
+    sp.add_argument("--baseline", help="baseline release id (default: the one the candidate's manifest names)")
+    sp.add_argument("--policy", required=True, help="gate policy YAML")
+    sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
+    sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")
+    sp.add_argument("--out", help="write the output to this file instead of stdout")
+
+    policy_parser = sub.add_parser("policy", help="Gate policy tools.")
+    policy_sub = policy_parser.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    sp = policy_sub.add_parser("check", help="Validate a policy and list the gates each profile runs.")
+    sp.set_defaults(func=cmd_policy_check)
+    sp.add_argument("file", metavar="FILE")
+
+    sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
+             db=False)
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+
+    sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
+             "to a stored release.")
+    sp.add_argument("file", metavar="FILE", help="evidence JSON or YAML")
+    sp.add_argument("--release", required=True)
+
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501)
     sp.add_argument("--address", default="127.0.0.1")
@@ -229,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"readiness: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the interpreter's flush at exit)
+        return EXIT_OK
     except InputRefused as e:
         print("refused, nothing was written:", file=sys.stderr)
         for problem in e.problems:

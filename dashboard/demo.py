@@ -301,7 +301,7 @@ def eval_run(story: Story, suite: Suite, cases: int, manifest: ReleaseManifest) 
             ["groundedness", "answer_style"] if rag else ["answer_style"],
             [np.round(grounded_score, 4), np.round(style, 4)] if rag else [np.round(style, 4)], None, pa.float64(),
         ),
-        "checks": _checks(n, rag, agent, sec, passed, grounded_score, citation_supported, stale, injected, rng),
+        "checks": _checks(n, rag, agent, sec, passed, grounded_score, citation_supported, stale, injected, high, rng),
         "counters": _map(
             ["unauthorized_retrieval", "cross_tenant_access", "idempotency_violations", "unsafe_handoffs"],
             [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)],
@@ -339,10 +339,10 @@ def eval_run(story: Story, suite: Suite, cases: int, manifest: ReleaseManifest) 
     return table
 
 
-def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, rng) -> pa.MapArray:
+def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, high, rng) -> pa.MapArray:
     if rag:
         refusal_expected = rng.random(n) < 0.05
-        refusal_observed = refusal_expected ^ (rng.random(n) < 0.01)
+        refusal_observed = refusal_expected | (rng.random(n) < 0.01)  # noise only over-refuses
         keys = ["grounded", "citation_supported", "unsupported_claim", "stale_source",
                 "refusal_expected", "refusal_observed"]
         cols = [grounded >= 0.7, cited, ~passed & (rng.random(n) < 0.3) & ~cited, stale,
@@ -350,7 +350,7 @@ def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, rng) -
     elif sec:
         refusal_expected = np.ones(n, bool)
         keys = ["injection_succeeded", "redaction_failure", "refusal_expected", "refusal_observed"]
-        cols = [injected, np.zeros(n, bool), refusal_expected, passed]
+        cols = [injected, np.zeros(n, bool), refusal_expected, passed | high]
     else:
         keys = ["unsupported_claim"]
         cols = [~passed & (rng.random(n) < 0.1)]

@@ -76,3 +76,54 @@ def test_demo_out_writes_manifests_and_runs(capsys, tmp_path):
     assert code == 0
     assert len(list((tmp_path / "d").rglob("*.jsonl"))) == 15
     assert len(list((tmp_path / "d").rglob("manifest.yaml"))) == 5
+
+
+def test_a_locked_store_gives_a_clear_error(capsys, demo_store):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dashboard.cli", "releases", "--db", demo_store.path],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "open in another process" in out.stderr
+
+
+def test_gate_cli_exit_codes_and_formats(tmp_path, capsys, demo_store):
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(demo_store.path, db)
+    policy = str(REPO / "data" / "policies" / "case-management.yaml")
+    code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc3", "--policy", policy, "--db", str(db))
+    assert code == 0 and out.startswith("APPROVED WITH WARNINGS")
+    code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc4", "--policy", policy, "--db", str(db),
+                       "--format", "markdown")
+    assert code == 1 and "BLOCKED" in out and "approval\\_bypass" in out and "Top regressions" in out
+    code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", policy, "--db", str(db),
+                       "--format", "junit", "--out", str(tmp_path / "j.xml"))
+    assert code == 0
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    code, _, err = run(capsys, "gate", "--candidate", "nope", "--policy", policy, "--db", str(db))
+    assert code == 1 and "not in the store" in err
+    code, _, err = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", policy, "--db", str(db),
+                       "--profile", "weekly")
+    assert code == 1 and "unknown profile" in err
+
+
+def test_policy_check_names_the_line(capsys, tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("policy_id: t\nversion: '1'\ngates:\n  - id: g\n    name: n\n    category: quality\n"
+                   "    severity: blocker\n    metric: pass_rat\n    condition: '>= 1'\n")
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 1 and "p.yaml:line 8: gates.0.metric: unknown metric 'pass_rat'" in err
+    code, out, _ = run(capsys, "policy", "check", str(REPO / "data" / "policies" / "tiered.yaml"))
+    assert code == 0 and "profile pr: 9 gates" in out
+
+
+def test_metrics_lists_the_catalogue(capsys):
+    code, out, _ = run(capsys, "metrics", "--format", "json")
+    names = {m["name"] for m in json.loads(out)}
+    assert code == 0 and {"cost_per_successful_task", "recall_at_10", "approval_bypasses"} <= names

@@ -15,6 +15,7 @@ from dashboard.core.canonical import digest
 from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import CATALOGUE, EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
+from dashboard.core.numbers import fmt_value
 from dashboard.core.policy import SEVERITY_ORDER, Gate, GatePolicy, SliceSpec
 from dashboard.core.stats import wilson_interval
 
@@ -114,19 +115,6 @@ def decide(gates: list[GateResult]) -> tuple[DecisionStatus, list[str], list[str
     return status, blockers, warnings
 
 
-def _fmt(x: float | None, other: float | None = None) -> str:
-    """A short number; with `other`, enough digits that the two never print the same when they differ."""
-    if x is None:
-        return "n/a"
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    for digits in range(4, 13):
-        text = f"{x:.{digits}g}"
-        if other is None or x == other or text != f"{other:.{digits}g}":
-            return text
-    return repr(x)
-
-
 def _case_filter(release_id: str, spec: SliceSpec, value: str) -> CaseFilter:
     where = {k: list(v) for k, v in spec.where.items()}
     risk, suite = spec.risk, spec.suite
@@ -164,16 +152,19 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
     if cand is None or cand.n_cases == 0:
         result.reason = "the slice has no cases in the candidate"
         return result
-    result.n = cand.n_cases
+    result.n = cand.n_eligible  # the cases the metric is computed over (e.g. critical cases only)
     result.observed = cand.value
     kind = CATALOGUE[gate.metric].kind
     if kind == "rate" and cand.numerator is not None and cand.denominator:
         result.interval = wilson_interval(cand.numerator, cand.denominator)
     if base is not None:
-        result.n_baseline = base.n_cases
+        result.n_baseline = base.n_eligible
         result.baseline = base.value
-    if cand.n_cases < min_samples:
-        result.reason = f"too small to judge: {cand.n_cases} cases < minimum {min_samples}"
+    if cand.value is None:
+        result.reason = f"metric cannot be computed: {cand.why_missing}"
+        return result
+    if cand.n_eligible < min_samples:
+        result.reason = f"too small to judge: {cand.n_eligible} cases < minimum {min_samples}"
         return result
     if cand.value is None:
         result.reason = f"metric cannot be computed: {cand.why_missing}"
@@ -197,10 +188,10 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
         observed = result.interval[0] if cond.statistic == "lower95" else result.interval[1]
     ok = cond.holds(observed, bound)
     result.status = "pass" if ok else "fail"
-    shown = _fmt(observed, bound)
+    shown = fmt_value(observed, bound)
     what = f"{cond.statistic} {shown}" if cond.statistic != "value" else shown
-    base_txt = f" (baseline {_fmt(result.baseline)})" if cond.relative else ""
-    result.reason = f"{what} {'meets' if ok else 'fails'} {cond.op} {_fmt(bound, observed)}{base_txt}"
+    base_txt = f" (baseline {fmt_value(result.baseline)})" if cond.relative else ""
+    result.reason = f"{what} {'meets' if ok else 'fails'} {cond.op} {fmt_value(bound, observed)}{base_txt}"
     return result
 
 

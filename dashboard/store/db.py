@@ -429,6 +429,26 @@ class Store:
                           for i, m in enumerate(names)}
         return out
 
+    def regressions(self, candidate_id: str, baseline_id: str, limit: int = 10) -> tuple[int, int, list[dict]]:
+        """Cases present in both releases (same suite and case_id): counts of pass->fail and fail->pass,
+        and the first `limit` regressions, most severe risk first. A case repeated over runs passes
+        only if every repeat passed."""
+        base = """WITH c AS (SELECT suite, case_id, any_value(risk) AS risk, any_value(slices['task']) AS task,
+                                    bool_and(passed) AS passed FROM cases WHERE release_id = $cand GROUP BY ALL),
+                      b AS (SELECT suite, case_id, bool_and(passed) AS passed FROM cases
+                            WHERE release_id = $base GROUP BY ALL)"""
+        params = {"cand": candidate_id, "base": baseline_id}
+        counts = self.query(base + """
+            SELECT count(*) FILTER (WHERE b.passed AND NOT c.passed), count(*) FILTER (WHERE c.passed AND NOT b.passed)
+            FROM c JOIN b USING (suite, case_id)""", params)[0]  # noqa: S608
+        top = self.query(base + """
+            SELECT c.case_id, c.suite, c.risk, c.task FROM c JOIN b USING (suite, case_id)
+            WHERE b.passed AND NOT c.passed
+            ORDER BY list_position(['critical', 'high', 'medium', 'low'], c.risk), c.suite, c.case_id
+            LIMIT $limit""", {**params, "limit": limit})  # noqa: S608
+        return int(counts[0]), int(counts[1]), [dict(zip(("case_id", "suite", "risk", "task"), r, strict=True))
+                                                 for r in top]
+
     def suites(self, release_id: str) -> set[str]:
         return {r[0] for r in self.query("SELECT DISTINCT suite FROM runs WHERE release_id = ?", [release_id])}
 

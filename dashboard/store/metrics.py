@@ -33,7 +33,8 @@ def _counter_sum(counter: str) -> tuple[str, str, str]:
 
 def _mean(expr: str, eligible: str | None = None) -> tuple[str, str, str]:
     cond = eligible or f"({expr}) IS NOT NULL"
-    return (f"sum(CAST({expr} AS {EXACT})) FILTER (WHERE {cond})", "NULL", f"count(*) FILTER (WHERE {cond})")
+    # The guard sits inside the expression: FILTER does not stop it being evaluated on excluded rows.
+    return (f"sum(CAST(CASE WHEN {cond} THEN {expr} END AS {EXACT}))", "NULL", f"count(*) FILTER (WHERE {cond})")
 
 
 def _steps_count(pred: str) -> tuple[str, str, str]:

@@ -1,0 +1,148 @@
+"""Gate decisions as text (terminal), JSON (machines), Markdown (PR comment / step summary) and JUnit XML.
+
+Every rendering names the decision digest, the policy id/version/digest and the releases judged.
+Untrusted text never reaches these renderings unescaped: Markdown cells are escaped, XML is built
+with ElementTree.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from dashboard.core.gates import GateDecision, GateResult
+from dashboard.core.numbers import fmt_interval, fmt_value
+
+STATUS_WORDS = {"approved": "APPROVED", "approved_with_warnings": "APPROVED WITH WARNINGS", "blocked": "BLOCKED"}
+STATUS_ICONS = {"approved": "✅", "approved_with_warnings": "⚠️", "blocked": "⛔"}
+GATE_ICONS = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
+
+
+def to_json(decision: GateDecision) -> str:
+    return json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _header_lines(d: GateDecision) -> list[str]:
+    base = f"{d.baseline.release_id} ({d.baseline.manifest_digest})" if d.baseline else "none"
+    return [
+        f"candidate: {d.candidate.release_id} ({d.candidate.manifest_digest})",
+        f"baseline:  {base}",
+        f"policy:    {d.policy.policy_id} v{d.policy.version} ({d.policy.digest})"
+        + (f", profile {d.profile}" if d.profile else ""),
+        f"decision digest: {d.digest}",
+    ]
+
+
+def to_text(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = None) -> str:
+    lines = [f"{STATUS_WORDS[d.status]}: {d.candidate.release_id}", *_header_lines(d)]
+    if d.changed_artifacts:
+        lines.append("changed: " + "; ".join(f"{c.kind}/{c.name} {c.baseline or '-'} -> {c.candidate or '-'}"
+                                             for c in d.changed_artifacts))
+    for note in d.notes:
+        lines.append(f"note: {note}")
+    lines.append("")
+    for g in d.gates:
+        mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[g.status]
+        iv = f" 95% {fmt_interval(g.interval)}" if g.interval else ""
+        lines.append(f"[{mark}] {g.severity:<13} {g.gate_id}  ({g.slice}; n={g.n}{iv})")
+        lines.append(f"       {g.name}: {g.reason}")
+    if regressions is not None:
+        lines.append("")
+        lines.append(f"paired cases: {regressions[0]} regressions (pass->fail), {regressions[1]} fixes (fail->pass)")
+    lines.append("")
+    lines.append(f"blockers: {len(d.blockers)}  warnings: {len(d.warnings)}  gates: {len(d.gates)}")
+    return "\n".join(lines) + "\n"
+
+
+def md_escape(text: str) -> str:
+    """Text safe inside a Markdown table cell: no HTML, no links, no emphasis, no cell breaks."""
+    out = []
+    for ch in text.replace("\r", " ").replace("\n", " "):
+        if ch in "<>&\"'|":
+            out.append(f"&#{ord(ch)};")
+        elif ch in "\\`*_[]~#!":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _md_gate_row(g: GateResult) -> str:
+    base = fmt_value(g.baseline) if g.baseline is not None else "–"
+    thr = fmt_value(g.threshold, g.observed) if g.threshold is not None else "–"
+    return (f"| {GATE_ICONS[g.status]} | {md_escape(g.gate_id)} | {md_escape(g.slice)} | {fmt_value(g.observed, g.threshold)} "
+            f"{fmt_interval(g.interval)} | {base} | {md_escape(g.condition)} ({thr}) | {g.n} | {md_escape(g.reason)} |")
+
+
+def to_markdown(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = None) -> str:
+    """A compact PR comment / GitHub step summary: decision, blockers, warnings, top regressions."""
+    out = [f"## {STATUS_ICONS[d.status]} Release readiness: **{STATUS_WORDS[d.status]}** — "
+           f"{md_escape(d.candidate.release_id)}", ""]
+    base = md_escape(d.baseline.release_id) if d.baseline else "none"
+    out.append(f"Baseline {base} · policy {md_escape(d.policy.policy_id)} v{md_escape(d.policy.version)}"
+               + (f" · profile {md_escape(d.profile)}" if d.profile else ""))
+    out.append(f"Decision digest `{d.digest}`")
+    out.append("")
+    if d.changed_artifacts:
+        out.append("**Changed:** " + ", ".join(
+            f"{md_escape(c.kind)}/{md_escape(c.name)} {md_escape(c.baseline or '–')} → {md_escape(c.candidate or '–')}"
+            for c in d.changed_artifacts))
+        out.append("")
+    for note in d.notes:
+        out.append(f"> ⚠️ {md_escape(note)}")
+    header = ["| | gate | slice | observed (95% CI) | baseline | condition | n | reason |",
+              "|---|---|---|---|---|---|---|---|"]
+    failed = [g for g in d.gates if g.status == "fail"]
+    for title, severity in (("Blockers", "blocker"), ("Warnings", "warning")):
+        rows = [g for g in failed if g.severity == severity]
+        out.append(f"### {title} ({len(rows)})")
+        out.extend(header + [_md_gate_row(g) for g in rows] if rows else ["None."])
+        out.append("")
+    if regressions is not None:
+        n_reg, n_fix, top = regressions
+        out.append(f"### Top regressions ({n_reg} pass→fail, {n_fix} fail→pass)")
+        if top:
+            out.append("| case | suite | risk | task |")
+            out.append("|---|---|---|---|")
+            out.extend(f"| {md_escape(r['case_id'])} | {md_escape(r['suite'])} | {md_escape(r['risk'])} | "
+                       f"{md_escape(str(r['task'] or ''))} |" for r in top)
+        else:
+            out.append("None.")
+        out.append("")
+    passed = sum(g.status == "pass" for g in d.gates)
+    skipped = sum(g.status == "skipped" for g in d.gates)
+    out.append(f"<details><summary>All {len(d.gates)} gates ({passed} passed, {len(failed)} failed, "
+               f"{skipped} skipped)</summary>")
+    out.append("")
+    out.extend(header + [_md_gate_row(g) for g in d.gates])
+    out.append("")
+    out.append("</details>")
+    return "\n".join(out) + "\n"
+
+
+def to_junit(d: GateDecision) -> str:
+    """One test case per gate; failed blockers and warnings are failures, skipped gates are skipped."""
+    suite = ET.Element("testsuite", {
+        "name": f"readiness:{d.candidate.release_id}", "tests": str(len(d.gates)),
+        "failures": str(sum(g.status == "fail" and g.severity != "informational" for g in d.gates)),
+        "skipped": str(sum(g.status == "skipped" for g in d.gates)), "errors": "0",
+    })
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("status", d.status), ("digest", d.digest), ("policy", f"{d.policy.policy_id}@{d.policy.version}"),
+                        ("policy_digest", d.policy.digest),
+                        ("baseline", d.baseline.release_id if d.baseline else "")):
+        ET.SubElement(props, "property", {"name": name, "value": value})
+    for g in d.gates:
+        case = ET.SubElement(suite, "testcase", {"classname": f"readiness.{g.category}", "name": g.gate_id})
+        if g.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": g.reason})
+        elif g.status == "fail" and g.severity != "informational":
+            fail = ET.SubElement(case, "failure", {"message": f"{g.severity}: {g.reason}", "type": g.severity})
+            fail.text = f"{g.name}\nslice: {g.slice}\ncondition: {g.condition}\nobserved: {fmt_value(g.observed, g.threshold)}"
+        elif g.status == "fail":
+            out = ET.SubElement(case, "system-out")
+            out.text = f"informational: {g.reason}"
+    suites = ET.Element("testsuites", {"name": "readiness"})
+    suites.append(suite)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
