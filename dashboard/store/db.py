@@ -170,6 +170,7 @@ class Store:
 
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
+        self.read_only = read_only
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(self.path, read_only=read_only,
@@ -474,6 +475,9 @@ class Store:
         return (ReleaseEvidence.model_validate_json(row[0][0]), row[0][1]) if row else None
 
     def remember_policy(self, policy_id: str, version: str, policy_digest: str, policy_json: str) -> None:
+        """Keep every policy ever judged, by digest (skipped on a read-only store)."""
+        if self.read_only:
+            return
         with self._write_lock:
             self.query("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        [policy_digest, policy_id, version, policy_json, datetime.now(UTC)])
