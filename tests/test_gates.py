@@ -262,3 +262,9 @@ def test_every_catalogue_metric_has_sql_and_computes(demo_store):
     assert values["approval_bypasses"].value > 0 and values["cases"].value == 6000
     assert 0 < values["recall_at_10"].value <= 1 and 0 < values["mrr"].value <= 1
     assert values["latency_p50_ms"].value < values["latency_p95_ms"].value < values["latency_p99_ms"].value
+
+
+def test_interval_conditions_need_rate_metrics():
+    with pytest.raises(InputRefused, match="lower95 needs a rate metric"):
+        parse_policy(POLICY_HEAD + "  - {id: g, name: n, category: performance, severity: blocker, "
+                     "metric: latency_p95_ms, condition: 'lower95 >= 1'}\n")

@@ -164,6 +164,10 @@ class Gate(BaseModel):
     def _evidence_metric_condition(self) -> Gate:
         if self.metric.startswith("evidence.") and self.condition.relative:
             raise ValueError("an evidence metric is judged on its own (1 passed, 0 failed): use '== 1'")
+        if self.condition.statistic != "value" and CATALOGUE.get(self.metric, None) is not None \
+                and CATALOGUE[self.metric].kind != "rate":
+            raise ValueError(f"{self.condition.statistic} needs a rate metric; {self.metric} is a "
+                             f"{CATALOGUE[self.metric].kind}")
         return self
 
 
