@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from packaging.version import InvalidVersion, Version
+
 from dashboard.core.errors import InputRefused
-from dashboard.core.gates import GateDecision, ReleaseRef, RunDigest, evaluate, spec_key
+from dashboard.core.gates import (
+    PAIRED_RISK,
+    DatasetChanges,
+    GateDecision,
+    PolicyComparison,
+    ReleaseRef,
+    RunDigest,
+    dataset_governance_gate,
+    evaluate,
+    loosened_gates,
+    paired_key,
+    spec_key,
+)
 from dashboard.core.manifests import diff_manifests
-from dashboard.core.policy import GatePolicy
+from dashboard.core.metrics import CATALOGUE, MetricValue
+from dashboard.core.policy import GatePolicy, SliceSpec
+from dashboard.core.stats import quantile_interval, ratio_interval
 from dashboard.store.db import Store
+
+QUANTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 
 
 def resolve_baseline(store: Store, candidate_id: str, baseline_id: str | None) -> str | None:
@@ -20,11 +38,84 @@ def resolve_baseline(store: Store, candidate_id: str, baseline_id: str | None) -
     return chosen
 
 
+def add_bootstrap_intervals(store: Store, release_id: str, spec: SliceSpec,
+                            values: dict[str, dict[str, MetricValue]]) -> None:
+    """Percentiles get exact-bootstrap intervals, cost per successful task a seeded bootstrap."""
+    wanted = {m for per_slice in values.values() for m in per_slice}
+    if wanted & set(QUANTILES):
+        for value, arrays in store.metric_arrays(release_id, spec, ["latency_ms"]).items():
+            for m in wanted & set(QUANTILES):
+                mv = values.get(value, {}).get(m)
+                if mv is not None and mv.value is not None:
+                    mv.interval = quantile_interval(arrays["latency_ms"], QUANTILES[m])
+                    mv.interval_method = "exact bootstrap"
+    if "cost_per_successful_task" in wanted:
+        for value, arrays in store.metric_arrays(release_id, spec, ["cost_usd", "passed"]).items():
+            mv = values.get(value, {}).get("cost_per_successful_task")
+            if mv is not None and mv.value is not None:
+                mv.interval = ratio_interval(arrays["cost_usd"], arrays["passed"])
+                mv.interval_method = "bootstrap (seeded)"
+
+
+def comparability_notes(store: Store, candidate_id: str, baseline_id: str) -> list[str]:
+    """Loud notes when the two releases were judged on different data, judges or scorers."""
+    cand, base = store.judging(candidate_id), store.judging(baseline_id)
+    notes = []
+    for dataset in sorted(set(cand) | set(base)):
+        if dataset not in base:
+            notes.append(f"eval dataset {dataset} ran only on the candidate: nothing to compare it with")
+            continue
+        if dataset not in cand:
+            notes.append(f"eval dataset {dataset} ran only on the baseline: the candidate was not judged on it")
+            continue
+        for key, label in (("dataset_version", "dataset version"), ("judge_model", "judge model"),
+                           ("scorer_version", "scorer version")):
+            if cand[dataset][key] != base[dataset][key]:
+                notes.append(f"{dataset}: {label} differs (baseline {', '.join(base[dataset][key]) or 'none'}, "
+                             f"candidate {', '.join(cand[dataset][key]) or 'none'}); paired statistics use only "
+                             "the cases both ran with the same content")
+    return notes
+
+
+def dataset_changes(store: Store, candidate_id: str, baseline_id: str) -> list[DatasetChanges]:
+    rows = store.dataset_changes(candidate_id, baseline_id)
+    out: dict[str, DatasetChanges] = {}
+    for r in rows:
+        d = out.setdefault(r["dataset"], DatasetChanges(dataset=r["dataset"], added=0, removed=0, changed=0,
+                                                        downgraded=0))
+        setattr(d, r["change"], getattr(d, r["change"]) + 1)
+        if r["change"] == "removed" and r["baseline_risk"] == "critical" and len(d.critical_removed) < 20:
+            d.critical_removed.append(r["case_id"])
+        if r["change"] == "downgraded" and r["baseline_risk"] == "critical" and len(d.critical_downgraded) < 20:
+            d.critical_downgraded.append(r["case_id"])
+    return [out[k] for k in sorted(out)]
+
+
+def _version_key(version: str) -> tuple:
+    try:
+        return (1, Version(version), "")
+    except InvalidVersion:
+        return (0, Version("0"), version)
+
+
+def previous_policy(store: Store, policy: GatePolicy) -> GatePolicy | None:
+    """The highest stored version of the same policy id below this one (by version order), if any."""
+    rows = store.query("SELECT version, policy_json FROM policies WHERE policy_id = ? AND policy_digest <> ?",
+                       [policy.policy_id, policy.digest])
+    older = [r for r in rows if _version_key(r[0]) < _version_key(policy.version)]
+    if not older:
+        return None
+    return GatePolicy.model_validate_json(max(older, key=lambda r: _version_key(r[0]))[1])
+
+
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
-                 profile: str | None = None) -> GateDecision:
+                 profile: str | None = None, previous: GatePolicy | None = None,
+                 compare_previous: bool = True) -> GateDecision:
     """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show."""
     baseline_id = resolve_baseline(store, candidate_id, baseline_id)
     gates = policy.gates_for(profile)
+    if compare_previous and previous is None:
+        previous = previous_policy(store, policy)
     store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
     cand_manifest = store.manifest(candidate_id)
     base_manifest = store.manifest(baseline_id) if baseline_id else None
@@ -33,30 +124,66 @@ def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_i
         raise InputRefused(f"candidate release {candidate_id!r} has no eval runs stored")
 
     # One aggregate query per distinct slice spec and release, computing every metric it needs.
-    specs: dict[str, tuple] = {}
+    specs: dict[str, tuple[SliceSpec, set[str]]] = {}
     for g in gates:
         if not g.metric.startswith("evidence."):
             spec, metrics = specs.setdefault(spec_key(g.slice), (g.slice, set()))
             metrics.add(g.metric)
     cand_values = {k: store.slice_metrics(candidate_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
+    for k, (spec, ms) in specs.items():
+        if any(CATALOGUE[m].kind in ("quantile", "ratio") for m in ms):
+            add_bootstrap_intervals(store, candidate_id, spec, cand_values[k])
     base_values = ({k: store.slice_metrics(baseline_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
                    if baseline_id else {})
+    paired = {}
+    if baseline_id:
+        for g in gates:
+            if g.condition.test:
+                paired[paired_key(g)] = store.paired(candidate_id, baseline_id, g.slice, PAIRED_RISK.get(g.metric))
 
     evidence = store.evidence(candidate_id)
     runs = [RunDigest(release_id=candidate_id, run_id=r.run_id, data_digest=r.data_digest)
             for r in store.runs(candidate_id)]
+    notes: list[str] = []
+    comparability: list[str] = []
+    changes: list[DatasetChanges] = []
+    extra = []
     if baseline_id:
         runs += [RunDigest(release_id=baseline_id, run_id=r.run_id, data_digest=r.data_digest)
                  for r in store.runs(baseline_id)]
-    notes = [] if baseline_id else ["no baseline release: relative gates fail closed"]
-    decision = evaluate(
-        policy, profile,
-        ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
-        ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
-        if baseline_id else None,
-        diff_manifests(base_manifest, cand_manifest),
-        cand_values, base_values,
-        evidence[0] if evidence else None, evidence[1] if evidence else None,
-        store.suites(candidate_id), runs, notes,
-    )
+        comparability = comparability_notes(store, candidate_id, baseline_id)
+        changes = dataset_changes(store, candidate_id, baseline_id)
+        extra.append(dataset_governance_gate(policy, changes))
+    else:
+        notes.append("no baseline release: relative gates fail closed and eval-dataset changes cannot be checked")
+
+    def judge(p: GatePolicy, prof: str | None) -> GateDecision:
+        return evaluate(
+            p, prof,
+            ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
+            ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
+            if baseline_id else None,
+            diff_manifests(base_manifest, cand_manifest),
+            cand_values, base_values,
+            evidence[0] if evidence else None, evidence[1] if evidence else None,
+            store.suites(candidate_id), runs, notes, paired, extra, comparability, changes,
+        )
+
+    decision = judge(policy, profile)
+    if previous is not None:
+        prev_profile = profile if profile in previous.profiles else None
+        old = gate_release(store, previous, candidate_id, baseline_id, prev_profile, compare_previous=False)
+        now = {g.gate_id: g.status for g in decision.gates}
+        was = {g.gate_id: g.status for g in old.gates}
+        outcome = [(gid, was.get(gid, "absent"), now.get(gid, "absent"))
+                   for gid in sorted(set(now) | set(was)) if was.get(gid) != now.get(gid)]
+        loosened = loosened_gates(previous, policy)
+        comparison = PolicyComparison(previous_version=previous.version, previous_digest=previous.digest,
+                                      previous_status=old.status, loosened=loosened, outcome_changes=outcome)
+        extra_notes = list(decision.notes)
+        if loosened:
+            extra_notes.append(f"policy {policy.policy_id} v{policy.version} is looser than v{previous.version} "
+                               f"in {len(loosened)} place(s); under v{previous.version} the decision is "
+                               f"{old.status}")
+        decision = decision.model_copy(update={"policy_comparison": comparison, "notes": extra_notes}).with_digest()
     return decision

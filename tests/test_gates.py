@@ -254,10 +254,10 @@ def test_every_catalogue_metric_has_sql_and_computes(demo_store):
     """Test that the catalogue and the store's SQL name the same metrics, and each computes on the demo."""
     from dashboard.core.metrics import CATALOGUE
     from dashboard.core.policy import SliceSpec
-    from dashboard.store.metrics import METRIC_SQL
+    from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 
-    assert set(CATALOGUE) == set(METRIC_SQL)
-    values = demo_store.slice_metrics("rel-2026.11.0-rc4", SliceSpec(), list(CATALOGUE))[""]
+    assert set(CATALOGUE) == set(METRIC_SQL) | set(CASE_LEVEL_SQL)
+    values = demo_store.slice_metrics("rel-2026.11.0-rc4", SliceSpec(), list(METRIC_SQL))[""]
     assert all(v.value is not None for v in values.values()), [k for k, v in values.items() if v.value is None]
     assert values["approval_bypasses"].value > 0 and values["cases"].value == 6000
     assert 0 < values["recall_at_10"].value <= 1 and 0 < values["mrr"].value <= 1
@@ -265,6 +265,6 @@ def test_every_catalogue_metric_has_sql_and_computes(demo_store):
 
 
 def test_interval_conditions_need_rate_metrics():
-    with pytest.raises(InputRefused, match="lower95 needs a rate metric"):
+    with pytest.raises(InputRefused, match="lower95 needs a metric with an interval"):
         parse_policy(POLICY_HEAD + "  - {id: g, name: n, category: performance, severity: blocker, "
-                     "metric: latency_p95_ms, condition: 'lower95 >= 1'}\n")
+                     "metric: avg_agent_steps, condition: 'lower95 >= 1'}\n")

@@ -13,11 +13,17 @@ from pydantic import BaseModel, Field
 
 from dashboard.core.canonical import digest
 from dashboard.core.manifests import ArtifactChange
-from dashboard.core.metrics import CATALOGUE, EVIDENCE_PREFIX, MetricValue
+from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.numbers import fmt_value
 from dashboard.core.policy import SEVERITY_ORDER, Gate, GatePolicy, SliceSpec
-from dashboard.core.stats import wilson_interval
+from dashboard.core.stats import (
+    Paired,
+    benjamini_hochberg,
+    mcnemar_exact,
+    paired_diff_interval,
+    regression_p_value,
+)
 
 DECISION_SCHEMA = "readiness.decision/v1"
 GateStatus = Literal["pass", "fail", "skipped"]
@@ -33,6 +39,14 @@ SliceValues = dict[str, dict[str, MetricValue]]
 
 def spec_key(spec: SliceSpec) -> str:
     return spec.model_dump_json()
+
+
+PAIRED_RISK = {"critical_pass_rate": ["critical"], "high_risk_pass_rate": ["high", "critical"]}
+
+
+def paired_key(gate: Gate) -> str:
+    """Paired counts depend on the slice and on the metric's own risk filter."""
+    return spec_key(gate.slice) + "|" + gate.metric
 
 
 class CaseFilter(BaseModel):
@@ -52,16 +66,33 @@ class GateResult(BaseModel):
     severity: str
     metric: str
     slice: str
+    slice_value: str | None = None  # the value of an expanded (for_each) gate
     condition: str
     status: GateStatus
     observed: float | None = None
     baseline: float | None = None
     threshold: float | None = None
     interval: tuple[float, float] | None = None  # 95% interval of the observed value, where known
+    interval_method: str | None = None
     n: int = 0
     n_baseline: int | None = None
     reason: str
     evidence_ref: CaseFilter | None = None
+    paired: PairedResult | None = None
+
+
+class PairedResult(BaseModel):
+    """A paired comparison on the cases both releases ran."""
+
+    shared_cases: int
+    regressions: int  # baseline passed, candidate failed
+    fixes: int  # baseline failed, candidate passed
+    diff: float  # candidate minus baseline pass rate on the shared cases
+    diff_interval: tuple[float, float] | None
+    mcnemar_p: float  # two-sided exact McNemar
+    p_value: float | None = None  # one-sided p of the regression test (no_regression)
+    p_adjusted: float | None = None  # Benjamini–Hochberg over the gate's slices
+    slices_tested: int = 1
 
 
 class ReleaseRef(BaseModel):
@@ -81,6 +112,33 @@ class RunDigest(BaseModel):
     data_digest: str
 
 
+class DatasetChanges(BaseModel):
+    """What changed in the eval datasets between baseline and candidate (seed §28)."""
+
+    dataset: str
+    added: int
+    removed: int
+    changed: int
+    downgraded: int
+    critical_removed: list[str] = Field(default_factory=list)  # case ids (first 20)
+    critical_downgraded: list[str] = Field(default_factory=list)
+
+
+class LoosenedGate(BaseModel):
+    gate_id: str
+    change: str  # what got looser
+
+
+class PolicyComparison(BaseModel):
+    """The previous version of the same policy, judged on the same data (seed §28)."""
+
+    previous_version: str
+    previous_digest: str
+    previous_status: DecisionStatus
+    loosened: list[LoosenedGate]
+    outcome_changes: list[tuple[str, str, str]]  # gate id, previous status, current status
+
+
 class GateDecision(BaseModel):
     """The release decision and everything it judged, named by digests (seed §20)."""
 
@@ -94,6 +152,9 @@ class GateDecision(BaseModel):
     evidence_digest: str | None
     data_digests: list[RunDigest]
     notes: list[str] = Field(default_factory=list)
+    comparability: list[str] = Field(default_factory=list)  # different dataset/judge/scorer versions
+    dataset_changes: list[DatasetChanges] = Field(default_factory=list)
+    policy_comparison: PolicyComparison | None = None
     gates: list[GateResult]
     blockers: list[str]
     warnings: list[str]
@@ -144,19 +205,17 @@ def _evidence_value(metric: str, evidence: ReleaseEvidence | None) -> tuple[floa
 
 
 def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None, base: MetricValue | None,
-           has_baseline: bool, min_samples: int, ref: CaseFilter | None) -> GateResult:
+           has_baseline: bool, min_samples: int, ref: CaseFilter | None, slice_value: str | None = None) -> GateResult:
     cond = gate.condition
     result = GateResult(gate_id=gate_id, policy_gate_id=gate.id, name=gate.name, category=gate.category,
-                        severity=gate.severity, metric=gate.metric, slice=slice_label, condition=cond.text,
-                        status="fail", reason="", evidence_ref=ref)
+                        severity=gate.severity, metric=gate.metric, slice=slice_label, slice_value=slice_value,
+                        condition=cond.text, status="fail", reason="", evidence_ref=ref)
     if cand is None or cand.n_cases == 0:
         result.reason = "the slice has no cases in the candidate"
         return result
     result.n = cand.n_eligible  # the cases the metric is computed over (e.g. critical cases only)
     result.observed = cand.value
-    kind = CATALOGUE[gate.metric].kind
-    if kind == "rate" and cand.numerator is not None and cand.denominator:
-        result.interval = wilson_interval(cand.numerator, cand.denominator)
+    result.interval, result.interval_method = cand.interval, cand.interval_method
     if base is not None:
         result.n_baseline = base.n_eligible
         result.baseline = base.value
@@ -195,6 +254,58 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
     return result
 
 
+def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult],
+                  pairs: dict[str, Paired], has_baseline: bool) -> list[GateResult]:
+    """Paired tests on shared cases, one per slice; for an expanded gate the regression tests' p-values are
+    adjusted with Benjamini–Hochberg across its slices (false-discovery control)."""
+    cond = gate.condition
+    alpha = policy.alpha
+    tested: list[tuple[GateResult, Paired]] = []
+    for r in base_results:
+        if r.status == "fail" and r.reason.startswith(("the slice has no cases", "metric cannot", "too small")):
+            continue  # already failed closed on the candidate side
+        p = pairs.get(r.slice_value or "")
+        r.threshold = None
+        if not has_baseline:
+            r.status, r.reason = "fail", "no baseline release to compare with"
+        elif p is None or p.n == 0:
+            r.status, r.reason = "fail", "no shared cases with the baseline: a paired test cannot approve this gate"
+        elif p.n < (gate.min_samples or policy.min_samples):
+            r.status, r.reason = "fail", (f"too small to judge: {p.n} shared cases < minimum "
+                                          f"{gate.min_samples or policy.min_samples}")
+        else:
+            r.paired = PairedResult(shared_cases=p.n, regressions=p.regressions, fixes=p.fixes, diff=p.diff,
+                                    diff_interval=paired_diff_interval(p), mcnemar_p=mcnemar_exact(p.regressions, p.fixes))
+            tested.append((r, p))
+    if cond.test == "no_regression":
+        raw = [regression_p_value(p, cond.margin) for _, p in tested]
+        adjusted = benjamini_hochberg(raw) if gate.slice.for_each else raw
+        for (r, _), p_raw, p_adj in zip(tested, raw, adjusted, strict=True):
+            assert r.paired is not None
+            r.paired.p_value, r.paired.p_adjusted, r.paired.slices_tested = p_raw, p_adj, len(tested)
+            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
+            bh = f", BH-adjusted over {len(tested)} slices {p_adj:.3g}" if gate.slice.for_each else ""
+            facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
+                     f"fixes, difference {r.paired.diff:+.3f}")
+            if p_adj < alpha:
+                r.status = "fail"
+                r.reason = f"regression: {facts}; p={p_raw:.3g}{bh} < α {alpha:g} that the candidate is {worse}"
+            else:
+                r.status = "pass"
+                r.reason = f"within noise: {facts}; p={p_raw:.3g}{bh} ≥ α {alpha:g}"
+    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin
+        for r, _ in tested:
+            assert r.paired is not None
+            lo = r.paired.diff_interval[0] if r.paired.diff_interval else -1.0
+            r.threshold = -cond.margin
+            ok = lo > -cond.margin
+            r.status = "pass" if ok else "fail"
+            r.reason = (f"{'non-inferior' if ok else 'not shown non-inferior'}: difference {r.paired.diff:+.3f}, "
+                        f"95% lower bound {lo:+.3f} {'>' if ok else '<='} -{cond.margin:g} "
+                        f"({r.paired.shared_cases} shared cases)")
+    return base_results
+
+
 def evaluate(
     policy: GatePolicy,
     profile: str | None,
@@ -208,6 +319,10 @@ def evaluate(
     candidate_suites: set[str],
     data_digests: list[RunDigest],
     notes: list[str] | None = None,
+    paired: dict[str, dict[str, Paired]] | None = None,
+    extra_gates: list[GateResult] | None = None,
+    comparability: list[str] | None = None,
+    dataset_changes: list[DatasetChanges] | None = None,
 ) -> GateDecision:
     """Judge every gate of the profile and decide. `*_values` are keyed by spec_key(gate.slice)."""
     changed = {c.kind for c in changes}
@@ -231,6 +346,7 @@ def evaluate(
         key = spec_key(gate.slice)
         cand_slices = candidate_values.get(key, {})
         base_slices = baseline_values.get(key, {})
+        before = len(results)
         if gate.slice.for_each:
             values = sorted(set(cand_slices) | set(base_slices))
             if not values:
@@ -240,13 +356,17 @@ def evaluate(
                 results.append(_judge(
                     gate, f"{gate.id}[{gate.slice.for_each}={v}]", gate.slice.label(v),
                     cand_slices.get(v, {}).get(gate.metric), base_slices.get(v, {}).get(gate.metric),
-                    baseline is not None, min_samples, _case_filter(candidate.release_id, gate.slice, v)))
+                    baseline is not None, min_samples, _case_filter(candidate.release_id, gate.slice, v), v))
         else:
             results.append(_judge(
                 gate, gate.id, gate.slice.label(), cand_slices.get("", {}).get(gate.metric),
                 base_slices.get("", {}).get(gate.metric), baseline is not None, min_samples,
                 _case_filter(candidate.release_id, gate.slice, "")))
+        if gate.condition.test:
+            results[before:] = _judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
+                                             baseline is not None)
     results += _change_requirements(policy, changed, evidence, candidate_suites)
+    results += extra_gates or []
     results.sort(key=lambda g: (g.status != "fail", SEVERITY_ORDER[g.severity], g.category, g.gate_id))
     status, blockers, warnings = decide(results)
     decision = GateDecision(
@@ -254,6 +374,7 @@ def evaluate(
         policy=PolicyRef(policy_id=policy.policy_id, version=policy.version, digest=policy.digest),
         profile=profile or policy.default_profile, changed_artifacts=changes, evidence_digest=evidence_digest,
         data_digests=sorted(data_digests, key=lambda d: (d.release_id, d.run_id)), notes=notes or [],
+        comparability=comparability or [], dataset_changes=dataset_changes or [],
         gates=results, blockers=blockers, warnings=warnings,
     )
     return decision.with_digest()
@@ -280,4 +401,63 @@ def _change_requirements(policy: GatePolicy, changed: set[str], evidence: Releas
                 name=f"{kind} change requires {req}", category=CHANGE_CATEGORY[kind],
                 severity=policy.change_requirement_severity, metric=EVIDENCE_PREFIX + req, slice="release evidence",
                 condition="present and passed", status="pass" if ok else "fail", observed=value, reason=reason))
+    return out
+
+
+def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -> GateResult:
+    """Built-in: a removed or downgraded critical case fails (a team can pass a gate by weakening the eval)."""
+    removed = [c for d in changes for c in d.critical_removed]
+    downgraded = [c for d in changes for c in d.critical_downgraded]
+    bad = len(removed) + len(downgraded)
+    parts = []
+    if removed:
+        parts.append(f"{len(removed)} critical case(s) removed ({', '.join(removed[:5])}{', ...' if len(removed) > 5 else ''})")
+    if downgraded:
+        parts.append(f"{len(downgraded)} critical case(s) downgraded ({', '.join(downgraded[:5])}"
+                     f"{', ...' if len(downgraded) > 5 else ''})")
+    return GateResult(
+        gate_id="dataset.critical_cases_kept", policy_gate_id="dataset.critical_cases_kept",
+        name="Critical eval cases are neither removed nor downgraded", category="quality",
+        severity=policy.dataset_governance_severity, metric="dataset_changes", slice="eval datasets",
+        condition="== 0", status="fail" if bad else "pass", observed=float(bad), threshold=0.0,
+        reason="; ".join(parts) if parts else "no critical case removed or downgraded since the baseline")
+
+
+def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGate]:
+    """Gates whose condition, severity, slice size or existence got looser than in `previous`."""
+    out: list[LoosenedGate] = []
+    now = {g.id: g for g in current.gates}
+    for old in previous.gates:
+        new = now.get(old.id)
+        if new is None:
+            out.append(LoosenedGate(gate_id=old.id, change="gate removed"))
+            continue
+        if SEVERITY_ORDER[new.severity] > SEVERITY_ORDER[old.severity]:
+            out.append(LoosenedGate(gate_id=old.id, change=f"severity {old.severity} -> {new.severity}"))
+        if new.metric == old.metric and new.condition.op == old.condition.op:
+            a, b = old.condition, new.condition
+            lower_ok = a.op in (">=", ">")  # higher observed is required: a lower bound got looser if it fell
+            if a.threshold is not None and b.threshold is not None and a.threshold != b.threshold:
+                looser = b.threshold < a.threshold if lower_ok else b.threshold > a.threshold
+                if a.op in ("==", "!="):
+                    looser = True
+                if looser:
+                    out.append(LoosenedGate(gate_id=old.id, change=f"threshold {a.text} -> {b.text}"))
+            elif a.relative and b.relative and a.test is None and b.test is None:
+                probe = 1.0
+                ob, nb = a.bound(probe), b.bound(probe)
+                if ob is not None and nb is not None and ob != nb and ((nb < ob) if lower_ok else (nb > ob)):
+                    out.append(LoosenedGate(gate_id=old.id, change=f"condition {a.text} -> {b.text}"))
+            elif a.test and b.test and b.margin > a.margin:
+                out.append(LoosenedGate(gate_id=old.id, change=f"margin {a.text} -> {b.text}"))
+        elif new.condition.text != old.condition.text or new.metric != old.metric:
+            out.append(LoosenedGate(gate_id=old.id, change=f"changed {old.metric} {old.condition.text} -> "
+                                                          f"{new.metric} {new.condition.text} (review)"))
+        if (new.min_samples or current.min_samples) < (old.min_samples or previous.min_samples):
+            out.append(LoosenedGate(gate_id=old.id, change="smaller minimum sample size"))
+        if old.when_changed is None and new.when_changed is not None:
+            out.append(LoosenedGate(gate_id=old.id, change=f"now runs only when {', '.join(new.when_changed)} change"))
+    if current.alpha < previous.alpha:
+        out.append(LoosenedGate(gate_id="(policy)", change=f"alpha {previous.alpha:g} -> {current.alpha:g}: "
+                                                           "regressions need stronger evidence"))
     return out

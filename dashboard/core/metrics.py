@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from dashboard.core.stats import wilson_interval
+
 MetricKind = Literal["rate", "count", "mean", "quantile", "ratio"]
 
 
@@ -52,6 +54,10 @@ _DEFS = [
        "checks.refusal_expected, checks.refusal_observed", False),
     _m("under_refusal_rate", "rate", "quality", "Share of should-refuse cases that were answered.",
        "checks.refusal_expected, checks.refusal_observed", False),
+    _m("flaky_case_rate", "rate", "quality", "Share of cases run more than once (repeated eval runs of one "
+       "suite) whose verdict differs between repeats.", "passed over repeated runs", False),
+    _m("pass_hat_k", "rate", "quality", "pass^k: share of cases run more than once that passed in every repeat.",
+       "passed over repeated runs", True),
     # RAG (seed §11)
     _m("unauthorized_retrievals", "count", "rag", "Documents retrieved that the caller may not see.",
        "counters.unauthorized_retrieval", False),
@@ -132,6 +138,8 @@ class MetricValue(BaseModel):
     numerator: float | None = None
     denominator: float | None = None
     why_missing: str | None = None
+    interval: tuple[float, float] | None = None  # 95%: Wilson for rates, bootstrap for percentiles and cost
+    interval_method: str | None = None
 
 
 def metric_value(name: str, n_cases: int, a: float | int | None, b: float | int | None, n: int) -> MetricValue:
@@ -159,5 +167,9 @@ def metric_value(name: str, n_cases: int, a: float | int | None, b: float | int 
             why = "no successful task to divide the spend by"
     if value is None and why is None:
         why = f"cannot be computed from {d.needs}"
+    interval = None
+    if d.kind == "rate" and value is not None and a is not None and b:
+        interval = wilson_interval(a, b)
     return MetricValue(metric=name, value=value, n_cases=n_cases, n_eligible=n, numerator=a,
-                       denominator=b if d.kind in ("rate", "ratio") else float(n), why_missing=why)
+                       denominator=b if d.kind in ("rate", "ratio") else float(n), why_missing=why,
+                       interval=interval, interval_method="wilson" if interval else None)

@@ -25,6 +25,8 @@ Severity = Literal["blocker", "warning", "informational"]
 SEVERITY_ORDER = {"blocker": 0, "warning": 1, "informational": 2}
 Op = Literal[">=", "<=", ">", "<", "==", "!="]
 Statistic = Literal["value", "lower95", "upper95"]
+PairedTest = Literal["no_regression", "non_inferior"]
+PAIRED_METRICS = ("pass_rate", "critical_pass_rate", "high_risk_pass_rate")
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _COND = re.compile(
@@ -33,8 +35,12 @@ _COND = re.compile(
 )
 
 
+_PAIRED = re.compile(rf"^\s*(?P<test>no_regression|non_inferior)(?:\s+(?P<margin>{_NUM}))?\s*$")
+
+
 class Condition(BaseModel):
-    """A parsed condition such as '>= 0.98', '== 0', '>= baseline - 0.02', '<= baseline + 10%'."""
+    """A parsed condition such as '>= 0.98', '== 0', '>= baseline - 0.02', '<= baseline + 10%', or a paired
+    test on the cases both releases ran: 'no_regression', 'no_regression 0.02', 'non_inferior 0.02'."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,6 +50,8 @@ class Condition(BaseModel):
     threshold: float | None = None  # absolute threshold
     baseline_delta: float | None = None  # candidate OP baseline + delta
     baseline_ratio: float | None = None  # candidate OP baseline * ratio
+    test: PairedTest | None = None  # paired test against the baseline instead of a threshold
+    margin: float = 0.0
 
     @property
     def relative(self) -> bool:
@@ -68,11 +76,20 @@ class Condition(BaseModel):
 
 
 def parse_condition(text: str) -> Condition:
+    paired = _PAIRED.match(text)
+    if paired:
+        margin = float(paired["margin"]) if paired["margin"] else 0.0
+        if paired["test"] == "non_inferior" and margin <= 0:
+            raise ValueError(f"cannot read condition {text!r}: non_inferior needs a margin, e.g. 'non_inferior 0.02'")
+        if not 0 <= margin < 1:
+            raise ValueError(f"cannot read condition {text!r}: the margin is a difference of rates in [0, 1)")
+        return Condition(text=text.strip(), op=">=", test=paired["test"], margin=margin)
     m = _COND.match(text)
     if not m:
         raise ValueError(
             f"cannot read condition {text!r}: write e.g. '>= 0.98', '== 0', '>= baseline - 0.02', "
-            "'<= baseline + 10%', '<= baseline * 1.3' or 'lower95 >= 0.95'"
+            "'<= baseline + 10%', '<= baseline * 1.3', 'lower95 >= 0.95', 'no_regression 0.02' or "
+            "'non_inferior 0.02'"
         )
     stat = m["stat"] or "value"
     if m["abs"] is not None:
@@ -164,10 +181,13 @@ class Gate(BaseModel):
     def _evidence_metric_condition(self) -> Gate:
         if self.metric.startswith("evidence.") and self.condition.relative:
             raise ValueError("an evidence metric is judged on its own (1 passed, 0 failed): use '== 1'")
-        if self.condition.statistic != "value" and CATALOGUE.get(self.metric, None) is not None \
-                and CATALOGUE[self.metric].kind != "rate":
-            raise ValueError(f"{self.condition.statistic} needs a rate metric; {self.metric} is a "
-                             f"{CATALOGUE[self.metric].kind}")
+        kind = CATALOGUE[self.metric].kind if self.metric in CATALOGUE else "evidence"
+        if self.condition.statistic != "value" and kind not in ("rate", "quantile", "ratio"):
+            raise ValueError(f"{self.condition.statistic} needs a metric with an interval (a rate, percentile or "
+                             f"cost per success); {self.metric} is a {kind}")
+        if self.condition.test and self.metric not in PAIRED_METRICS:
+            raise ValueError(f"{self.condition.test} compares per-case pass/fail on shared cases: use it with "
+                             f"{', '.join(PAIRED_METRICS)}")
         return self
 
 
@@ -182,6 +202,9 @@ class GatePolicy(BaseModel):
     profiles: list[str] = Field(default_factory=lambda: ["release"], min_length=1)
     default_profile: str | None = None
     min_samples: int = Field(default=1, ge=1, description="Default minimum slice size for every gate.")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="Significance level of paired tests.")
+    dataset_governance_severity: Severity = Field(
+        default="blocker", description="Severity of the built-in gate on removed or downgraded critical cases.")
     gates: list[Gate] = Field(min_length=1)
     change_requirements: dict[str, list[str]] = Field(
         default_factory=dict, description="Artifact kind -> evidence kinds a change of that kind requires.")

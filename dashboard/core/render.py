@@ -38,14 +38,28 @@ def to_text(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = N
     if d.changed_artifacts:
         lines.append("changed: " + "; ".join(f"{c.kind}/{c.name} {c.baseline or '-'} -> {c.candidate or '-'}"
                                              for c in d.changed_artifacts))
+    for note in d.comparability:
+        lines.append(f"COMPARABILITY: {note}")
     for note in d.notes:
         lines.append(f"note: {note}")
+    for ch in d.dataset_changes:
+        lines.append(f"eval dataset {ch.dataset}: {ch.added} added, {ch.removed} removed, {ch.changed} changed, "
+                     f"{ch.downgraded} downgraded since the baseline")
+    if d.policy_comparison:
+        pc = d.policy_comparison
+        lines.append(f"previous policy v{pc.previous_version} ({pc.previous_digest}) decides {pc.previous_status}; "
+                     f"{len(pc.loosened)} loosened, {len(pc.outcome_changes)} gate outcome(s) differ")
+        lines.extend(f"  loosened {x.gate_id}: {x.change}" for x in pc.loosened)
+        lines.extend(f"  {gid}: {old} under v{pc.previous_version} -> {new} now" for gid, old, new in pc.outcome_changes)
     lines.append("")
     for g in d.gates:
         mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[g.status]
         iv = f" 95% {fmt_interval(g.interval)}" if g.interval else ""
         lines.append(f"[{mark}] {g.severity:<13} {g.gate_id}  ({g.slice}; n={g.n}{iv})")
         lines.append(f"       {g.name}: {g.reason}")
+        if g.paired and g.paired.diff_interval:
+            lines.append(f"       paired: diff {g.paired.diff:+.4f} 95% {fmt_interval(g.paired.diff_interval)}, "
+                         f"exact McNemar p={g.paired.mcnemar_p:.3g}")
     if regressions is not None:
         lines.append("")
         lines.append(f"paired cases: {regressions[0]} regressions (pass->fail), {regressions[1]} fixes (fail->pass)")
@@ -69,6 +83,9 @@ def md_escape(text: str) -> str:
 
 def _md_gate_row(g: GateResult) -> str:
     base = fmt_value(g.baseline) if g.baseline is not None else "–"
+    if g.paired is not None and g.paired.p_value is not None:
+        adj = f", adj. {g.paired.p_adjusted:.3g}" if g.paired.slices_tested > 1 else ""
+        base += f" (p={g.paired.p_value:.3g}{adj})"
     thr = fmt_value(g.threshold, g.observed) if g.threshold is not None else "–"
     return (f"| {GATE_ICONS[g.status]} | {md_escape(g.gate_id)} | {md_escape(g.slice)} | {fmt_value(g.observed, g.threshold)} "
             f"{fmt_interval(g.interval)} | {base} | {md_escape(g.condition)} ({thr}) | {g.n} | {md_escape(g.reason)} |")
@@ -88,8 +105,24 @@ def to_markdown(d: GateDecision, regressions: tuple[int, int, list[dict]] | None
             f"{md_escape(c.kind)}/{md_escape(c.name)} {md_escape(c.baseline or '–')} → {md_escape(c.candidate or '–')}"
             for c in d.changed_artifacts))
         out.append("")
+    for note in d.comparability:
+        out.append(f"> ⚠️ **Comparability:** {md_escape(note)}")
     for note in d.notes:
         out.append(f"> ⚠️ {md_escape(note)}")
+    if d.comparability or d.notes:
+        out.append("")
+    changed_sets = [c for c in d.dataset_changes if c.added or c.removed or c.changed or c.downgraded]
+    if changed_sets:
+        out.append("**Eval dataset changes:** " + "; ".join(
+            f"{md_escape(c.dataset)}: {c.added} added, {c.removed} removed, {c.changed} changed, "
+            f"{c.downgraded} downgraded" for c in changed_sets))
+        out.append("")
+    if d.policy_comparison and (d.policy_comparison.loosened or d.policy_comparison.outcome_changes):
+        pc = d.policy_comparison
+        out.append(f"**Policy v{md_escape(pc.previous_version)} → v{md_escape(d.policy.version)}:** under the previous "
+                   f"version the decision is **{STATUS_WORDS[pc.previous_status]}**. Loosened: "
+                   + (", ".join(f"{md_escape(x.gate_id)} ({md_escape(x.change)})" for x in pc.loosened) or "nothing"))
+        out.append("")
     header = ["| | gate | slice | observed (95% CI) | baseline | condition | n | reason |",
               "|---|---|---|---|---|---|---|---|"]
     failed = [g for g in d.gates if g.status == "fail"]

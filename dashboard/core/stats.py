@@ -1,12 +1,21 @@
-"""Statistics for gate results: intervals that say how much a number can be trusted."""
+"""Statistics for gate results: intervals, paired tests and multiplicity control.
+
+Everything here is deterministic: exact tests, closed-form intervals, and bootstraps that either
+are computed exactly or draw from a fixed seed.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from scipy.stats import norm
+import numpy as np
+from scipy.stats import binom, binomtest, norm
 
 Z95 = float(norm.ppf(0.975))
+BOOTSTRAP_SEED = 20261126
+BOOTSTRAP_REPS = 1000
+BOOTSTRAP_MAX_N = 20_000  # above this, m-out-of-n bootstrap with sqrt(m/n) rescaling
 
 
 def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, float] | None:
@@ -18,3 +27,119 @@ def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, 
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Outcomes of the cases both releases ran (same suite, case id and content digest)."""
+
+    both_pass: int  # n11
+    regressions: int  # n10: baseline passed, candidate failed
+    fixes: int  # n01: baseline failed, candidate passed
+    both_fail: int  # n00
+
+    @property
+    def n(self) -> int:
+        return self.both_pass + self.regressions + self.fixes + self.both_fail
+
+    @property
+    def diff(self) -> float:
+        """Candidate pass rate minus baseline pass rate on the shared cases."""
+        return (self.fixes - self.regressions) / self.n if self.n else 0.0
+
+
+def mcnemar_exact(regressions: int, fixes: int) -> float:
+    """Two-sided exact McNemar p-value (binomial test of the discordant pairs)."""
+    k = regressions + fixes
+    if k == 0:
+        return 1.0
+    return float(binomtest(regressions, k, 0.5, alternative="two-sided").pvalue)
+
+
+def paired_diff_interval(p: Paired, z: float = Z95) -> tuple[float, float] | None:
+    """95% interval of the paired difference (Agresti–Min: Wald after adding 0.5 to each cell)."""
+    if p.n == 0:
+        return None
+    n11, n10, n01, n00 = (x + 0.5 for x in (p.both_pass, p.regressions, p.fixes, p.both_fail))
+    n = n11 + n10 + n01 + n00
+    d = (n01 - n10) / n
+    var = ((n10 + n01) - (n01 - n10) ** 2 / n) / n**2
+    half = z * math.sqrt(max(var, 0.0))
+    return max(-1.0, d - half), min(1.0, d + half)
+
+
+def regression_p_value(p: Paired, margin: float = 0.0) -> float:
+    """One-sided p-value for 'the candidate is worse than the baseline by more than `margin`'.
+
+    margin 0: exact McNemar (conditional binomial of discordant pairs). margin > 0: a Wald test of the
+    paired difference against -margin with the Agresti–Min adjustment.
+    """
+    if p.n == 0:
+        return 1.0
+    if margin <= 0:
+        k = p.regressions + p.fixes
+        return float(binom.sf(p.regressions - 1, k, 0.5)) if k else 1.0
+    n11, n10, n01, n00 = (x + 0.5 for x in (p.both_pass, p.regressions, p.fixes, p.both_fail))
+    n = n11 + n10 + n01 + n00
+    d = (n01 - n10) / n
+    se = math.sqrt(max(((n10 + n01) - (n01 - n10) ** 2 / n) / n**2, 1e-18))
+    return float(norm.cdf((d + margin) / se))
+
+
+def benjamini_hochberg(p_values: list[float]) -> list[float]:
+    """BH-adjusted p-values (step-up, monotone), in the input order."""
+    m = len(p_values)
+    if m == 0:
+        return []
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        adjusted[i] = running
+    return adjusted
+
+
+def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> tuple[float, float] | None:
+    """Bootstrap percentile interval of the q-quantile, computed exactly (the limit of infinitely many
+    resamples): the resampled quantile is the order statistic x_(j) with probability given by
+    Binomial(n, j/n), so no random draws are needed and the result never varies."""
+    n = len(values)
+    if n == 0:
+        return None
+    x = np.sort(np.asarray(values, dtype=float))
+    need = max(1, math.ceil(q * n))  # resample's q-quantile <= x_(j)  <=>  #draws <= x_(j) >= need
+    spread = 8 * math.sqrt(n * q * (1 - q)) + 2
+    j = np.arange(max(1, int(need - spread)), min(n, int(need + spread)) + 1)
+    cdf = binom.sf(need - 1, n, j / n)  # P(resampled quantile <= x_(j))
+    lo_tail, hi_tail = (1 - level) / 2, 1 - (1 - level) / 2
+    j_lo = j[np.searchsorted(cdf, lo_tail, side="left").clip(0, len(j) - 1)]
+    j_hi = j[np.searchsorted(cdf, hi_tail, side="left").clip(0, len(j) - 1)]
+    return float(x[j_lo - 1]), float(x[j_hi - 1])
+
+
+def ratio_interval(numer: np.ndarray, denom: np.ndarray, level: float = 0.95,
+                   seed: int = BOOTSTRAP_SEED, reps: int = BOOTSTRAP_REPS) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of sum(numer) / sum(denom) (e.g. cost per successful task), with a
+    fixed seed. Above BOOTSTRAP_MAX_N cases it resamples m = BOOTSTRAP_MAX_N and rescales the deviations
+    by sqrt(m/n) (m-out-of-n bootstrap, valid for this smooth statistic)."""
+    a = np.asarray(numer, dtype=float)
+    b = np.asarray(denom, dtype=float)
+    n = len(a)
+    if n == 0 or b.sum() == 0:
+        return None
+    point = a.sum() / b.sum()
+    m = min(n, BOOTSTRAP_MAX_N)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(reps)
+    for r in range(reps):
+        idx = rng.integers(0, n, m)
+        bs = b[idx].sum()
+        stats[r] = a[idx].sum() / bs if bs else np.nan
+    stats = stats[~np.isnan(stats)]
+    if len(stats) == 0:
+        return None
+    lo, hi = np.quantile(stats, [(1 - level) / 2, 1 - (1 - level) / 2])
+    scale = math.sqrt(m / n)
+    return float(point + (lo - point) * scale), float(point + (hi - point) * scale)

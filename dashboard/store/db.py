@@ -23,8 +23,9 @@ from dashboard.core.errors import InputRefused, Problem
 from dashboard.core.metrics import MetricValue, metric_value
 from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseEvidence, ReleaseManifest
 from dashboard.core.policy import SliceSpec
+from dashboard.core.stats import Paired
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
-from dashboard.store.metrics import METRIC_SQL
+from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
 DEFAULT_DB = "readiness.duckdb"
@@ -151,6 +152,28 @@ _UNKNOWN_KEYS_SQL = """
 SELECT k FROM (SELECT DISTINCT unnest(json_keys(json)) AS k FROM read_ndjson_objects($path))
 WHERE NOT list_contains($known, k) ORDER BY k LIMIT 1
 """
+
+
+def _slice_sql(spec: SliceSpec, params: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """WHERE conditions and the group expression of a slice spec, with its values as parameters."""
+    conds = ["TRUE"]
+    if spec.risk is not None:
+        conds.append("list_contains($risk, risk)")
+        params["risk"] = list(spec.risk)
+    if spec.suite is not None:
+        conds.append("list_contains($suite, suite)")
+        params["suite"] = list(spec.suite)
+    for i, (dim, values) in enumerate(sorted(spec.where.items())):
+        conds.append(f"list_contains($wv{i}, slices[$wk{i}])")
+        params[f"wk{i}"], params[f"wv{i}"] = dim, list(values)
+    if spec.for_each is None:
+        group = "''"
+    elif spec.for_each in ("risk", "suite"):
+        group = f"coalesce({spec.for_each}, '(none)')"
+    else:
+        group = "coalesce(slices[$group_dim], '(none)')"
+        params["group_dim"] = spec.for_each
+    return " AND ".join(conds), group, params
 
 
 def _quote(text: str) -> str:
@@ -402,33 +425,101 @@ class Store:
         dimension). Metric names must be catalogue names (their SQL is fixed in store/metrics.py).
         """
         names = [m for m in dict.fromkeys(metrics) if m in METRIC_SQL]
-        params: dict[str, Any] = {"release": release_id}
-        conds = ["release_id = $release"]
-        if spec.risk is not None:
-            conds.append("list_contains($risk, risk)")
-            params["risk"] = list(spec.risk)
-        if spec.suite is not None:
-            conds.append("list_contains($suite, suite)")
-            params["suite"] = list(spec.suite)
-        for i, (dim, values) in enumerate(sorted(spec.where.items())):
-            conds.append(f"list_contains($wv{i}, slices[$wk{i}])")
-            params[f"wk{i}"], params[f"wv{i}"] = dim, list(values)
-        if spec.for_each is None:
-            group = "''"
-        elif spec.for_each in ("risk", "suite"):
-            group = f"coalesce({spec.for_each}, '(none)')"
-        else:
-            group = "coalesce(slices[$group_dim], '(none)')"
-            params["group_dim"] = spec.for_each
+        where, group, params = _slice_sql(spec, {"release": release_id})
         aggs = ", ".join(f"{a}, {b}, {n}" for m in names for a, b, n in [METRIC_SQL[m]])
         sql = (f"SELECT {group} AS slice_value, count(*) AS n_cases{', ' + aggs if aggs else ''} "  # noqa: S608
-               f"FROM cases WHERE {' AND '.join(conds)} GROUP BY ALL ORDER BY slice_value")
+               f"FROM cases WHERE release_id = $release AND {where} GROUP BY ALL ORDER BY slice_value")
         out: dict[str, dict[str, MetricValue]] = {}
         for row in self.query(sql, params):
             value, n_cases = row[0], int(row[1])
             out[value] = {m: metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
                           for i, m in enumerate(names)}
+        case_level = [m for m in dict.fromkeys(metrics) if m in CASE_LEVEL_SQL]
+        if case_level:
+            aggs = ", ".join(f"{a}, {b}, {n}" for m in case_level for a, b, n in [CASE_LEVEL_SQL[m]])
+            sql = (f"SELECT slice_value, count(*) AS n_cases, {aggs} FROM ("  # noqa: S608
+                   f"SELECT {group} AS slice_value, suite, case_id, count(*) AS repeats, "
+                   "count(*) FILTER (WHERE passed) AS passes "
+                   f"FROM cases WHERE release_id = $release AND {where} GROUP BY ALL) GROUP BY ALL")
+            for row in self.query(sql, params):
+                value, n_cases = row[0], int(row[1])
+                out.setdefault(value, {})
+                for i, m in enumerate(case_level):
+                    out[value][m] = metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
         return out
+
+    def paired(self, candidate_id: str, baseline_id: str, spec: SliceSpec,
+               risk: list[str] | None = None) -> dict[str, Paired]:
+        """Per slice value: pass/fail of the cases both releases ran (same suite, case_id and content digest;
+        a case repeated over runs passes only if every repeat passed). The slice is taken on the candidate."""
+        where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id})
+        extra = ""
+        if risk is not None:
+            extra = " AND list_contains($metric_risk, risk)"
+            params["metric_risk"] = risk
+        sql = f"""
+            WITH c AS (SELECT {group} AS slice_value, suite, case_id, content_digest, bool_and(passed) AS passed
+                       FROM cases WHERE release_id = $cand AND {where}{extra} GROUP BY ALL),
+                 b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed
+                       FROM cases WHERE release_id = $base GROUP BY ALL)
+            SELECT slice_value,
+                   count(*) FILTER (WHERE c.passed AND b.passed), count(*) FILTER (WHERE b.passed AND NOT c.passed),
+                   count(*) FILTER (WHERE c.passed AND NOT b.passed), count(*) FILTER (WHERE NOT c.passed AND NOT b.passed)
+            FROM c JOIN b USING (suite, case_id, content_digest) GROUP BY ALL ORDER BY ALL"""  # noqa: S608
+        return {r[0]: Paired(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in self.query(sql, params)}
+
+    def metric_arrays(self, release_id: str, spec: SliceSpec, columns: list[str]) -> dict[str, dict[str, Any]]:
+        """Raw per-case values for bootstraps: slice value -> column -> numpy array (non-null rows only)."""
+        allowed = {"latency_ms": "latency_ms", "cost_usd": "CAST(cost_usd AS DOUBLE)",
+                   "passed": "CAST(passed AS DOUBLE)"}
+        where, group, params = _slice_sql(spec, {"release": release_id})
+        cols = ", ".join(f"{allowed[c]} AS {c}" for c in columns)
+        notnull = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+        cur = self.cursor()
+        try:
+            data = cur.execute(f"SELECT {group} AS slice_value, {cols} FROM cases "  # noqa: S608
+                               f"WHERE release_id = $release AND {where} AND {notnull} ORDER BY ALL",
+                               params).fetchnumpy()
+        finally:
+            cur.close()
+        out: dict[str, dict[str, Any]] = {}
+        keys = data["slice_value"]
+        for value in sorted(set(keys.tolist())):
+            mask = keys == value
+            out[value] = {c: data[c][mask] for c in columns}
+        return out
+
+    def dataset_changes(self, candidate_id: str, baseline_id: str) -> list[dict[str, Any]]:
+        """Eval-dataset governance (seed §28): per case of either release, what changed.
+
+        Rows: dataset, suite, case_id, change (added | removed | changed | downgraded), baseline and
+        candidate risk and content digest. Unchanged cases are not listed."""
+        rows = self.query(
+            """WITH c AS (SELECT dataset, suite, case_id, any_value(risk) AS risk, any_value(content_digest) AS digest
+                          FROM cases WHERE release_id = $cand GROUP BY ALL),
+                    b AS (SELECT dataset, suite, case_id, any_value(risk) AS risk, any_value(content_digest) AS digest
+                          FROM cases WHERE release_id = $base GROUP BY ALL)
+               SELECT coalesce(c.dataset, b.dataset), coalesce(c.suite, b.suite), coalesce(c.case_id, b.case_id),
+                      CASE WHEN b.case_id IS NULL THEN 'added' WHEN c.case_id IS NULL THEN 'removed'
+                           WHEN list_position($order, c.risk) > list_position($order, b.risk) THEN 'downgraded'
+                           WHEN c.digest <> b.digest THEN 'changed' END AS change,
+                      b.risk, c.risk, b.digest, c.digest
+               FROM c FULL OUTER JOIN b USING (dataset, suite, case_id)
+               WHERE change IS NOT NULL ORDER BY 1, 2, 3""",
+            {"cand": candidate_id, "base": baseline_id, "order": ["critical", "high", "medium", "low"]})
+        keys = ("dataset", "suite", "case_id", "change", "baseline_risk", "candidate_risk", "baseline_digest",
+                "candidate_digest")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def judging(self, release_id: str) -> dict[str, dict[str, list[str]]]:
+        """Per dataset: the dataset versions, judge models and scorer versions a release's cases ran with."""
+        rows = self.query(
+            """SELECT dataset, list(DISTINCT dataset_version ORDER BY dataset_version),
+                      list(DISTINCT judge_model ORDER BY judge_model) FILTER (WHERE judge_model IS NOT NULL),
+                      list(DISTINCT scorer_version ORDER BY scorer_version) FILTER (WHERE scorer_version IS NOT NULL)
+               FROM cases WHERE release_id = ? GROUP BY dataset ORDER BY dataset""", [release_id])
+        return {r[0]: {"dataset_version": r[1], "judge_model": r[2] or [], "scorer_version": r[3] or []}
+                for r in rows}
 
     def regressions(self, candidate_id: str, baseline_id: str, limit: int = 10) -> tuple[int, int, list[dict]]:
         """Cases present in both releases (same suite and case_id): counts of pass->fail and fail->pass,

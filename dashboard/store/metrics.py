@@ -114,3 +114,12 @@ METRIC_SQL: dict[str, tuple[str, str, str]] = {
         f"coalesce(sum(len(list_filter({STEPS}, lambda s: s.approved))), 0)",
         f"coalesce(sum(len(list_filter({STEPS}, lambda s: s.approved))), 0)"),
 }
+
+# Metrics over cases rather than rows: each case (suite, case_id) with its `repeats` and `passes` across
+# the release's runs of the same suite (seed: flaky judges; pass^k).
+CASE_LEVEL_SQL: dict[str, tuple[str, str, str]] = {
+    "flaky_case_rate": ("count(*) FILTER (WHERE repeats > 1 AND passes > 0 AND passes < repeats)",
+                        "count(*) FILTER (WHERE repeats > 1)", "count(*) FILTER (WHERE repeats > 1)"),
+    "pass_hat_k": ("count(*) FILTER (WHERE repeats > 1 AND passes = repeats)",
+                   "count(*) FILTER (WHERE repeats > 1)", "count(*) FILTER (WHERE repeats > 1)"),
+}
