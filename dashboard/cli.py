@@ -192,7 +192,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     store = _open_store(args, must_exist=True)
     try:
-        decision = gate_release(store, policy, args.candidate, args.baseline, args.profile)
+        no_baseline = args.baseline == "none"
+        decision = gate_release(store, policy, args.candidate, None if no_baseline else args.baseline, args.profile,
+                                no_baseline=no_baseline)
         regressions = (store.regressions(decision.candidate.release_id, decision.baseline.release_id)
                        if decision.baseline else None)
     finally:
@@ -308,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("gate", cmd_gate, "Judge a candidate against its baseline under a gate policy. "
              "Exit 0 approved / approved_with_warnings, 1 blocked, 2 usage or input error.")
     sp.add_argument("--candidate", required=True, help="release id of the candidate")
-    sp.add_argument("--baseline", help="baseline release id (default: the one the candidate's manifest names)")
+    sp.add_argument("--baseline", help="baseline release id (default: the one the candidate's manifest names; "
+                    "'none' judges the candidate on its own)")
     sp.add_argument("--policy", required=True, help="gate policy YAML")
     sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
     sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")

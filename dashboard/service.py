@@ -27,11 +27,15 @@ from dashboard.store.db import Store
 QUANTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 
 
-def resolve_baseline(store: Store, candidate_id: str, baseline_id: str | None) -> str | None:
-    """The explicit baseline, else the one the candidate's manifest names (which must be stored)."""
+def resolve_baseline(store: Store, candidate_id: str, baseline_id: str | None,
+                     no_baseline: bool = False) -> str | None:
+    """The explicit baseline, else the one the candidate's manifest names (which must be stored);
+    None when `no_baseline` asks to judge the candidate on its own."""
     manifest = store.manifest(candidate_id)
     if manifest is None:
         raise InputRefused(f"candidate release {candidate_id!r} is not in the store")
+    if no_baseline:
+        return None
     chosen = baseline_id or manifest.baseline_release_id
     if chosen is not None and store.manifest(chosen) is None:
         raise InputRefused(f"baseline release {chosen!r} is not in the store")
@@ -110,9 +114,9 @@ def previous_policy(store: Store, policy: GatePolicy) -> GatePolicy | None:
 
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
                  profile: str | None = None, previous: GatePolicy | None = None,
-                 compare_previous: bool = True) -> GateDecision:
+                 compare_previous: bool = True, no_baseline: bool = False) -> GateDecision:
     """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show."""
-    baseline_id = resolve_baseline(store, candidate_id, baseline_id)
+    baseline_id = resolve_baseline(store, candidate_id, baseline_id, no_baseline)
     gates = policy.gates_for(profile)
     if compare_previous and previous is None:
         previous = previous_policy(store, policy)
@@ -172,7 +176,8 @@ def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_i
     decision = judge(policy, profile)
     if previous is not None:
         prev_profile = profile if profile in previous.profiles else None
-        old = gate_release(store, previous, candidate_id, baseline_id, prev_profile, compare_previous=False)
+        old = gate_release(store, previous, candidate_id, baseline_id, prev_profile, compare_previous=False,
+                           no_baseline=baseline_id is None)
         now = {g.gate_id: g.status for g in decision.gates}
         was = {g.gate_id: g.status for g in old.gates}
         outcome = [(gid, was.get(gid, "absent"), now.get(gid, "absent"))

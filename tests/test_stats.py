@@ -225,3 +225,11 @@ def test_flaky_cases_across_repeats_are_reported_and_gated(tmp_path):
     assert by_id["flaky"].observed == pytest.approx(8 / 40) and by_id["flaky"].status == "fail"
     assert by_id["passk"].observed == pytest.approx(32 / 40) and by_id["passk"].status == "fail"
     assert d.status == "blocked"
+
+
+def test_percentages_never_round_across_a_threshold():
+    from dashboard.core.numbers import fmt_percent
+
+    assert fmt_percent(0.97997) == "97.99%"
+    assert fmt_percent(0.98) == "98.00%"
+    assert fmt_percent(1.0) == "100.00%"

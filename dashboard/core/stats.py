@@ -143,3 +143,15 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, level: float = 0.95,
     lo, hi = np.quantile(stats, [(1 - level) / 2, 1 - (1 - level) / 2])
     scale = math.sqrt(m / n)
     return float(point + (lo - point) * scale), float(point + (hi - point) * scale)
+
+
+def two_proportion_p(a1: float, n1: float, a2: float, n2: float) -> float | None:
+    """Two-sided p-value of a pooled two-proportion z-test (independent samples); None without data."""
+    if n1 <= 0 or n2 <= 0:
+        return None
+    pooled = (a1 + a2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (a1 / n1 - a2 / n2) / se
+    return float(2 * norm.sf(abs(z)))

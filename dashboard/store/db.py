@@ -541,6 +541,82 @@ class Store:
         return int(counts[0]), int(counts[1]), [dict(zip(("case_id", "suite", "risk", "task"), r, strict=True))
                                                  for r in top]
 
+    def generation(self) -> str:
+        """Changes whenever anything is ingested or attached: a cache key for derived results."""
+        row = self.query("""SELECT (SELECT count(*) FROM sources) || '/' || (SELECT count(*) FROM releases) || '/' ||
+                                   (SELECT count(*) FROM evidence) || '/' ||
+                                   coalesce((SELECT max(ingested_at)::VARCHAR FROM sources), '')""")
+        return str(row[0][0])
+
+    def slice_dimensions(self, release_ids: Sequence[str]) -> list[str]:
+        """Slice dimension names present in the releases' cases (plus risk and suite)."""
+        rows = self.query("""SELECT DISTINCT unnest(map_keys(slices)) AS k FROM cases
+                             WHERE list_contains($r, release_id) ORDER BY k""", {"r": list(release_ids)})
+        return ["risk", "suite"] + [r[0] for r in rows]
+
+    def slice_values(self, release_ids: Sequence[str], dimension: str) -> list[str]:
+        if dimension in ("risk", "suite"):
+            sql = f"SELECT DISTINCT {dimension} FROM cases WHERE list_contains($r, release_id) ORDER BY 1"  # noqa: S608
+            rows = self.query(sql, {"r": list(release_ids)})
+        else:
+            rows = self.query("""SELECT DISTINCT slices[$d] FROM cases WHERE list_contains($r, release_id)
+                                 AND slices[$d] IS NOT NULL ORDER BY 1""", {"r": list(release_ids), "d": dimension})
+        return [r[0] for r in rows]
+
+    def cases_page(self, candidate_id: str, baseline_id: str | None, spec: SliceSpec, kind: str,
+                   limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """One page of cases, paginated in the database. kind: regressions (baseline passed, candidate failed),
+        fixes, failed (candidate), all (candidate). Most severe risk first."""
+        where, _group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
+        joined = kind in ("regressions", "fixes")
+        if joined and not baseline_id:
+            return 0, []
+        outcome = {"regressions": "b.passed AND NOT c.passed", "fixes": "c.passed AND NOT b.passed",
+                   "failed": "NOT c.passed", "all": "TRUE"}[kind]
+        base_cte = ("b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed FROM cases "
+                    "WHERE release_id = $base GROUP BY ALL)")
+        cte = f"""WITH c AS (SELECT suite, case_id, any_value(content_digest) AS content_digest, any_value(risk) AS risk,
+                                  any_value(slices) AS slices, bool_and(passed) AS passed, count(*) AS repeats,
+                                  avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd,
+                                  any_value(error) AS error
+                           FROM cases WHERE release_id = $cand AND {where} GROUP BY suite, case_id),
+                       {base_cte}"""  # noqa: S608
+        source = ("c JOIN b USING (suite, case_id, content_digest)" if joined
+                  else "c LEFT JOIN b USING (suite, case_id, content_digest)")
+        total = self.query(f"{cte} SELECT count(*) FROM {source} WHERE {outcome}", params)[0][0]  # noqa: S608
+        rows = self.query(
+            f"""{cte} SELECT c.case_id, c.suite, c.risk, c.slices['task'] AS task, c.passed AS candidate_passed,
+                             b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.error
+                FROM {source} WHERE {outcome}
+                ORDER BY list_position(['critical', 'high', 'medium', 'low'], c.risk), c.suite, c.case_id
+                LIMIT $limit OFFSET $offset""",  # noqa: S608
+            {**params, "limit": limit, "offset": offset})
+        keys = ("case_id", "suite", "risk", "task", "candidate_passed", "baseline_passed", "repeats", "latency_ms",
+                "cost_usd", "error")
+        return int(total), [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def case_records(self, release_id: str, suite: str, case_id: str) -> list[dict[str, Any]]:
+        """Every stored record of one case in one release (one per run), as plain dicts."""
+        cur = self.cursor()
+        try:
+            cur.execute("""SELECT * EXCLUDE (release_id, source_digest) FROM cases
+                           WHERE release_id = ? AND suite = ? AND case_id = ? ORDER BY run_id""",
+                        [release_id, suite, case_id])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def quantile_curve(self, release_id: str, spec: SliceSpec, column: str, points: int = 101) -> list[float]:
+        """Evenly spaced quantiles of a numeric column (an ECDF at `points` points), computed in DuckDB."""
+        allowed = {"latency_ms": "latency_ms", "cost_usd": "cost_usd", "input_tokens": "input_tokens",
+                   "output_tokens": "output_tokens"}
+        where, _group, params = _slice_sql(spec, {"release": release_id})
+        probs = [i / (points - 1) for i in range(points)]
+        row = self.query(f"SELECT quantile_cont({allowed[column]}, $p) FROM cases "  # noqa: S608
+                         f"WHERE release_id = $release AND {where}", {**params, "p": probs})
+        return list(row[0][0] or [])
+
     def suites(self, release_id: str) -> set[str]:
         return {r[0] for r in self.query("SELECT DISTINCT suite FROM runs WHERE release_id = ?", [release_id])}
 

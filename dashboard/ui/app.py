@@ -1,10 +1,31 @@
-"""Entry point of the Streamlit dashboard: page configuration and navigation only."""
+"""Entry point of the Streamlit dashboard: page configuration, the shared sidebar selection, navigation."""
 
 import streamlit as st
 
+from dashboard.ui import state
+
 st.set_page_config(page_title="Readiness", page_icon=":material/verified:", layout="wide")
 
-pages = [
-    st.Page("pages/releases.py", title="Releases", icon=":material/inventory_2:", default=True),
-]
-st.navigation(pages).run()
+pages = {
+    "Decide": [
+        st.Page("views/overview.py", title="Overview", icon=":material/verified:", default=True),
+        st.Page("views/gates.py", title="Gates", icon=":material/checklist:"),
+    ],
+    "Compare": [
+        st.Page("views/slices.py", title="Slices", icon=":material/grid_on:"),
+        st.Page("views/quality_rag.py", title="Quality & RAG", icon=":material/fact_check:"),
+        st.Page("views/agent_tools.py", title="Agent & tools", icon=":material/smart_toy:"),
+        st.Page("views/security.py", title="Security & privacy", icon=":material/shield:"),
+        st.Page("views/cost_latency.py", title="Cost & latency", icon=":material/speed:"),
+        st.Page("views/cases.py", title="Cases", icon=":material/list_alt:"),
+        st.Page("views/datasets.py", title="Datasets & history", icon=":material/history:"),
+    ],
+    "Data": [
+        st.Page("views/load.py", title="Load data", icon=":material/upload:"),
+    ],
+}
+navigation = st.navigation(pages)
+with st.sidebar:
+    st.title("Readiness")
+    state.render_sidebar()
+navigation.run()

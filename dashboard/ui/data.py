@@ -1,12 +1,131 @@
-"""The dashboard's only way to the store: one cached connection, cached query results."""
+"""The dashboard's only way to the store: one cached connection, results cached per selection.
+
+Every cached function takes the store's generation, so an ingest invalidates what it changed.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import streamlit as st
 
-from dashboard.store.db import Store, default_db_path
+from dashboard.core.gates import GateDecision
+from dashboard.core.manifests import ArtifactChange, diff_manifests
+from dashboard.core.metrics import MetricValue
+from dashboard.core.policy import GatePolicy, SliceSpec, load_policy
+from dashboard.service import gate_release
+from dashboard.store.db import ReleaseRow, Store, default_db_path
+
+BUNDLED_POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
 
 
 @st.cache_resource
 def store() -> Store:
-    return Store(default_db_path(), read_only=False)
+    return Store(default_db_path())
+
+
+def generation() -> str:
+    return store().generation()
+
+
+def policy_files() -> dict[str, str]:
+    """Label -> path: the bundled policies plus files or folders named in $READINESS_POLICIES."""
+    paths: list[Path] = sorted(BUNDLED_POLICIES.glob("*.yaml")) if BUNDLED_POLICIES.is_dir() else []
+    for entry in filter(None, os.environ.get("READINESS_POLICIES", "").split(os.pathsep)):
+        p = Path(entry)
+        paths += sorted(p.glob("*.y*ml")) if p.is_dir() else [p]
+    return {p.name: str(p) for p in paths}
+
+
+@st.cache_data(show_spinner=False)
+def policy(path: str, mtime: float) -> GatePolicy:
+    del mtime  # part of the cache key: an edited policy file is read again
+    return load_policy(path)
+
+
+def load_selected_policy(path: str) -> GatePolicy:
+    return policy(path, Path(path).stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False)
+def releases(gen: str) -> list[ReleaseRow]:
+    return store().releases()
+
+
+@st.cache_data(show_spinner="Judging the release ...")
+def decision(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
+             profile: str | None) -> GateDecision:
+    return gate_release(store(), load_selected_policy(policy_path), candidate, baseline, profile,
+                        no_baseline=baseline is None)
+
+
+@st.cache_data(show_spinner=False)
+def manifest_diff(gen: str, candidate: str, baseline: str | None) -> list[ArtifactChange]:
+    cand = store().manifest(candidate)
+    assert cand is not None
+    return diff_manifests(store().manifest(baseline) if baseline else None, cand)
+
+
+@st.cache_data(show_spinner=False)
+def slice_metrics(gen: str, release: str, spec_json: str, metrics: tuple[str, ...]) -> dict[str, dict[str, MetricValue]]:
+    return store().slice_metrics(release, SliceSpec.model_validate_json(spec_json), list(metrics))
+
+
+@st.cache_data(show_spinner=False)
+def paired(gen: str, candidate: str, baseline: str, spec_json: str) -> dict[str, Any]:
+    return store().paired(candidate, baseline, SliceSpec.model_validate_json(spec_json))
+
+
+@st.cache_data(show_spinner=False)
+def quantile_curve(gen: str, release: str, spec_json: str, column: str) -> list[float]:
+    return store().quantile_curve(release, SliceSpec.model_validate_json(spec_json), column)
+
+
+@st.cache_data(show_spinner=False)
+def dimensions(gen: str, release_ids: tuple[str, ...]) -> list[str]:
+    return store().slice_dimensions(release_ids)
+
+
+@st.cache_data(show_spinner=False)
+def dimension_values(gen: str, release_ids: tuple[str, ...], dimension: str) -> list[str]:
+    return store().slice_values(release_ids, dimension)
+
+
+@st.cache_data(show_spinner=False)
+def cases_page(gen: str, candidate: str, baseline: str | None, spec_json: str, kind: str, limit: int,
+               offset: int) -> tuple[int, list[dict[str, Any]]]:
+    return store().cases_page(candidate, baseline, SliceSpec.model_validate_json(spec_json), kind, limit, offset)
+
+
+@st.cache_data(show_spinner=False)
+def case_records(gen: str, release: str, suite: str, case_id: str) -> list[dict[str, Any]]:
+    return store().case_records(release, suite, case_id)
+
+
+@st.cache_data(show_spinner=False)
+def dataset_changes(gen: str, candidate: str, baseline: str) -> list[dict[str, Any]]:
+    return store().dataset_changes(candidate, baseline)
+
+
+@st.cache_data(show_spinner=False)
+def history(gen: str, metrics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Headline metrics of every stored release, oldest first (one aggregate query per release)."""
+    rows = []
+    for r in store().releases():
+        values = store().slice_metrics(r.release_id, SliceSpec(), list(metrics)).get("", {})
+        rows.append({"release_id": r.release_id, "created_at": r.created_at,
+                     **{m: v.value for m, v in values.items()}})
+    return rows
+
+
+@st.cache_data(show_spinner=False)
+def metrics_with_intervals(gen: str, release: str, spec_json: str, metrics: tuple[str, ...]) -> dict[str, dict[str, MetricValue]]:
+    """Metrics with bootstrap intervals for percentiles and cost per successful task."""
+    from dashboard.service import add_bootstrap_intervals
+
+    spec = SliceSpec.model_validate_json(spec_json)
+    values = store().slice_metrics(release, spec, list(metrics))
+    add_bootstrap_intervals(store(), release, spec, values)
+    return values

@@ -1,0 +1,99 @@
+"""The selection every page shares: candidate, baseline, policy and profile, chosen once in the sidebar
+and mirrored in the URL's query string, so a link reproduces the view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboard.core.policy import GatePolicy
+from dashboard.ui import data
+
+MANIFEST_BASELINE = "(as in the manifest)"
+NO_BASELINE = "(none)"
+
+
+@dataclass(frozen=True)
+class Selection:
+    candidate: str
+    baseline: str | None
+    policy_label: str
+    policy_path: str
+    policy: GatePolicy
+    profile: str | None
+    generation: str
+
+    @property
+    def releases(self) -> tuple[str, ...]:
+        return (self.candidate, self.baseline) if self.baseline else (self.candidate,)
+
+
+def _init(key: str, options: list[str], fallback: str) -> None:
+    """Seed a widget's state from the query string the first time (or when its value became invalid)."""
+    wanted = st.query_params.get(key)
+    if key not in st.session_state or st.session_state[key] not in options:
+        st.session_state[key] = wanted if wanted in options else fallback
+
+
+def render_sidebar() -> None:
+    """The shared selectors (entry script). Their values live in session state under fixed keys."""
+    gen = data.generation()
+    rows = data.releases(gen)
+    if not rows:
+        return
+    ids = [r.release_id for r in rows]
+    latest = next((r.release_id for r in reversed(rows) if r.baseline_release_id), ids[-1])
+    _init("candidate", ids, latest)
+    st.selectbox("Candidate release", ids, key="candidate", help="The release being judged.")
+    baseline_options = [MANIFEST_BASELINE, NO_BASELINE] + [i for i in ids if i != st.session_state.candidate]
+    _init("baseline", baseline_options, MANIFEST_BASELINE)
+    st.selectbox("Baseline release", baseline_options, key="baseline",
+                 help="Compared with the candidate; by default the one the candidate's manifest names.")
+    policies = data.policy_files()
+    if not policies:
+        st.error("No gate policy found: put one in data/policies or set READINESS_POLICIES.")
+        return
+    labels = list(policies)
+    _init("policy", labels, "case-management.yaml" if "case-management.yaml" in labels else labels[0])
+    st.selectbox("Gate policy", labels, key="policy")
+    policy = data.load_selected_policy(policies[st.session_state.policy])
+    _init("profile", policy.profiles, policy.default_profile or policy.profiles[0])
+    st.selectbox("Profile", policy.profiles, key="profile", help="Which of the policy's gates run.")
+
+
+def current() -> Selection | None:
+    """The selection the sidebar widgets hold (None when nothing can be judged); mirrored into the URL."""
+    gen = data.generation()
+    rows = data.releases(gen)
+    policies = data.policy_files()
+    if not rows or not policies:
+        return None
+    ids = [r.release_id for r in rows]
+    candidate = st.session_state.get("candidate")
+    label = st.session_state.get("policy")
+    if candidate not in ids or label not in policies:
+        return None
+    policy = data.load_selected_policy(policies[label])
+    profile = st.session_state.get("profile")
+    if profile not in policy.profiles:
+        profile = policy.default_profile or policy.profiles[0]
+    choice = st.session_state.get("baseline", MANIFEST_BASELINE)
+    manifest_baseline = next(r.baseline_release_id for r in rows if r.release_id == candidate)
+    baseline = manifest_baseline if choice == MANIFEST_BASELINE else (None if choice == NO_BASELINE else choice)
+    if baseline is not None and (baseline not in ids or baseline == candidate):
+        baseline = None
+    st.query_params.update({"candidate": candidate, "baseline": choice, "policy": label, "profile": profile})
+    return Selection(candidate=candidate, baseline=baseline, policy_label=label, policy_path=policies[label],
+                     policy=policy, profile=profile, generation=gen)
+
+
+def require_selection() -> Selection:
+    """The page's selection, or stop the page with an explanation of what is missing."""
+    sel = current()
+    if sel is None:
+        st.info("No release is stored yet. Load a manifest and eval files on the **Load data** page, or run "
+                "`readiness demo --db <store>`.", icon=":material/info:")
+        st.stop()
+    assert sel is not None
+    return sel

@@ -1,0 +1,83 @@
+"""Overview: the decision, why, what changed, headline numbers with intervals, and the digests."""
+
+import streamlit as st
+
+from dashboard.core import render
+from dashboard.core.metrics import CATALOGUE
+from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
+from dashboard.core.policy import SliceSpec
+from dashboard.ui import components as ui
+from dashboard.ui import data
+from dashboard.ui.state import require_selection
+
+HEADLINE = {"pass_rate": "Pass rate", "critical_pass_rate": "Critical pass rate",
+            "citation_support_rate": "Citation support", "recall_at_10": "Recall@10",
+            "approval_bypasses": "Approval bypasses", "latency_p95_ms": "p95 latency (ms)",
+            "cost_per_successful_task": "Cost / successful task ($)", "trace_completeness": "Trace completeness"}
+
+sel = require_selection()
+d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
+st.title("Release readiness")
+ui.decision_banner(d)
+for note in d.comparability:
+    st.warning("**Comparability:** " + ui.esc(note), icon=":material/compare_arrows:")
+for note in d.notes:
+    st.warning(ui.esc(note), icon=":material/info:")
+
+failed = [g for g in d.gates if g.status == "fail" and g.severity in ("blocker", "warning")]
+st.subheader(f"Blockers and warnings ({len(failed)})")
+if not failed:
+    st.write("No blocker or warning failed.")
+for g in failed:
+    icon = ":material/block:" if g.severity == "blocker" else ":material/warning:"
+    with st.container(border=True):
+        st.markdown(f"{icon} **{ui.esc(g.severity.upper())} · {ui.esc(g.gate_id)}** — {ui.esc(g.name)}")
+        st.text(g.reason)
+
+st.subheader("What changed since the baseline")
+changes = d.changed_artifacts
+if changes:
+    ui.show_table([{"artifact": c.kind, "name": c.name, "baseline": c.baseline or "—",
+                    "candidate": c.candidate or "—", "rollback to": c.baseline or "remove it"} for c in changes])
+else:
+    st.write("No artifact version changed." if d.baseline else "No baseline to compare with.")
+
+st.subheader("Headline metrics")
+spec = SliceSpec().model_dump_json()
+names = tuple(HEADLINE)
+cand = data.slice_metrics(sel.generation, sel.candidate, spec, names).get("", {})
+base = data.slice_metrics(sel.generation, sel.baseline, spec, names).get("", {}) if sel.baseline else {}
+cols = [c for _row in range(2) for c in st.columns(4)]
+for col, name in zip(cols, names, strict=True):
+    mv, bv = cand.get(name), base.get(name)
+    kind = CATALOGUE[name].kind
+    value = mv.value if mv else None
+    shown = fmt_percent(value) if kind == "rate" else fmt_value(value)
+    delta = ui.delta_text(value, bv.value if bv else None, points=kind == "rate")
+    helptext = f"{CATALOGUE[name].description} 95% interval: {fmt_interval(mv.interval) if mv else ''}; " \
+               f"baseline {fmt_value(bv.value) if bv else 'n/a'}; n={mv.n_eligible if mv else 0}."
+    col.metric(HEADLINE[name], shown, delta, border=True,
+               delta_color="normal" if CATALOGUE[name].higher_is_better else "inverse", help=helptext)
+
+if d.policy_comparison and (d.policy_comparison.loosened or d.policy_comparison.outcome_changes):
+    pc = d.policy_comparison
+    st.warning(f"This policy is compared with v{ui.esc(pc.previous_version)} of the same policy: under it the "
+               f"decision is **{render.STATUS_WORDS[pc.previous_status]}**.", icon=":material/policy:")
+    ui.show_table([{"gate": x.gate_id, "loosened": x.change} for x in pc.loosened])
+
+st.subheader("What was judged")
+st.caption("Anyone can recompute these: the same inputs always give the same decision digest.")
+st.code("\n".join([
+    f"decision digest   {d.digest}",
+    f"candidate         {d.candidate.release_id}  manifest {d.candidate.manifest_digest}",
+    f"baseline          {d.baseline.release_id}  manifest {d.baseline.manifest_digest}" if d.baseline
+    else "baseline          none",
+    f"policy            {d.policy.policy_id} v{d.policy.version}  {d.policy.digest}",
+    f"evidence          {d.evidence_digest or 'none attached'}",
+    *[f"run               {r.release_id} {r.run_id}  {r.data_digest}" for r in d.data_digests],
+]), language=None)
+c1, c2 = st.columns(2)
+c1.download_button("Download decision (JSON)", render.to_json(d), file_name=f"{d.candidate.release_id}-decision.json",
+                   mime="application/json")
+c2.download_button("Download PR comment (Markdown)", render.to_markdown(d),
+                   file_name=f"{d.candidate.release_id}-readiness.md", mime="text/markdown")

@@ -1,0 +1,71 @@
+"""Slices: a heatmap of slice x metric showing candidate - baseline, with sample sizes and significance."""
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.core.metrics import CATALOGUE
+from dashboard.core.numbers import fmt_value
+from dashboard.ui import components as ui
+from dashboard.ui import data
+from dashboard.ui.slices import compare
+from dashboard.ui.state import require_selection
+
+DEFAULT = ["pass_rate", "citation_support_rate", "groundedness_pass_rate", "recall_at_10", "latency_p95_ms",
+           "cost_per_successful_task"]
+
+sel = require_selection()
+st.title("Slices")
+if not sel.baseline:
+    st.info("Choose a baseline in the sidebar: this page compares the candidate with it.")
+    st.stop()
+dims = data.dimensions(sel.generation, sel.releases)
+c1, c2 = st.columns([1, 3])
+dimension = c1.selectbox("Slice by", dims, index=dims.index("task") if "task" in dims else 0, key="slices_dim")
+metrics = c2.multiselect("Metrics", list(CATALOGUE), default=DEFAULT, key="slices_metrics")
+if not metrics:
+    st.info("Pick at least one metric.")
+    st.stop()
+rows = compare(sel, dimension, tuple(metrics))
+frame = pd.DataFrame(rows)
+slices = sorted(frame["slice"].unique())
+z, text = [], []
+for s in slices:
+    zr, tr = [], []
+    for m in metrics:
+        r = frame[(frame["slice"] == s) & (frame["metric"] == m)].iloc[0]
+        scale = max(frame[frame["metric"] == m]["goodness"].abs().max() or 0, 1e-12)
+        zr.append(None if pd.isna(r["goodness"]) else r["goodness"] / scale)
+        if pd.isna(r["delta"]):
+            tr.append("" if r["n"] == 0 else f"n/a<br>n={int(r['n'])}")  # blank: the metric does not apply here
+            continue
+        delta = f"{r['delta'] * 100:+.1f} pts" if CATALOGUE[m].kind == "rate" else f"{r['delta']:+.3g}"
+        tr.append(f"{delta} {r['mark']}<br>n={int(r['n'])}")
+    z.append(zr)
+    text.append(tr)
+fig = go.Figure(go.Heatmap(
+    z=z, x=[ui.label(m) for m in metrics], y=[ui.label(s) for s in slices], text=text, texttemplate="%{text}",
+    textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]], zmin=-1, zmax=1,
+    colorbar={"title": "worse ← → better", "tickvals": [-1, 0, 1], "ticktext": ["worse", "same", "better"]},
+    hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>"))
+fig.update_layout(height=max(320, 70 * len(slices) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                  font={"size": 15}, xaxis={"side": "top"})
+st.plotly_chart(fig, width="stretch", key="slices_heatmap")
+st.caption("Cells show candidate − baseline (rates in percentage points) and the candidate's sample size. "
+           "▲ / ▼: the rate differs significantly (two-proportion test, Benjamini–Hochberg over all cells, 5%). "
+           "Colour is relative within each metric; blue is better, red is worse.")
+
+st.subheader("Drill into a slice")
+pick = st.selectbox(f"{dimension} value", slices, key="slices_pick")
+detail = frame[frame["slice"] == pick]
+ui.show_table([{"metric": r["metric"], "candidate": fmt_value(r["candidate"]), "baseline": fmt_value(r["baseline"]),
+                "delta": fmt_value(r["delta"]), "n": int(r["n"]), "n baseline": int(r["n_baseline"]),
+                "significant": r["mark"] or "no"} for r in detail.to_dict("records")])
+if st.button("Show this slice's regressions in Cases", key="slices_to_cases"):
+    spec: dict[str, Any] = {"risk": [pick], "suite": None, "where": {}} if dimension == "risk" else (
+        {"risk": None, "suite": [pick], "where": {}} if dimension == "suite" else
+        {"risk": None, "suite": None, "where": {dimension: [pick]}})
+    st.session_state["cases_filter"] = {**spec, "kind": "regressions"}
+    st.switch_page("views/cases.py")

@@ -1,0 +1,81 @@
+"""Real headless chromium against `streamlit run`: every page, the decision banner, a regression drill-down."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser import ARTIFACTS, CHROMIUM, streamlit_server, wait_for_app
+
+pytestmark = pytest.mark.browser
+playwright = pytest.importorskip("playwright.sync_api")
+
+PAGES = {"overview": "", "gates": "gates", "slices": "slices", "quality_rag": "quality_rag",
+         "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
+         "datasets": "datasets", "load": "load"}
+
+
+@pytest.fixture(scope="module")
+def server(demo_store, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
+    demo_store.query("CHECKPOINT")
+    db = tmp_path_factory.mktemp("browser") / "browser.duckdb"
+    shutil.copy(demo_store.path, db)
+    with streamlit_server(str(db)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-background-networking",
+                                                               "--disable-component-update", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_in_a_real_browser(server, page, name):
+    """Test that each page loads without an exception and save its screenshot."""
+    page.goto(f"{server}/{PAGES[name]}?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").first.inner_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"page-{name}.png"))
+
+
+def test_decision_banner_and_link_reproduce_the_view(server, page):
+    page.goto(f"{server}/?candidate=rel-2026.11.0-rc3")
+    wait_for_app(page)
+    banner = page.get_by_test_id("stAlertContainer").first
+    assert "APPROVED WITH WARNINGS" in banner.inner_text()
+    assert "rel-2026.11.0-rc3" in banner.inner_text()
+    assert "candidate=rel-2026.11.0-rc3" in page.url
+
+
+def test_drill_down_into_one_regression(server, page):
+    """Test that the Cases page lists regressions and shows one case side by side, hostile text as text."""
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    body = page.inner_text("body")
+    assert "148 cases" in body  # rc2's regressions (baseline passed, candidate failed), paginated
+    assert "Baseline: rel-2026.10.0" in body and "Candidate: rel-2026.11.0-rc2" in body
+    assert "❌ failed" in body and "✅ passed" in body
+    page.screenshot(path=str(ARTIFACTS / "cases-regression.png"), full_page=False)
+    # no script from eval data ever reaches the DOM as markup
+    assert page.locator("script:has-text('owned')").count() == 0
+    assert page.locator("img[src='x']").count() == 0
