@@ -67,7 +67,21 @@ def bench_gate(cases: int) -> list[tuple[str, dict]]:
             (label, r)]
 
 
-BENCHES = {"ingest": bench_ingest, "gate": bench_gate}
+def bench_pages(cases: int) -> list[tuple[str, dict]]:
+    OUT.mkdir(exist_ok=True)
+    db = OUT / f"gate_{cases}.duckdb"
+    if not db.exists():
+        _child("make_gate_store", str(db), str(cases))
+    r = _child("pages", str(db))
+    rows = [(f"dashboard, first page load (decision computed, {cases:,} + {cases:,} cases)",
+             {"wall_s": r["first_overview"], "peak_mib": r["peak_mib"]})]
+    for view, t in r["pages"].items():
+        rows.append((f"dashboard page `{view}`: warm render (first visit {t['first']:.2f} s)",
+                     {"wall_s": t["warm"], "peak_mib": r["peak_mib"]}))
+    return rows
+
+
+BENCHES = {"ingest": bench_ingest, "gate": bench_gate, "pages": bench_pages}
 
 
 def main() -> None:

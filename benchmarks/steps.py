@@ -108,6 +108,35 @@ def bare_group_by(db: str) -> None:
     _result(time.perf_counter() - t)
 
 
+def pages(db: str) -> None:
+    """Server-side render time of every dashboard page (AppTest), first visit and warm (cached)."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["READINESS_DB"] = db
+    app = str(Path(__file__).resolve().parent.parent / "dashboard" / "ui" / "app.py")
+    at = AppTest.from_file(app, default_timeout=600)
+    at.query_params["candidate"] = demo_release("rc2")
+    t = time.perf_counter()
+    at.run()
+    first_overview = time.perf_counter() - t
+    results = {}
+    for view in ("overview", "gates", "slices", "quality_rag", "agent_tools", "security", "cost_latency", "cases",
+                 "datasets", "load"):
+        at.switch_page(f"views/{view}.py")
+        t = time.perf_counter()
+        at.run()
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        at.run()
+        warm = time.perf_counter() - t
+        if at.exception:
+            raise RuntimeError(f"{view}: {at.exception[0].value}")
+        results[view] = {"first": first, "warm": warm}
+    _result(max(r["warm"] for r in results.values()), first_overview=first_overview, pages=results)
+
+
 def demo_release(which: str) -> str:
     from dashboard import demo
 
