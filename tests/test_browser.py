@@ -79,3 +79,46 @@ def test_drill_down_into_one_regression(server, page):
     # no script from eval data ever reaches the DOM as markup
     assert page.locator("script:has-text('owned')").count() == 0
     assert page.locator("img[src='x']").count() == 0
+
+
+HOSTILE_RELEASE = "rc-**pwned**<b>bold</b>[x](javascript:alert(1))"
+HOSTILE_TASK = "<img src=x onerror=alert(1)><script>alert('owned')</script>"
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    from dashboard import demo
+    from dashboard.store.db import Store
+    from tests.conftest import good_case, write_jsonl
+
+    tmp = tmp_path_factory.mktemp("hostile")
+    store = Store(tmp / "hostile.duckdb")
+    base = demo.manifest_for(demo.STORIES[0])
+    store.put_manifest(base)
+    store.put_manifest(base.model_copy(update={"release_id": HOSTILE_RELEASE, "baseline_release_id": base.release_id}))
+    records = [good_case(case_id=f"c{i}", slices={"task": HOSTILE_TASK if i % 2 else "plain"},
+                         output="<script>alert('owned')</script>**bold** [link](javascript:alert(1))",
+                         passed=i % 3 != 0) for i in range(60)]
+    store.ingest([write_jsonl(tmp / "b.jsonl", [dict(r, passed=True) for r in records])], base.release_id)
+    store.ingest([write_jsonl(tmp / "c.jsonl", records)], HOSTILE_RELEASE)
+    store.close()
+    with streamlit_server(str(tmp / "hostile.duckdb")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("view", ["", "gates", "slices", "cases"])
+def test_hostile_ids_and_slice_values_stay_text(hostile_server, page, view):
+    """Test that HTML, script and Markdown-link payloads in release ids, slice values and outputs never become
+    markup: no injected element, link or script reaches the DOM, and the text is shown literally."""
+    import urllib.parse
+
+    page.goto(f"{hostile_server}/{view}?candidate={urllib.parse.quote(HOSTILE_RELEASE)}")
+    wait_for_app(page)
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
+    assert page.locator("b:text('bold')").count() == 0
+    assert page.locator("script:has-text('owned')").count() == 0
+    page.screenshot(path=str(ARTIFACTS / f"hostile-{view or 'overview'}.png"))
+    if view == "":
+        assert "**pwned**<b>bold</b>" in page.get_by_test_id("stAlertContainer").first.inner_text()
