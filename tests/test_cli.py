@@ -78,12 +78,18 @@ def test_demo_out_writes_manifests_and_runs(capsys, tmp_path):
     assert len(list((tmp_path / "d").rglob("manifest.yaml"))) == 5
 
 
-def test_a_locked_store_gives_a_clear_error(capsys, demo_store):
+def test_a_locked_store_gives_a_clear_error(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "dashboard.cli", "releases", "--db", demo_store.path],
-                         capture_output=True, text=True)
+    from dashboard.store.db import Store
+
+    held = Store(tmp_path / "held.duckdb")  # this process holds the write lock
+    try:
+        out = subprocess.run([sys.executable, "-m", "dashboard.cli", "releases", "--db", held.path],
+                             capture_output=True, text=True)
+    finally:
+        held.close()
     assert out.returncode == 2 and "open in another process" in out.stderr
 
 
