@@ -191,6 +191,21 @@ class Gate(BaseModel):
         return self
 
 
+class ReviewPolicy(BaseModel):
+    """Who must approve a release, by the application's risk level, and who may waive a failed blocker."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    risk_level: Literal["low", "medium", "high", "critical"] = "high"
+    quorum: dict[str, list[str]] = Field(default_factory=lambda: {
+        "critical": ["engineering", "security", "risk"], "high": ["engineering", "security", "risk"],
+        "medium": ["engineering", "product"], "low": ["engineering"]})
+    waiver_roles: list[str] = Field(default_factory=lambda: ["risk", "security"])
+
+    def required_roles(self) -> list[str]:
+        return self.quorum.get(self.risk_level, [])
+
+
 class GatePolicy(BaseModel):
     """A versioned gate policy."""
 
@@ -211,6 +226,7 @@ class GatePolicy(BaseModel):
     change_requirement_severity: Severity = "blocker"
     suite_evidence: dict[str, list[str]] = Field(
         default_factory=dict, description="Evidence kind -> eval suites whose presence provides it.")
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy, description="Readiness-review quorum and waivers.")
 
     @model_validator(mode="after")
     def _consistent(self) -> GatePolicy:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,11 @@ from pydantic import BaseModel
 
 from dashboard.core.canonical import canonical_json, digest, file_digest
 from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.gates import GateDecision
 from dashboard.core.metrics import MetricValue, metric_value
 from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseEvidence, ReleaseManifest
 from dashboard.core.policy import SliceSpec
+from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
@@ -648,6 +651,69 @@ class Store:
         with self._write_lock:
             self.query("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        [policy_digest, policy_id, version, policy_json, datetime.now(UTC)])
+
+    # ----- reviews ---------------------------------------------------------------------------------
+    def put_decision(self, decision: GateDecision) -> None:
+        """Keep a gate decision a review is signed against (idempotent by digest)."""
+        with self._write_lock:
+            self.query("INSERT INTO decisions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       [decision.digest, decision.candidate.release_id, decision.model_dump_json(), datetime.now(UTC)])
+
+    def decisions(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.query("SELECT decision_digest, decision_json FROM decisions")}
+
+    def manifest_digests(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.query("SELECT release_id, manifest_digest FROM releases")}
+
+    def log_id(self) -> str:
+        """This store's review-log id (made once, on first use)."""
+        with self._write_lock:
+            row = self.query("SELECT log_id FROM log_meta")
+            if row:
+                return str(row[0][0])
+            if self.read_only:
+                return "unnamed"
+            new = "readiness-log:" + uuid.uuid4().hex
+            self.query("INSERT INTO log_meta VALUES (?)", [new])
+            return new
+
+    def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None) -> LogEntry:
+        """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain."""
+        when = (received_at or datetime.now(UTC)).astimezone(UTC)
+        env_hash = envelope_hash(envelope)
+        with self._write_lock:
+            cur = self.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                if cur.execute("SELECT seq FROM review_log WHERE envelope_hash = ?", [env_hash]).fetchall():
+                    raise InputRefused("this exact review is already in the log (a replay is not a new review)")
+                last = cur.execute("SELECT seq, entry_hash FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
+                seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+                entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
+                                 envelope_hash=env_hash, received_at=when,
+                                 entry_hash=entry_hash(seq, prev, env_hash, when))
+                cur.execute("INSERT INTO review_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return entry
+
+    def review_entries(self) -> list[LogEntry]:
+        rows = self.query("SELECT seq, release_id, prev_hash, envelope, envelope_hash, received_at, entry_hash "
+                          "FROM review_log ORDER BY seq")
+        keys = ("seq", "release_id", "prev_hash", "envelope", "envelope_hash", "received_at", "entry_hash")
+        return [LogEntry.model_validate(dict(zip(keys, r, strict=True))) for r in rows]
+
+    def put_checkpoint(self, size: int, head: str, envelope: bytes, issued_at: datetime) -> None:
+        with self._write_lock:
+            self.query("INSERT INTO checkpoints VALUES (?, ?, ?, ?)", [size, head, envelope, issued_at])
+
+    def checkpoints(self) -> list[bytes]:
+        return [bytes(r[0]) for r in self.query("SELECT envelope FROM checkpoints ORDER BY issued_at")]
 
     # ----- files -----------------------------------------------------------------------------------
     def write_table(self, table: pa.Table, path: str | Path, fmt: str) -> None:

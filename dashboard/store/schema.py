@@ -9,6 +9,9 @@ Tables
   the file it came from.
 - policies: gate policies seen by the gate engine, by digest.
 - evidence: non-eval evidence attached to a release (secrets scan, rollback plan, ...).
+- decisions: gate decisions that reviews were signed against, by digest (canonical JSON).
+- review_log: the append-only, hash-chained log of signed review envelopes (bytes as received).
+- log_meta: this store's log id; checkpoints: signed (size, head) checkpoints issued for the log.
 """
 
 from __future__ import annotations
@@ -94,6 +97,28 @@ DDL = [
         version VARCHAR NOT NULL,
         policy_json VARCHAR NOT NULL,
         first_seen_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_digest VARCHAR PRIMARY KEY,
+        release_id VARCHAR NOT NULL,
+        decision_json VARCHAR NOT NULL,
+        stored_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS review_log (
+        seq BIGINT PRIMARY KEY,
+        release_id VARCHAR NOT NULL,
+        prev_hash VARCHAR NOT NULL,
+        envelope BLOB NOT NULL,
+        envelope_hash VARCHAR NOT NULL UNIQUE,
+        received_at TIMESTAMPTZ NOT NULL,
+        entry_hash VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS log_meta (log_id VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        size BIGINT NOT NULL,
+        head VARCHAR NOT NULL,
+        envelope BLOB NOT NULL,
+        issued_at TIMESTAMPTZ NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS evidence (
         release_id VARCHAR PRIMARY KEY,
