@@ -270,6 +270,205 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _passphrase(env_var: str | None, confirm: bool = False) -> bytes:
+    """From the named environment variable, else asked on the terminal (never echoed)."""
+    import getpass
+
+    if env_var:
+        value = os.environ.get(env_var)
+        if value is None:
+            raise UsageError(f"environment variable {env_var} is not set")
+        return value.encode()
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask the passphrase on: pass --passphrase-env VAR")
+    first = getpass.getpass("Key passphrase: ")
+    if confirm and getpass.getpass("Again: ") != first:
+        raise UsageError("the passphrases differ")
+    return first.encode()
+
+
+def _trusted(args: argparse.Namespace):
+    from dashboard.core.reviews import load_trusted
+
+    path = args.trusted or os.environ.get("READINESS_TRUSTED") or str(REPO_DATA / "reviewers" / "trusted_reviewers.yaml")
+    return load_trusted(path)
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    import re
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from dashboard.core.reviews import ROLES, trusted_entry
+    from dashboard.core.signing import SigningError, new_key, public_key_text
+
+    if args.role not in ROLES:
+        raise UsageError(f"unknown role {args.role!r} (use {', '.join(ROLES)})")
+    try:
+        data, public = new_key(_passphrase(args.passphrase_env, confirm=True))
+    except SigningError as e:
+        raise UsageError(str(e)) from e
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", args.reviewer)
+    key_path, pub_path = out / f"{name}.key", out / f"{name}.pub"
+    if key_path.exists():
+        raise UsageError(f"{key_path} exists: keys are never overwritten")
+    key_path.write_bytes(data)
+    key_path.chmod(0o600)
+    pub_path.write_text(f"{public_key_text(public)} {args.reviewer}\n")
+    entry = trusted_entry(args.reviewer, [args.role], public_key_text(public), datetime.now(UTC).replace(microsecond=0))
+    print(f"# private key: {key_path} (encrypted: OpenSSH format, bcrypt KDF)  public key: {pub_path}")
+    print("# add this entry under `reviewers:` in the trusted-reviewers file:")
+    print(yaml.safe_dump([entry], sort_keys=False).rstrip())
+    return EXIT_OK
+
+
+def _parse_waiver(text: str):
+    from datetime import datetime
+
+    from dashboard.core.reviews import Waiver
+
+    parts = text.split("|")
+    if len(parts) != 4:
+        raise UsageError(f"--waiver {text!r}: write 'GATE_ID|JUSTIFICATION|EXPIRES (ISO 8601)|TICKET'")
+    try:
+        expires = datetime.fromisoformat(parts[2])
+    except ValueError as e:
+        raise UsageError(f"--waiver {text!r}: expiry {parts[2]!r} is not an ISO 8601 time") from e
+    if expires.tzinfo is None:
+        raise UsageError(f"--waiver {text!r}: give the expiry's time zone, e.g. 2026-12-01T00:00:00+00:00")
+    return Waiver(gate_id=parts[0], justification=parts[1], expires_at=expires, ticket=parts[3])
+
+
+def cmd_review_sign(args: argparse.Namespace) -> int:
+    from dashboard.core.policy import load_policy
+    from dashboard.core.signing import SigningError, load_private_key_file
+    from dashboard.reviewing import review_predicate, sign_review
+    from dashboard.service import gate_release
+
+    waivers = [_parse_waiver(w) for w in args.waiver or []]
+    try:
+        key = load_private_key_file(args.key, _passphrase(args.passphrase_env))
+    except SigningError as e:
+        raise InputRefused(f"{args.key}: {e}") from e
+    policy = load_policy(args.policy)
+    store = _open_store(args, must_exist=True)
+    try:
+        decision = gate_release(store, policy, args.release, args.baseline, args.profile)
+        predicate = review_predicate(decision, args.reviewer, args.role, args.decision, comment=args.comment or "",
+                                     conditions=args.condition, accepted_risks=args.accepted_risk,
+                                     release_owner=args.release_owner, rollback_owner=args.rollback_owner,
+                                     waivers=waivers)
+        envelope = sign_review(store, decision, predicate, key)
+    finally:
+        store.close()
+    Path(args.out).write_bytes(envelope)
+    print(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}) -> {args.out}")
+    return EXIT_OK
+
+
+def cmd_review_add(args: argparse.Namespace) -> int:
+    from dashboard.reviewing import add_review, read_envelope
+
+    envelope = read_envelope(args.envelope)
+    trusted = _trusted(args)
+    store = _open_store(args, must_exist=True)
+    try:
+        entry = add_review(store, envelope, trusted)
+    finally:
+        store.close()
+    print(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")
+    return EXIT_OK
+
+
+def cmd_review_verify(args: argparse.Namespace) -> int:
+    from dashboard.reviewing import read_envelope, verify_bundle, verify_store
+
+    checkpoints = [read_envelope(c) for c in args.checkpoint or []]
+    if args.bundle:
+        try:
+            bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputRefused(f"{args.bundle}: not a readable bundle: {e}") from e
+        report = verify_bundle(bundle, checkpoints, _trusted(args) if args.trusted else None)
+    else:
+        store = _open_store(args, read_only=True)
+        try:
+            report = verify_store(store, _trusted(args), checkpoints)
+        finally:
+            store.close()
+    for f in report.findings:
+        print(str(f))
+    for r in report.reviews:
+        p = r.predicate
+        print(f"ok entry {r.seq}: {p.reviewer} ({p.role}) {p.decision} {p.candidate_release_id} at "
+              f"{p.reviewed_at.isoformat()} (gate decision {p.gate_decision_digest[:19]}…)")
+    print(f"{'VALID' if report.ok else 'INVALID'}: {report.entries} entries, head {report.head}")
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+def cmd_review_checkpoint(args: argparse.Namespace) -> int:
+    from dashboard.core.signing import SigningError, load_private_key_file
+    from dashboard.reviewing import make_checkpoint
+
+    try:
+        key = load_private_key_file(args.log_key, _passphrase(args.passphrase_env))
+    except SigningError as e:
+        raise InputRefused(f"{args.log_key}: {e}") from e
+    store = _open_store(args, must_exist=True)
+    try:
+        envelope = make_checkpoint(store, key)
+    finally:
+        store.close()
+    if args.out:
+        Path(args.out).write_bytes(envelope)
+        print(f"checkpoint -> {args.out}")
+    else:
+        print(envelope.decode())
+    return EXIT_OK
+
+
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from dashboard.reviewing import export_bundle
+
+    store = _open_store(args, read_only=True)
+    try:
+        bundle = export_bundle(store, _trusted(args))
+    finally:
+        store.close()
+    Path(args.out).write_text(json.dumps(bundle, indent=1, sort_keys=True), encoding="utf-8")
+    print(f"{len(bundle['entries'])} entries, {len(bundle['checkpoints'])} checkpoints -> {args.out}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dashboard.core.policy import load_policy
+    from dashboard.reviewing import status
+
+    policy = load_policy(args.policy)
+    store = _open_store(args, must_exist=True)
+    try:
+        result, decision, _report = status(store, policy, args.release, _trusted(args), args.baseline, args.profile)
+    finally:
+        store.close()
+    if args.format == "json":
+        _print_json(result.model_dump(mode="json"))
+    else:
+        print(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
+              f"{decision.digest})")
+        for line in result.approvals:
+            print(f"  approved: {line}")
+        for line in result.waived:
+            print(f"  waived: {line}")
+        for line in result.reasons:
+            print(f"  not ready: {line}")
+        for line in result.stale_reviews:
+            print(f"  stale: {line}")
+    return EXIT_OK if result.ready else EXIT_REFUSED
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -331,6 +530,68 @@ def build_parser() -> argparse.ArgumentParser:
              "to a stored release.")
     sp.add_argument("file", metavar="FILE", help="evidence JSON or YAML")
     sp.add_argument("--release", required=True)
+
+    keys_parser = sub.add_parser("keys", help="Reviewer signing keys.")
+    keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    sp = keys_sub.add_parser("new", help="Make an Ed25519 key (encrypted) and print its trusted-reviewers entry.")
+    sp.set_defaults(func=cmd_keys_new)
+    sp.add_argument("--reviewer", required=True, help="the reviewer's principal (email)")
+    sp.add_argument("--role", required=True, help="engineering, product, security, risk (or log for the log key)")
+    sp.add_argument("--out", required=True, help="folder for <reviewer>.key and <reviewer>.pub")
+    sp.add_argument("--passphrase-env", help="read the passphrase from this environment variable")
+
+    review_parser = sub.add_parser("review", help="Signed readiness reviews and their log.")
+    review_sub = review_parser.add_subparsers(dest="review_command", required=True, metavar="SUBCOMMAND")
+
+    def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str, trusted: bool = True):
+        rp = review_sub.add_parser(name, help=help_, description=help_)
+        rp.set_defaults(func=fn)
+        rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        if trusted:
+            rp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
+        return rp
+
+    sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.", trusted=False)
+    sp.add_argument("--release", required=True)
+    sp.add_argument("--baseline")
+    sp.add_argument("--policy", required=True)
+    sp.add_argument("--profile")
+    sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"])
+    sp.add_argument("--reviewer", required=True, help="your principal (email), as in the trusted-reviewers file")
+    sp.add_argument("--role", required=True, choices=["engineering", "product", "security", "risk"])
+    sp.add_argument("--key", required=True, help="your encrypted private key")
+    sp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
+    sp.add_argument("--comment")
+    sp.add_argument("--condition", action="append", help="a condition of approval (repeatable)")
+    sp.add_argument("--accepted-risk", action="append", help="a residual risk you accept (repeatable)")
+    sp.add_argument("--release-owner")
+    sp.add_argument("--rollback-owner")
+    sp.add_argument("--waiver", action="append", help="'GATE_ID|JUSTIFICATION|EXPIRES|TICKET' (repeatable)")
+    sp.add_argument("--out", required=True, help="where to write the signed envelope")
+
+    sp = radd("add", cmd_review_add, "Check a signed review and append it to the log.")
+    sp.add_argument("envelope", metavar="ENVELOPE")
+
+    sp = radd("verify", cmd_review_verify, "Verify the review log (or an exported bundle). Exit 0 valid, 1 invalid.")
+    sp.add_argument("--bundle", help="verify this exported bundle instead of the store")
+    sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check against (repeatable)")
+
+    sp = radd("checkpoint", cmd_review_checkpoint, "Sign and print a checkpoint (log size and head hash).",
+              trusted=False)
+    sp.add_argument("--log-key", required=True)
+    sp.add_argument("--passphrase-env")
+    sp.add_argument("--out")
+
+    sp = radd("export", cmd_review_export, "Write a self-contained bundle that verifies offline.")
+    sp.add_argument("--out", required=True)
+
+    sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready.")
+    sp.add_argument("--release", required=True)
+    sp.add_argument("--baseline")
+    sp.add_argument("--policy", required=True)
+    sp.add_argument("--profile")
+    sp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
+    sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501)

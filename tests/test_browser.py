@@ -12,7 +12,7 @@ from tests.browser import ARTIFACTS, CHROMIUM, streamlit_server, wait_for_app
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
-PAGES = {"overview": "", "gates": "gates", "slices": "slices", "quality_rag": "quality_rag",
+PAGES = {"overview": "", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
          "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
          "datasets": "datasets", "load": "load"}
 
@@ -81,6 +81,29 @@ def test_drill_down_into_one_regression(server, page):
     assert page.locator("img[src='x']").count() == 0
 
 
+def test_sign_a_review_in_the_browser(server, page):
+    """Test that a reviewer signs a review end to end: key file, passphrase, and the receipt."""
+    from tests.conftest import REPO
+
+    page.goto(f"{server}/review?candidate=rel-2026.11.0-rc1")
+    wait_for_app(page)
+    page.get_by_label("Your principal (email, as in the trusted-reviewers file)").fill("sec@example.com")
+    page.get_by_test_id("stSelectbox").filter(has_text="Role").click()
+    page.get_by_role("option", name="security").click()
+    page.get_by_label("Comment").fill("Pen test passed; <b>ship it</b>")
+    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_label("Key passphrase").fill("readiness-demo")
+    page.get_by_role("button", name="Sign and record").click()
+    page.get_by_text("Recorded as entry").wait_for(timeout=30_000)
+    wait_for_app(page)
+    assert "entry hash" in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "review-signed.png"))
+    page.goto(f"{server}/review?candidate=rel-2026.11.0-rc1")
+    wait_for_app(page)
+    assert "sec@example.com" in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "review-log.png"))
+
+
 HOSTILE_RELEASE = "rc-**pwned**<b>bold</b>[x](javascript:alert(1))"
 HOSTILE_TASK = "<img src=x onerror=alert(1)><script>alert('owned')</script>"
 
@@ -122,3 +145,10 @@ def test_hostile_ids_and_slice_values_stay_text(hostile_server, page, view):
     page.screenshot(path=str(ARTIFACTS / f"hostile-{view or 'overview'}.png"))
     if view == "":
         assert "**pwned**<b>bold</b>" in page.get_by_test_id("stAlertContainer").first.inner_text()
+
+
+def test_urls_and_emails_in_untrusted_text_are_not_linked():
+    from dashboard.core.render import md_escape
+
+    text = md_escape("see https://evil.example/x or www.evil.example and mail eve@evil.example")
+    assert "https\\://evil\\.example" in text and "eve\\@evil\\.example" in text

@@ -133,3 +133,56 @@ def test_metrics_lists_the_catalogue(capsys):
     code, out, _ = run(capsys, "metrics", "--format", "json")
     names = {m["name"] for m in json.loads(out)}
     assert code == 0 and {"cost_per_successful_task", "recall_at_10", "approval_bypasses"} <= names
+
+
+def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store, monkeypatch):
+    """Test keys new -> review sign -> add -> checkpoint -> verify -> export -> verify bundle -> status."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    db = str(tmp_path / "r.duckdb")
+    shutil.copy(demo_store.path, db)
+    monkeypatch.setenv("PW", "correct horse battery")
+    keys = tmp_path / "keys"
+    entries = []
+    for who, role in (("eng@example.com", "engineering"), ("sec@example.com", "security"),
+                      ("risk@example.com", "risk"), ("log@example.com", "log")):
+        code, out, _ = run(capsys, "keys", "new", "--reviewer", who, "--role", role, "--out", str(keys),
+                           "--passphrase-env", "PW")
+        assert code == 0 and "key_id: sha256:" in out
+        entries.append("\n".join("  " + line for line in out.splitlines() if not line.startswith("#")))
+    trusted = tmp_path / "trusted.yaml"
+    trusted.write_text("reviewers:\n" + "\n".join(entries) + "\n")
+    policy = str(REPO / "data" / "policies" / "case-management.yaml")
+    code, _, err = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--trusted",
+                       str(trusted), "--db", db)
+    assert code == 1
+    for who, role in (("eng", "engineering"), ("sec", "security"), ("risk", "risk")):
+        env = tmp_path / f"{who}.dsse"
+        code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
+                             "--decision", "approve", "--reviewer", f"{who}@example.com", "--role", role,
+                             "--key", str(keys / f"{who}_example.com.key"), "--passphrase-env", "PW",
+                             "--comment", "<b>looks fine</b>", "--out", str(env), "--db", db)
+        assert code == 0, err
+        code, out, err = run(capsys, "review", "add", str(env), "--trusted", str(trusted), "--db", db)
+        assert code == 0 and "added as entry" in out, err
+    code, out, _ = run(capsys, "review", "checkpoint", "--log-key", str(keys / "log_example.com.key"),
+                       "--passphrase-env", "PW", "--out", str(tmp_path / "cp.json"), "--db", db)
+    assert code == 0
+    code, out, _ = run(capsys, "review", "verify", "--trusted", str(trusted), "--db", db,
+                       "--checkpoint", str(tmp_path / "cp.json"))
+    assert code == 0 and out.strip().endswith(out.strip().splitlines()[-1]) and "VALID: 3 entries" in out
+    code, out, _ = run(capsys, "review", "export", "--out", str(tmp_path / "bundle.json"), "--trusted", str(trusted),
+                       "--db", db)
+    assert code == 0
+    code, out, _ = run(capsys, "review", "verify", "--bundle", str(tmp_path / "bundle.json"))
+    assert code == 0 and "VALID" in out
+    code, out, _ = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--trusted",
+                       str(trusted), "--db", db)
+    assert code == 0 and out.startswith("READY")
+    monkeypatch.setenv("PW", "wrong passphrase!")
+    code, _, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
+                       "--decision", "block", "--reviewer", "eng@example.com", "--role", "engineering",
+                       "--key", str(keys / "eng_example.com.key"), "--passphrase-env", "PW", "--out",
+                       str(tmp_path / "x.dsse"), "--db", db)
+    assert code == 1 and "wrong passphrase" in err

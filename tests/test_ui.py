@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO
 
 APP = str(REPO / "dashboard" / "ui" / "app.py")
-PAGES = ["views/overview.py", "views/gates.py", "views/slices.py", "views/quality_rag.py", "views/agent_tools.py",
+PAGES = ["views/overview.py", "views/gates.py", "views/review.py", "views/slices.py", "views/quality_rag.py", "views/agent_tools.py",
          "views/security.py", "views/cost_latency.py", "views/cases.py", "views/datasets.py", "views/load.py"]
 
 
@@ -37,7 +38,7 @@ def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.title] + [e.value for e in at.subheader]
     for kind in ("error", "warning", "success", "info", "caption", "code", "text"):
         parts += [str(e.value) for e in at.get(kind)]
-    return "\n".join(parts)
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))  # Markdown source -> the text it shows
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -53,7 +54,7 @@ def test_overview_shows_the_decision_and_digest(app):
     body = texts(app)
     assert "BLOCKED" in body and "rel-2026.11.0-rc4" in body
     assert "decision digest   sha256:" in body
-    assert "BLOCKER · approval\\_bypass" in body  # each blocker named, with its reason as plain text
+    assert "BLOCKER · approval_bypass" in body  # each blocker named, with its reason as plain text
     assert any("49 fails == 0" in t.value for t in app.text)
 
 
@@ -137,3 +138,39 @@ def test_no_baseline_is_explained(app):
     assert "no baseline release" in texts(app).lower()
     app.switch_page("views/slices.py").run()
     assert "Choose a baseline" in texts(app)
+
+
+def test_review_page_signs_a_review_end_to_end(ui_db, monkeypatch, tmp_path):
+    """Test that a reviewer signs in the form with key file and passphrase, and the review lands verified."""
+    import shutil
+
+    db = tmp_path / "review.duckdb"
+    shutil.copy(ui_db, db)
+    monkeypatch.setenv("READINESS_DB", str(db))
+    from dashboard.ui import data
+
+    data.store.clear()
+    key = (REPO / "data" / "reviewers" / "eng_example.com.key").read_bytes()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["candidate"] = "rel-2026.11.0-rc3"
+    at.run()
+    at.switch_page("views/review.py").run()
+    assert not at.exception
+    assert "NOT READY TO RELEASE" in texts(at) and "No signed review of this release yet." in texts(at)
+    at.text_input(key="rv_reviewer").input("eng@example.com")
+    at.selectbox(key="rv_role").set_value("engineering")
+    at.text_area(key="rv_comment").input("<script>alert(1)</script> **ok**")
+    at.file_uploader(key="rv_key").set_value(("eng.key", key, "application/octet-stream"))
+    at.text_input(key="rv_passphrase").input("wrong passphrase")
+    at.button(key="FormSubmitter:review_form-Sign and record").click().run()
+    assert "wrong passphrase" in texts(at)
+    at.text_input(key="rv_passphrase").input("readiness-demo")
+    at.button(key="FormSubmitter:review_form-Sign and record").click().run()
+    assert not at.exception
+    body = texts(at)
+    assert "Recorded as entry 1" in body, body
+    at.run()
+    frames = [df.value for df in at.dataframe if "reviewer" in df.value.columns]
+    assert frames and frames[0]["reviewer"].tolist() == ["eng@example.com"]
+    assert "quorum not met: no current approval from security, risk" in texts(at)
+    data.store.clear()

@@ -74,7 +74,7 @@ def md_escape(text: str) -> str:
     for ch in text.replace("\r", " ").replace("\n", " "):
         if ch in "<>&\"'|":
             out.append(f"&#{ord(ch)};")
-        elif ch in "\\`*_[]~#!":
+        elif ch in "\\`*_[]~#!@:.":  # @ : . also stop GFM from auto-linking emails and URLs
             out.append("\\" + ch)
         else:
             out.append(ch)

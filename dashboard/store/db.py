@@ -547,7 +547,7 @@ class Store:
     def generation(self) -> str:
         """Changes whenever anything is ingested or attached: a cache key for derived results."""
         row = self.query("""SELECT (SELECT count(*) FROM sources) || '/' || (SELECT count(*) FROM releases) || '/' ||
-                                   (SELECT count(*) FROM evidence) || '/' ||
+                                   (SELECT count(*) FROM evidence) || '/' || (SELECT count(*) FROM review_log) || '/' ||
                                    coalesce((SELECT max(ingested_at)::VARCHAR FROM sources), '')""")
         return str(row[0][0])
 

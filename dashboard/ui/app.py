@@ -10,6 +10,7 @@ pages = {
     "Decide": [
         st.Page("views/overview.py", title="Overview", icon=":material/verified:", default=True),
         st.Page("views/gates.py", title="Gates", icon=":material/checklist:"),
+        st.Page("views/review.py", title="Review", icon=":material/draw:"),
     ],
     "Compare": [
         st.Page("views/slices.py", title="Slices", icon=":material/grid_on:"),

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard.core.gates import GateDecision, GateResult
 from dashboard.core.numbers import fmt_interval, fmt_value
 from dashboard.core.render import STATUS_WORDS, md_escape
+from dashboard.core.reviews import StatusReport
 
 CANDIDATE_COLOR = "#1f63b4"  # the same blue for the candidate on every page
 BASELINE_COLOR = "#8c8c8c"  # the same grey for the baseline
@@ -82,3 +83,14 @@ def pct_change(cand: float | None, base: float | None) -> str:
     if cand is None or base is None or base == 0:
         return ""
     return f"{(cand / base - 1) * 100:+.1f}%"
+
+
+def readiness_banner(result: StatusReport, required_roles: list[str]) -> None:
+    """Release status: the gate decision plus the signed reviews (words and icon, not colour alone)."""
+    head = (":material/verified: **READY TO RELEASE**" if result.ready
+            else ":material/pending: **NOT READY TO RELEASE**")
+    lines = [f"{head} · quorum: {esc(', '.join(required_roles) or 'none')}"]
+    lines += [f"- approved: {esc(a)}" for a in result.approvals]
+    lines += [f"- waived: {esc(w)}" for w in result.waived]
+    lines += [f"- {esc(r)}" for r in result.reasons]
+    (st.success if result.ready else st.info)("\n".join(lines))

@@ -15,6 +15,7 @@ from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import ArtifactChange, diff_manifests
 from dashboard.core.metrics import MetricValue
 from dashboard.core.policy import GatePolicy, SliceSpec, load_policy
+from dashboard.core.reviews import StatusReport, TrustedReviewers, VerifyReport, load_trusted
 from dashboard.service import gate_release
 from dashboard.store.db import ReleaseRow, Store, default_db_path
 
@@ -129,3 +130,31 @@ def metrics_with_intervals(gen: str, release: str, spec_json: str, metrics: tupl
     values = store().slice_metrics(release, spec, list(metrics))
     add_bootstrap_intervals(store(), release, spec, values)
     return values
+
+
+def trusted_path() -> str:
+    return os.environ.get("READINESS_TRUSTED") or str(BUNDLED_POLICIES.parent / "reviewers" / "trusted_reviewers.yaml")
+
+
+@st.cache_data(show_spinner=False)
+def trusted(path: str, mtime: float) -> TrustedReviewers:
+    del mtime
+    return load_trusted(path)
+
+
+def load_trusted_reviewers() -> TrustedReviewers:
+    path = trusted_path()
+    return trusted(path, Path(path).stat().st_mtime)
+
+
+@st.cache_data(show_spinner="Checking the reviews ...")
+def readiness_status(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
+                     profile: str | None, day: str) -> tuple[StatusReport, VerifyReport]:
+    """Release status; `day` keeps waiver expiry honest without recomputing on every rerun."""
+    from dashboard.reviewing import status
+
+    del day
+    result, _decision, report = status(store(), load_selected_policy(policy_path), candidate,
+                                       trusted=load_trusted_reviewers(), baseline_id=baseline, profile=profile,
+                                       no_baseline=baseline is None)
+    return result, report

@@ -1,8 +1,11 @@
 """Overview: the decision, why, what changed, headline numbers with intervals, and the digests."""
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from dashboard.core import render
+from dashboard.core.errors import InputRefused
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.policy import SliceSpec
@@ -19,6 +22,12 @@ sel = require_selection()
 d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
 st.title("Release readiness")
 ui.decision_banner(d)
+try:
+    status, _log = data.readiness_status(sel.generation, sel.candidate, sel.baseline, sel.policy_path,
+                                         sel.policy.digest, sel.profile, datetime.now(UTC).date().isoformat())
+    ui.readiness_banner(status, sel.policy.review.required_roles())
+except InputRefused as e:
+    st.warning("Release status unavailable: the trusted-reviewers file cannot be read (" + ui.esc(e) + ")")
 for note in d.comparability:
     st.warning("**Comparability:** " + ui.esc(note), icon=":material/compare_arrows:")
 for note in d.notes:
