@@ -469,6 +469,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from dashboard.core.policy import load_policy
+    from dashboard.reporting import render, report_data
+
+    policy = load_policy(args.policy)
+    trusted = _trusted(args) if (args.trusted or os.environ.get("READINESS_TRUSTED") or
+                                 (REPO_DATA / "reviewers" / "trusted_reviewers.yaml").exists()) else None
+    store = _open_store(args, must_exist=True)
+    try:
+        no_baseline = args.baseline == "none"
+        data = report_data(store, policy, args.release, None if no_baseline else args.baseline, args.profile, trusted,
+                           no_baseline=no_baseline)
+    finally:
+        store.close()
+    Path(args.out).write_bytes(render(data, args.format))
+    print(f"{args.format} report of {args.release} ({data.decision.status}, decision {data.decision.digest}) -> "
+          f"{args.out}")
+    return EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -592,6 +612,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--profile")
     sp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
     sp.add_argument("--format", choices=["text", "json"], default="text")
+
+    sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")
+    sp.add_argument("--release", required=True)
+    sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
+    sp.add_argument("--policy", required=True)
+    sp.add_argument("--profile")
+    sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
+    sp.add_argument("--format", choices=["md", "html", "pdf"], default="html")
+    sp.add_argument("--out", required=True)
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501)

@@ -56,6 +56,8 @@ def test_overview_shows_the_decision_and_digest(app):
     assert "decision digest   sha256:" in body
     assert "BLOCKER · approval_bypass" in body  # each blocker named, with its reason as plain text
     assert any("49 fails == 0" in t.value for t in app.text)
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert {"Release report (HTML)", "Release report (Markdown)", "Decision (JSON)"} <= set(labels)
 
 
 def test_sidebar_selection_changes_the_numbers(app):

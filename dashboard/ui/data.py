@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.core.errors import InputRefused
 from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import ArtifactChange, diff_manifests
 from dashboard.core.metrics import MetricValue
@@ -158,3 +159,18 @@ def readiness_status(gen: str, candidate: str, baseline: str | None, policy_path
                                        trusted=load_trusted_reviewers(), baseline_id=baseline, profile=profile,
                                        no_baseline=baseline is None)
     return result, report
+
+
+@st.cache_data(show_spinner="Writing the report ...")
+def report(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
+           profile: str | None, fmt: str, day: str) -> bytes:
+    from dashboard.reporting import render, report_data
+
+    del day
+    try:
+        keys: TrustedReviewers | None = load_trusted_reviewers()
+    except (InputRefused, OSError):
+        keys = None
+    data = report_data(store(), load_selected_policy(policy_path), candidate, baseline, profile, keys,
+                       no_baseline=baseline is None)
+    return render(data, fmt)

@@ -9,6 +9,7 @@ from dashboard.core.errors import InputRefused
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.policy import SliceSpec
+from dashboard.reporting import find_chromium
 from dashboard.ui import components as ui
 from dashboard.ui import data
 from dashboard.ui.state import require_selection
@@ -85,8 +86,19 @@ st.code("\n".join([
     f"evidence          {d.evidence_digest or 'none attached'}",
     *[f"run               {r.release_id} {r.run_id}  {r.data_digest}" for r in d.data_digests],
 ]), language=None)
-c1, c2 = st.columns(2)
-c1.download_button("Download decision (JSON)", render.to_json(d), file_name=f"{d.candidate.release_id}-decision.json",
-                   mime="application/json")
-c2.download_button("Download PR comment (Markdown)", render.to_markdown(d),
-                   file_name=f"{d.candidate.release_id}-readiness.md", mime="text/markdown")
+st.subheader("Reports")
+today = datetime.now(UTC).date().isoformat()
+args = (sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
+c1, c2, c3, c4 = st.columns(4)
+c1.download_button("Release report (HTML)", lambda: data.report(*args, "html", today), icon=":material/description:",
+                   file_name=f"{d.candidate.release_id}-release-report.html", mime="text/html", key="dl_html")
+c2.download_button("Release report (Markdown)", lambda: data.report(*args, "md", today), icon=":material/article:",
+                   file_name=f"{d.candidate.release_id}-release-report.md", mime="text/markdown", key="dl_md")
+if find_chromium():
+    c3.download_button("Release report (PDF)", lambda: data.report(*args, "pdf", today),
+                       icon=":material/picture_as_pdf:", file_name=f"{d.candidate.release_id}-release-report.pdf",
+                       mime="application/pdf", key="dl_pdf")
+else:
+    c3.caption("PDF needs chromium on the server.")
+c4.download_button("Decision (JSON)", render.to_json(d), file_name=f"{d.candidate.release_id}-decision.json",
+                   mime="application/json", icon=":material/data_object:", key="dl_json")
