@@ -48,7 +48,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest) if args.manifest else None
     store = _open_store(args)
     try:
-        report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty())
+        report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
+                              dataset=args.dataset, dataset_version=args.dataset_version,
+                              default_risk=args.default_risk)
     finally:
         store.close()
     if args.format == "json":
@@ -60,7 +62,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if f.status == "unchanged":
             print(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
         else:
-            print(f"{f.path}: ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
+            print(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
     return EXIT_OK
 
 
@@ -502,10 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")
-    sp.add_argument("files", nargs="+", metavar="FILE", help="native JSONL, CSV or Parquet files")
+    sp.add_argument("files", nargs="+", metavar="FILE",
+                    help="native JSONL/CSV/Parquet, or results of promptfoo, Inspect AI, lm-eval or DeepEval")
     sp.add_argument("--release", required=True, help="release id the runs belong to")
     sp.add_argument("--manifest", help="the release's manifest (JSON or YAML); needed the first time")
-    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    sp.add_argument("--format", dest="input_format", default="auto",
+                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval"],
+                    help="input format (default: detected from the content)")
+    sp.add_argument("--dataset", help="for eval-tool files: which of the manifest's eval datasets they ran "
+                    "(default: the manifest's only one)")
+    sp.add_argument("--dataset-version", help="for eval-tool files: its version (default: the manifest's)")
+    sp.add_argument("--default-risk", default="medium", choices=["low", "medium", "high", "critical"],
+                    help="risk level of eval-tool cases that carry no `risk` tag (default medium)")
+    sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)
     sp.add_argument("files", nargs="+", metavar="FILE")

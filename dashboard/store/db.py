@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from dashboard.core.policy import SliceSpec
 from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
+from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, to_native_jsonl
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
@@ -187,6 +190,30 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
+class _ImportOptions:
+    fmt: str
+    dataset: str | None
+    dataset_version: str | None
+    default_risk: str
+
+    def context(self, source: str, manifest: ReleaseManifest) -> ImportContext:
+        datasets = manifest.eval_dataset_versions
+        name = self.dataset
+        if name is None:
+            if len(datasets) != 1:
+                raise InputRefused([Problem(source, "", "", "an eval tool's file does not say which eval dataset it "
+                                            f"ran: pass --dataset (the manifest lists {', '.join(sorted(datasets)) or 'none'})")])
+            name = next(iter(datasets))
+        version = self.dataset_version or datasets.get(name)
+        if version is None:
+            raise InputRefused([Problem(source, "", "", f"the manifest does not list eval dataset {name!r}: pass "
+                                        "--dataset-version or fix the manifest")])
+        if self.default_risk not in RISK_LEVELS:
+            raise InputRefused(f"--default-risk {self.default_risk!r}: use {', '.join(RISK_LEVELS)}")
+        return ImportContext(dataset=name, dataset_version=version, default_risk=self.default_risk)
+
+
 class _Refuse(Exception):
     """Internal: the fast path found the file wrong; the diagnosis pass says exactly where."""
 
@@ -259,8 +286,18 @@ class Store:
         release_id: str,
         manifest: ReleaseManifest | None = None,
         progress: bool = False,
+        fmt: str = "auto",
+        dataset: str | None = None,
+        dataset_version: str | None = None,
+        default_risk: str = "medium",
     ) -> IngestReport:
-        """Store eval-run files (and optionally the release's manifest) in one transaction."""
+        """Store eval-run files (and optionally the release's manifest) in one transaction.
+
+        `fmt` is auto, native, or an eval tool (promptfoo, inspect, lm-eval, deepeval); a tool's file names no
+        eval dataset, so `dataset` / `dataset_version` say which of the manifest's it ran (defaults: the
+        manifest's only dataset, at the manifest's version)."""
+        if fmt not in ("auto", "native", *TOOL_FORMATS):
+            raise InputRefused(f"unknown format {fmt!r} (auto, native, {', '.join(TOOL_FORMATS)})")
         if manifest is not None and manifest.release_id != release_id:
             raise InputRefused(f"the manifest is for release {manifest.release_id!r}, not {release_id!r}")
         with self._write_lock:
@@ -271,7 +308,8 @@ class Store:
                 stored = self._manifest_in(cur, release_id)
                 if stored is None:
                     raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
-                results = [self._ingest_file(cur, Path(f), release_id, stored, progress) for f in files]
+                imports = _ImportOptions(fmt, dataset, dataset_version, default_risk)
+                results = [self._ingest_file(cur, Path(f), release_id, stored, progress, imports) for f in files]
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -308,19 +346,35 @@ class Store:
         return "stored"
 
     def _ingest_file(self, cur: duckdb.DuckDBPyConnection, path: Path, release_id: str,
-                     manifest: ReleaseManifest, progress: bool) -> FileResult:
+                     manifest: ReleaseManifest, progress: bool, imports: _ImportOptions) -> FileResult:
         src = str(path)
         if not path.is_file():
             raise InputRefused([Problem(src, "", "", "no such file")])
-        fmt = detect_format(path)
+        detected = detect_tool(path)
+        tool = detected if imports.fmt == "auto" else imports.fmt
+        if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
+            raise InputRefused([Problem(src, "", "", f"this is not a {imports.fmt} file: it looks like "
+                                        f"{'a native eval-run file' if detected == 'native' else detected + ' output'}")])
         source_digest = file_digest(str(path))
+        if tool != "native":
+            with tempfile.TemporaryDirectory() as tmp:
+                native = Path(tmp) / "converted.jsonl"
+                to_native_jsonl(path, tool, imports.context(src, manifest), native)
+                return self._ingest_native(cur, native, "jsonl", release_id, manifest, progress, source_digest,
+                                           recorded_path=path, recorded_format=tool)
+        return self._ingest_native(cur, path, detect_format(path), release_id, manifest, progress, source_digest)
+
+    def _ingest_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
+                       manifest: ReleaseManifest, progress: bool, source_digest: str,
+                       recorded_path: Path | None = None, recorded_format: str | None = None) -> FileResult:
+        src = str(recorded_path or path)
         seen = cur.execute("SELECT records FROM sources WHERE release_id = ? AND source_digest = ?",
                            [release_id, source_digest]).fetchall()
         if seen:
             runs = [r[0] for r in cur.execute(
                 "SELECT run_id FROM runs WHERE release_id = ? AND source_digest = ? ORDER BY run_id",
                 [release_id, source_digest]).fetchall()]
-            return FileResult(path=src, format=fmt, source_digest=source_digest, status="unchanged",
+            return FileResult(path=src, format=recorded_format or fmt, source_digest=source_digest, status="unchanged",
                               records=seen[0][0], runs=runs)
         big = progress and path.stat().st_size >= PROGRESS_BAR_BYTES
         cur.execute(f"SET enable_progress_bar = {'true' if big else 'false'}")
@@ -333,9 +387,9 @@ class Store:
             if not problems:  # the record-level check found nothing: report what the bulk pass saw
                 problems = [Problem(src, "", "", _clean_duckdb_message(e))]
             raise InputRefused(problems) from e
-        self._check_manifest_match(cur, path, release_id, source_digest, manifest)
-        runs = self._record_runs(cur, path, fmt, release_id, source_digest, records)
-        return FileResult(path=src, format=fmt, source_digest=source_digest, status="ingested",
+        self._check_manifest_match(cur, Path(src), release_id, source_digest, manifest)
+        runs = self._record_runs(cur, Path(src), recorded_format or fmt, release_id, source_digest, records)
+        return FileResult(path=src, format=recorded_format or fmt, source_digest=source_digest, status="ingested",
                           records=records, runs=runs)
 
     def _load_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
