@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,11 @@ class InputRefused(Exception):
             problems = [Problem("", "", "", problems)]
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's content, or InputRefused naming the file and why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputRefused([Problem(str(path), "", "", f"cannot read {what}: {e}")]) from e

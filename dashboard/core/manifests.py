@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import InputRefused, Problem, read_text
 from dashboard.core.models import ARTIFACT_KINDS, ReleaseManifest
 
 
@@ -28,10 +28,7 @@ def pydantic_problems(source: str, location: str, err: ValidationError) -> list[
 def load_structured(path: str | Path) -> Any:
     """JSON or YAML content of a file; a parse error names the file and line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputRefused([Problem(str(p), "", "", f"cannot read file: {e}")]) from e
+    text = read_text(p)
     try:
         if p.suffix.lower() == ".json":
             return json.loads(text)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import InputRefused, Problem, read_text
 from dashboard.core.metrics import CATALOGUE, is_known_metric
 from dashboard.core.models import ARTIFACT_KINDS, RISK_LEVELS
 
@@ -305,12 +305,7 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
 
 
 def load_policy(path: str | Path) -> GatePolicy:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputRefused([Problem(str(p), "", "", f"cannot read policy: {e}")]) from e
-    return parse_policy(text, str(p))
+    return parse_policy(read_text(path, "policy"), str(path))
 
 
 def metric_direction(metric: str) -> bool:

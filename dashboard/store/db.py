@@ -11,7 +11,8 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,23 +301,29 @@ class Store:
             raise InputRefused(f"unknown format {fmt!r} (auto, native, {', '.join(TOOL_FORMATS)})")
         if manifest is not None and manifest.release_id != release_id:
             raise InputRefused(f"the manifest is for release {manifest.release_id!r}, not {release_id!r}")
+        with self._transaction() as cur:
+            manifest_status = self._put_manifest(cur, release_id, manifest)
+            stored = self._manifest_in(cur, release_id)
+            if stored is None:
+                raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
+            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk)
+            results = [self._ingest_file(cur, Path(f), release_id, stored, progress, imports) for f in files]
+        return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One serialised write transaction: committed if the block returns, rolled back if it raises."""
         with self._write_lock:
             cur = self.cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")
-                manifest_status = self._put_manifest(cur, release_id, manifest)
-                stored = self._manifest_in(cur, release_id)
-                if stored is None:
-                    raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
-                imports = _ImportOptions(fmt, dataset, dataset_version, default_risk)
-                results = [self._ingest_file(cur, Path(f), release_id, stored, progress, imports) for f in files]
+                yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             finally:
                 cur.close()
-        return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
 
     def put_manifest(self, manifest: ReleaseManifest) -> str:
         return self.ingest([], manifest.release_id, manifest).manifest
@@ -735,25 +742,15 @@ class Store:
         """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain."""
         when = (received_at or datetime.now(UTC)).astimezone(UTC)
         env_hash = envelope_hash(envelope)
-        with self._write_lock:
-            cur = self.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                if cur.execute("SELECT seq FROM review_log WHERE envelope_hash = ?", [env_hash]).fetchall():
-                    raise InputRefused("this exact review is already in the log (a replay is not a new review)")
-                last = cur.execute("SELECT seq, entry_hash FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
-                seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
-                entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
-                                 envelope_hash=env_hash, received_at=when,
-                                 entry_hash=entry_hash(seq, prev, env_hash, when))
-                cur.execute("INSERT INTO review_log VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._transaction() as cur:
+            if cur.execute("SELECT seq FROM review_log WHERE envelope_hash = ?", [env_hash]).fetchall():
+                raise InputRefused("this exact review is already in the log (a replay is not a new review)")
+            last = cur.execute("SELECT seq, entry_hash FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
+            seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+            entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
+                             envelope_hash=env_hash, received_at=when, entry_hash=entry_hash(seq, prev, env_hash, when))
+            cur.execute("INSERT INTO review_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash])
         return entry
 
     def review_entries(self) -> list[LogEntry]:
