@@ -104,6 +104,23 @@ def test_sign_a_review_in_the_browser(server, page):
     page.screenshot(path=str(ARTIFACTS / "review-log.png"))
 
 
+def test_clicking_a_heatmap_cell_drills_into_its_slice(server, page):
+    page.goto(f"{server}/slices?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    first_value = page.get_by_test_id("stSelectbox").filter(has_text="task value").locator("input").input_value()
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    rows = 6  # the demo's six tasks, drawn bottom-up
+    for row in range(rows):  # click the pass_rate cell of each row until the drill-down changes
+        page.mouse.click(box["x"] + box["width"] * 0.08, box["y"] + box["height"] * ((row + 0.5) / rows))
+        page.wait_for_timeout(800)
+        wait_for_app(page)
+        value = page.get_by_test_id("stSelectbox").filter(has_text="task value").locator("input").input_value()
+        if value != first_value:
+            break
+    assert value != first_value, "clicking cells never changed the drilled-into slice"
+    page.screenshot(path=str(ARTIFACTS / "slices-cell-click.png"))
+
+
 HOSTILE_RELEASE = "rc-**pwned**<b>bold</b>[x](javascript:alert(1))"
 HOSTILE_TASK = "<img src=x onerror=alert(1)><script>alert('owned')</script>"
 

@@ -176,3 +176,16 @@ def test_review_page_signs_a_review_end_to_end(ui_db, monkeypatch, tmp_path):
     assert frames and frames[0]["reviewer"].tolist() == ["eng@example.com"]
     assert "quorum not met: no current approval from security, risk" in texts(at)
     data.store.clear()
+
+
+def test_cases_filter_by_a_failed_check(app):
+    app.run()
+    app.selectbox(key="candidate").set_value("rel-2026.11.0-rc2").run()
+    app.switch_page("views/cases.py").run()
+    app.selectbox(key="cases_check").set_value("citation_supported").run()
+    assert not app.exception
+    label = app.number_input(key="cases_page").label
+    regressions_failing_citation = int(label.split("; ")[1].split(" ")[0].replace(",", ""))
+    app.selectbox(key="cases_check").set_value("(any)").run()
+    all_regressions = int(app.number_input(key="cases_page").label.split("; ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < regressions_failing_citation < all_regressions

@@ -627,11 +627,20 @@ class Store:
                                  AND slices[$d] IS NOT NULL ORDER BY 1""", {"r": list(release_ids), "d": dimension})
         return [r[0] for r in rows]
 
+    def check_names(self, release_ids: Sequence[str]) -> list[str]:
+        rows = self.query("SELECT DISTINCT unnest(map_keys(checks)) FROM cases WHERE list_contains($r, release_id) "
+                          "ORDER BY 1", {"r": list(release_ids)})
+        return [r[0] for r in rows]
+
     def cases_page(self, candidate_id: str, baseline_id: str | None, spec: SliceSpec, kind: str,
-                   limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+                   limit: int = 50, offset: int = 0, failed_check: str | None = None) -> tuple[int, list[dict[str, Any]]]:
         """One page of cases, paginated in the database. kind: regressions (baseline passed, candidate failed),
-        fixes, failed (candidate), all (candidate). Most severe risk first."""
+        fixes, failed (candidate), all (candidate); `failed_check` keeps cases whose named check is false in
+        the candidate. Most severe risk first."""
         where, _group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
+        if failed_check:
+            where += " AND checks[$failed_check] = false"
+            params["failed_check"] = failed_check
         joined = kind in ("regressions", "fixes")
         if joined and not baseline_id:
             return 0, []

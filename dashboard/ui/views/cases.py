@@ -30,19 +30,23 @@ if preset:
 kinds = list(KINDS) if sel.baseline else ["failed", "all"]
 if st.session_state.get("cases_kind") not in kinds:
     st.session_state["cases_kind"] = kinds[0]
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
 kind = str(c1.selectbox("Show", kinds, format_func=lambda k: KINDS[k], key="cases_kind"))
 risk = c2.multiselect("Risk", ["critical", "high", "medium", "low"], key="cases_risk")
 suite = c3.multiselect("Suite", data.dimension_values(sel.generation, sel.releases, "suite"), key="cases_suite")
 tasks = data.dimension_values(sel.generation, sel.releases, "task") if "task" in data.dimensions(
     sel.generation, sel.releases) else []
 task = c4.multiselect("Task", tasks, key="cases_task")
+failed_check = c5.selectbox("Failed check", ["(any)", *data.check_names(sel.generation, sel.releases)],
+                            key="cases_check", help="Only cases where this named check is false in the candidate.")
+check = None if failed_check in (None, "(any)") else str(failed_check)
 spec = SliceSpec(risk=risk or None, suite=suite or None, where={"task": task} if task else {})
-total, _first = data.cases_page(sel.generation, sel.candidate, sel.baseline, spec.model_dump_json(), kind, 1, 0)
+total, _first = data.cases_page(sel.generation, sel.candidate, sel.baseline, spec.model_dump_json(), kind, 1, 0,
+                                check)
 pages = max(1, -(-total // PAGE_SIZE))
 page = st.number_input(f"Page (of {pages}; {total:,} cases)", min_value=1, max_value=pages, step=1, key="cases_page")
 _total, rows = data.cases_page(sel.generation, sel.candidate, sel.baseline, spec.model_dump_json(), kind, PAGE_SIZE,
-                          (int(page) - 1) * PAGE_SIZE)
+                               (int(page) - 1) * PAGE_SIZE, check)
 if not rows:
     st.info("No case matches these filters.")
     st.stop()

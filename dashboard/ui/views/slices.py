@@ -49,15 +49,27 @@ fig = go.Figure(go.Heatmap(
     z=z, x=[ui.label(m) for m in metrics], y=[ui.label(s) for s in slices], text=text, texttemplate="%{text}",
     textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]], zmin=-1, zmax=1,
     colorbar={"title": "worse ← → better", "tickvals": [-1, 0, 1], "ticktext": ["worse", "same", "better"]},
-    hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>"))
+    hoverinfo="skip"))
+# One transparent point per cell on top of the heatmap: heatmaps emit no selection events, points do.
+cells = [(ui.label(m), ui.label(sl), text[i][j]) for i, sl in enumerate(slices) for j, m in enumerate(metrics)]
+fig.add_scatter(x=[c[0] for c in cells], y=[c[1] for c in cells], mode="markers", showlegend=False,
+                marker={"size": 40, "opacity": 0, "symbol": "square"}, customdata=[c[2] for c in cells],
+                hovertemplate="%{y} · %{x}<br>%{customdata}<extra></extra>")
 fig.update_layout(height=max(320, 70 * len(slices) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10},
                   font={"size": 15}, xaxis={"side": "top"})
-st.plotly_chart(fig, width="stretch", key="slices_heatmap")
+event = st.plotly_chart(fig, width="stretch", key="slices_heatmap", on_select="rerun", selection_mode="points")
+by_label = {ui.label(v): v for v in slices}
+clicked = [p for p in (event.selection.points if event else []) if p.get("y") in by_label]
+click = (clicked[0]["y"], clicked[0]["x"]) if clicked else None
+if click and click != st.session_state.get("slices_last_click"):  # a new click drills into the cell's slice
+    st.session_state["slices_pick"] = by_label[click[0]]
+st.session_state["slices_last_click"] = click
 st.caption("Cells show candidate − baseline (rates in percentage points) and the candidate's sample size. "
            "▲ / ▼: the rate differs significantly (two-proportion test, Benjamini–Hochberg over all cells, 5%). "
            "Colour is relative within each metric; blue is better, red is worse.")
 
 st.subheader("Drill into a slice")
+st.caption("Click a cell of the heatmap, or choose the slice here.")
 pick = st.selectbox(f"{dimension} value", slices, key="slices_pick")
 detail = frame[frame["slice"] == pick]
 ui.show_table([{"metric": r["metric"], "candidate": fmt_value(r["candidate"]), "baseline": fmt_value(r["baseline"]),
