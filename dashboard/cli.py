@@ -179,7 +179,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address, "--browser.gatherUsageStats", "false"]
+           "--server.address", args.address, "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     if args.headless:
         cmd += ["--server.headless", "true"]
     print(f"Readiness dashboard on http://{args.address}:{args.port}  (store: {path})")
