@@ -156,11 +156,11 @@ def load_trusted_reviewers() -> TrustedReviewers:
 
 @st.cache_data(show_spinner="Checking the reviews ...")
 def readiness_status(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
-                     profile: str | None, day: str) -> tuple[StatusReport, VerifyReport]:
-    """Release status; `day` keeps waiver expiry honest without recomputing on every rerun."""
+                     profile: str | None, hour: str) -> tuple[StatusReport, VerifyReport]:
+    """Release status; `hour` keeps waiver expiry honest without recomputing on every rerun."""
     from dashboard.reviewing import status
 
-    del day
+    del hour
     result, _decision, report = status(store(), load_selected_policy(policy_path), candidate,
                                        trusted=load_trusted_reviewers(), baseline_id=baseline, profile=profile,
                                        no_baseline=baseline is None)

@@ -25,7 +25,7 @@ st.title("Release readiness")
 ui.decision_banner(d)
 try:
     status, _log = data.readiness_status(sel.generation, sel.candidate, sel.baseline, sel.policy_path,
-                                         sel.policy.digest, sel.profile, datetime.now(UTC).date().isoformat())
+                                         sel.policy.digest, sel.profile, datetime.now(UTC).strftime("%Y-%m-%dT%H"))
     ui.readiness_banner(status, sel.policy.review.required_roles())
 except InputRefused as e:
     st.warning("Release status unavailable: the trusted-reviewers file cannot be read (" + ui.esc(e) + ")")

@@ -30,7 +30,7 @@ except InputRefused as e:
     st.error("The trusted-reviewers file cannot be read; set READINESS_TRUSTED. " + ui.esc(e))
     st.stop()
 result, report = data.readiness_status(sel.generation, sel.candidate, sel.baseline, sel.policy_path,
-                                       sel.policy.digest, sel.profile, datetime.now(UTC).date().isoformat())
+                                       sel.policy.digest, sel.profile, datetime.now(UTC).strftime("%Y-%m-%dT%H"))
 ui.readiness_banner(result, sel.policy.review.required_roles())
 
 st.subheader("Signed reviews")
