@@ -446,21 +446,37 @@ def cmd_review_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reviewed_policy(store, release_id: str, trusted):
+    """The policy of the latest verified review of the release (as stored when it was judged), if any."""
+    from dashboard.core.policy import GatePolicy
+    from dashboard.reviewing import verify_store
+
+    reviews = [r for r in verify_store(store, trusted).reviews if r.predicate.candidate_release_id == release_id]
+    if not reviews:
+        return None
+    stored = store.policy_json(reviews[-1].predicate.policy_digest)
+    return GatePolicy.model_validate_json(stored) if stored else None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
     from dashboard.reviewing import status
 
-    policy = load_policy(args.policy)
+    trusted = _trusted(args)
     store = _open_store(args, must_exist=True)
     try:
-        result, decision, _report = status(store, policy, args.release, _trusted(args), args.baseline, args.profile)
+        policy_path = args.policy or os.environ.get("READINESS_POLICY")
+        policy = load_policy(policy_path) if policy_path else _reviewed_policy(store, args.release, trusted)
+        if policy is None:
+            raise UsageError("no review names a policy for this release: pass --policy (or set READINESS_POLICY)")
+        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile)
     finally:
         store.close()
     if args.format == "json":
         _print_json(result.model_dump(mode="json"))
     else:
         print(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
-              f"{decision.digest})")
+              f"{decision.digest}; policy {policy.policy_id} v{policy.version})")
         for line in result.approvals:
             print(f"  approved: {line}")
         for line in result.waived:
@@ -620,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready.")
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the one the latest review judged)")
     sp.add_argument("--profile")
     sp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
     sp.add_argument("--format", choices=["text", "json"], default="text")

@@ -177,9 +177,8 @@ def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store
     assert code == 0
     code, out, _ = run(capsys, "review", "verify", "--bundle", str(tmp_path / "bundle.json"))
     assert code == 0 and "VALID" in out
-    code, out, _ = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--trusted",
-                       str(trusted), "--db", db)
-    assert code == 0 and out.startswith("READY")
+    code, out, _ = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--trusted", str(trusted), "--db", db)
+    assert code == 0 and out.startswith("READY") and "case-management-readiness" in out  # the reviewed policy
     monkeypatch.setenv("PW", "wrong passphrase!")
     code, _, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
                        "--decision", "block", "--reviewer", "eng@example.com", "--role", "engineering",

@@ -714,6 +714,10 @@ class Store:
         row = self.query("SELECT evidence_json, evidence_digest FROM evidence WHERE release_id = ?", [release_id])
         return (ReleaseEvidence.model_validate_json(row[0][0]), row[0][1]) if row else None
 
+    def policy_json(self, policy_digest: str) -> str | None:
+        row = self.query("SELECT policy_json FROM policies WHERE policy_digest = ?", [policy_digest])
+        return str(row[0][0]) if row else None
+
     def remember_policy(self, policy_id: str, version: str, policy_digest: str, policy_json: str) -> None:
         """Keep every policy ever judged, by digest (skipped on a read-only store)."""
         if self.read_only:
