@@ -146,3 +146,16 @@ def test_demo_store_holds_every_story(demo_store):
     assert slices[0][0] >= 6 and slices[0][1] == 4
     hostile = demo_store.query("SELECT count(*) FROM cases WHERE output LIKE '%<script>%'")
     assert hostile[0][0] > 0
+
+
+def test_bundled_demo_matches_its_generator(tmp_path):
+    """Test that data/demo is exactly what `readiness demo --out ... --file-format parquet` writes today."""
+    import filecmp
+
+    from tests.conftest import REPO
+
+    demo.write_demo(tmp_path, 2000, "parquet")
+    shipped = REPO / "data" / "demo"
+    for path in sorted(shipped.rglob("*")):
+        if path.is_file():
+            assert filecmp.cmp(path, tmp_path / path.relative_to(shipped), shallow=False), path
