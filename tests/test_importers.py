@@ -145,7 +145,7 @@ def test_unsupported_versions_are_refused(store, tmp_path):
 
 
 def test_tool_files_need_a_dataset_when_the_manifest_has_several(store):
-    with pytest.raises(InputRefused, match="does not say which eval dataset it ran: pass --dataset"):
+    with pytest.raises(InputRefused, match="does not say which eval dataset it ran: name it"):
         store.ingest([PROMPTFOO], BASE.release_id)
 
 

@@ -189,3 +189,27 @@ def test_cases_filter_by_a_failed_check(app):
     app.selectbox(key="cases_check").set_value("(any)").run()
     all_regressions = int(app.number_input(key="cases_page").label.split("; ")[1].split(" ")[0].replace(",", ""))
     assert 0 < regressions_failing_citation < all_regressions
+
+
+def test_load_page_stores_a_tool_file_or_nothing(tmp_path, monkeypatch):
+    """Test uploading promptfoo output with a manifest; then a broken file is refused and nothing is stored."""
+    monkeypatch.setenv("READINESS_DB", str(tmp_path / "load.duckdb"))
+    from dashboard.ui import data
+
+    data.store.clear()
+    manifest = (REPO / "data" / "demo" / "rel-2026.10.0" / "manifest.yaml").read_bytes()
+    results = (REPO / "tests" / "fixtures" / "tools" / "promptfoo" / "results.json").read_bytes()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("views/load.py").run()
+    at.text_input(key="load_release").input("rel-2026.10.0")
+    at.file_uploader(key="load_manifest").set_value(("manifest.yaml", manifest, "application/yaml"))
+    at.file_uploader(key="load_files").set_value([("broken.json", results[:500], "application/json")])
+    at.text_input(key="load_dataset").input("case_policy_golden")
+    at.button(key="FormSubmitter:load_form-Validate and store").click().run()
+    assert "nothing was stored" in texts(at) and "broken.json" in texts(at)
+    assert data.store().table_counts()["releases"] == 0
+    at.file_uploader(key="load_files").set_value([("results.json", results, "application/json")])
+    at.button(key="FormSubmitter:load_form-Validate and store").click().run()
+    assert not at.exception and "Stored." in texts(at), texts(at)
+    assert data.store().table_counts()["cases"] == 10
+    data.store.clear()

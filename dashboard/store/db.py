@@ -204,7 +204,8 @@ class _ImportOptions:
         if name is None:
             if len(datasets) != 1:
                 raise InputRefused([Problem(source, "", "", "an eval tool's file does not say which eval dataset it "
-                                            f"ran: pass --dataset (the manifest lists {', '.join(sorted(datasets)) or 'none'})")])
+                                            "ran: name it (--dataset on the command line; the manifest lists "
+                                            f"{', '.join(sorted(datasets)) or 'none'})")])
             name = next(iter(datasets))
         version = self.dataset_version or datasets.get(name)
         if version is None:

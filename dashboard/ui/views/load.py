@@ -13,14 +13,21 @@ from dashboard.ui import components as ui
 from dashboard.ui import data
 
 st.title("Load data")
-st.caption("Eval files in the native format (JSONL, CSV or Parquet; `readiness schema` prints it). The first "
-           "upload for a release needs its manifest. Everything is validated first; on any error nothing is stored.")
+st.caption("Eval files in the native format (JSONL, CSV or Parquet; `readiness schema` prints it) or as promptfoo, "
+           "Inspect AI, lm-evaluation-harness or DeepEval wrote them. The first upload for a release needs its "
+           "manifest. Everything is validated first; on any error nothing is stored.")
 with st.form("load_form", clear_on_submit=False):
     release = st.text_input("Release id", key="load_release")
     manifest_file = st.file_uploader("Release manifest (YAML or JSON)", type=["yaml", "yml", "json"],
                                      key="load_manifest")
-    eval_files = st.file_uploader("Eval-run files", type=["jsonl", "ndjson", "json", "csv", "parquet"],
+    eval_files = st.file_uploader("Eval-run files: native, or promptfoo / Inspect AI / lm-eval / DeepEval output",
+                                  type=["jsonl", "ndjson", "json", "csv", "parquet", "eval"],
                                   accept_multiple_files=True, key="load_files")
+    c1, c2 = st.columns([2, 1])
+    dataset = c1.text_input("Eval dataset an eval tool's files ran (as named in the manifest; empty: its only one)",
+                            key="load_dataset")
+    default_risk = c2.selectbox("Risk of tool cases without a `risk` tag", ["medium", "low", "high", "critical"],
+                                key="load_risk")
     evidence_file = st.file_uploader("Evidence file (optional)", type=["yaml", "yml", "json"], key="load_evidence")
     submitted = st.form_submit_button("Validate and store", type="primary")
 
@@ -40,7 +47,8 @@ if submitted:
                 p = Path(tmp) / Path(f.name).name
                 p.write_bytes(f.getvalue())
                 paths.append(p)
-            report = data.store().ingest(paths, release, manifest)
+            report = data.store().ingest(paths, release, manifest, dataset=dataset.strip() or None,
+                                         default_risk=str(default_risk))
             stored = "evidence: none"
             if evidence_file is not None:
                 epath = Path(tmp) / Path(evidence_file.name).name
