@@ -21,20 +21,15 @@ class UsageError(Exception):
 
 
 def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False):
-    from dashboard.store.db import Store, default_db_path
+    from dashboard.store.db import Store, StoreUnavailable, default_db_path
 
     path = default_db_path(getattr(args, "db", None))
     if (read_only or must_exist) and not Path(path).exists():
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
-    import duckdb
-
     try:
         return Store(path, read_only=read_only)
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
-            raise UsageError(f"the store {path} is open in another process (the dashboard?): stop it or use "
-                             "another --db") from e
-        raise UsageError(f"cannot open the store {path}: {e}") from e
+    except StoreUnavailable as e:
+        raise UsageError(str(e)) from e
 
 
 def _print_json(value: object) -> None:

@@ -9,9 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from dashboard.core.catalogue_labels import LABELS
 from dashboard.core.errors import InputRefused
-from dashboard.core.metrics import CATALOGUE
+from dashboard.core.metrics import CATALOGUE, LABELS
 from dashboard.core.policy import GatePolicy, SliceSpec
 from dashboard.core.report import MetricRow, ReportData, SliceBar, to_html, to_markdown
 from dashboard.core.reviews import TrustedReviewers

@@ -81,10 +81,8 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
         _key, predicate, subject = check_envelope(envelope, trusted, when)
     except SigningError as e:
         raise InputRefused(f"review refused: {e}") from e
-    entry = LogEntry(seq=0, release_id=predicate.candidate_release_id, prev_hash="", envelope=envelope,
-                     envelope_hash="", received_at=when, entry_hash="")
-    problems = [f for f in binding_findings(entry, predicate, subject, store.manifest_digests(), store.decisions(),
-                                            when) if f.level == "error"]
+    problems = [f for f in binding_findings(None, predicate.candidate_release_id, predicate, subject,
+                                            store.manifest_digests(), store.decisions(), when) if f.level == "error"]
     if problems:
         raise InputRefused("review refused: " + "; ".join(f.message for f in problems))
     return store.append_review(predicate.candidate_release_id, envelope, when)

@@ -124,7 +124,8 @@ def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_i
     cand_manifest = store.manifest(candidate_id)
     base_manifest = store.manifest(baseline_id) if baseline_id else None
     assert cand_manifest is not None
-    if not store.runs(candidate_id):
+    cand_runs = store.runs(candidate_id)
+    if not cand_runs:
         raise InputRefused(f"candidate release {candidate_id!r} has no eval runs stored")
 
     # One aggregate query per distinct slice spec and release, computing every metric it needs.
@@ -146,8 +147,7 @@ def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_i
                 paired[paired_key(g)] = store.paired(candidate_id, baseline_id, g.slice, PAIRED_RISK.get(g.metric))
 
     evidence = store.evidence(candidate_id)
-    runs = [RunDigest(release_id=candidate_id, run_id=r.run_id, data_digest=r.data_digest)
-            for r in store.runs(candidate_id)]
+    runs = [RunDigest(release_id=candidate_id, run_id=r.run_id, data_digest=r.data_digest) for r in cand_runs]
     notes: list[str] = []
     comparability: list[str] = []
     changes: list[DatasetChanges] = []
@@ -161,19 +161,16 @@ def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_i
     else:
         notes.append("no baseline release: relative gates fail closed and eval-dataset changes cannot be checked")
 
-    def judge(p: GatePolicy, prof: str | None) -> GateDecision:
-        return evaluate(
-            p, prof,
-            ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
-            ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
-            if baseline_id else None,
-            diff_manifests(base_manifest, cand_manifest),
-            cand_values, base_values,
-            evidence[0] if evidence else None, evidence[1] if evidence else None,
-            store.suites(candidate_id), runs, notes, paired, extra, comparability, changes,
-        )
-
-    decision = judge(policy, profile)
+    decision = evaluate(
+        policy, profile,
+        ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
+        ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
+        if baseline_id else None,
+        diff_manifests(base_manifest, cand_manifest),
+        cand_values, base_values,
+        evidence[0] if evidence else None, evidence[1] if evidence else None,
+        {r.suite for r in cand_runs}, runs, notes, paired, extra, comparability, changes,
+    )
     if previous is not None:
         prev_profile = profile if profile in previous.profiles else None
         old = gate_release(store, previous, candidate_id, baseline_id, prev_profile, compare_previous=False,

@@ -185,3 +185,18 @@ def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store
                        "--key", str(keys / "eng_example.com.key"), "--passphrase-env", "PW", "--out",
                        str(tmp_path / "x.dsse"), "--db", db)
     assert code == 1 and "wrong passphrase" in err
+
+
+def test_core_is_pure_and_only_the_store_speaks_sql():
+    """Test the layering: core imports neither Streamlit nor DuckDB; nothing outside the store imports DuckDB."""
+    import re
+
+    package = REPO / "dashboard"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        rel = path.relative_to(package).as_posix()
+        imports_duckdb = re.search(r"^\s*(import duckdb|from duckdb)", text, re.M)
+        if rel.startswith("core/"):
+            assert not imports_duckdb and not re.search(r"^\s*(import streamlit|from streamlit)", text, re.M), rel
+        if not rel.startswith("store/"):
+            assert not imports_duckdb, rel

@@ -243,7 +243,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         except SigningError as err:
             findings.append(Finding(seq=e.seq, level="error", message=str(err)))
             continue
-        findings += binding_findings(e, predicate, subject, manifest_digests, decisions, now)
+        findings += binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now)
         if not any(f.seq == e.seq and f.level == "error" for f in findings):
             reviews.append(VerifiedReview(seq=e.seq, envelope_hash=e.envelope_hash, received_at=e.received_at,
                                           key_id=signer.key_id, predicate=predicate))
@@ -253,33 +253,34 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     return VerifyReport(entries=len(entries), head=head, findings=findings, reviews=reviews)
 
 
-def binding_findings(e: LogEntry, p: ReviewPredicate, subject: str, manifest_digests: dict[str, str],
-                      decisions: dict[str, str], now: datetime) -> list[Finding]:
+def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, subject: str,
+                     manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime) -> list[Finding]:
+    """Is the review bound to what the store holds: its release, manifest, gate decision; are waivers live?"""
     out = []
-    if e.release_id != p.candidate_release_id:
-        out.append(Finding(seq=e.seq, level="error", message=f"logged for release {e.release_id}, but the signed "
+    if logged_release != p.candidate_release_id:
+        out.append(Finding(seq=seq, level="error", message=f"logged for release {logged_release}, but the signed "
                            f"review is for {p.candidate_release_id} (replayed onto another release)"))
     manifest = manifest_digests.get(p.candidate_release_id)
     if manifest is None:
-        out.append(Finding(seq=e.seq, level="error", message=f"release {p.candidate_release_id} is not in the store"))
+        out.append(Finding(seq=seq, level="error", message=f"release {p.candidate_release_id} is not in the store"))
     elif f"sha256:{subject}" != manifest or p.candidate_manifest_digest != manifest:
-        out.append(Finding(seq=e.seq, level="error", message=f"the review is bound to manifest sha256:{subject}, but "
+        out.append(Finding(seq=seq, level="error", message=f"the review is bound to manifest sha256:{subject}, but "
                            f"{p.candidate_release_id}'s manifest is {manifest}"))
     stored = decisions.get(p.gate_decision_digest)
     if stored is None:
-        out.append(Finding(seq=e.seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
+        out.append(Finding(seq=seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
                            "is not stored"))
     else:
         decision = GateDecision.model_validate_json(stored)
         if not decision.verify_digest() or decision.digest != p.gate_decision_digest:
-            out.append(Finding(seq=e.seq, level="error", message="the stored gate decision was changed after the "
+            out.append(Finding(seq=seq, level="error", message="the stored gate decision was changed after the "
                                "review: its content no longer has the reviewed digest"))
         elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
-            out.append(Finding(seq=e.seq, level="error", message="the review's release or policy differs from the "
+            out.append(Finding(seq=seq, level="error", message="the review's release or policy differs from the "
                                "gate decision it names"))
     for w in p.waivers:
         if w.expires_at <= now:
-            out.append(Finding(seq=e.seq, level="warning", message=f"the waiver for gate {w.gate_id} expired at "
+            out.append(Finding(seq=seq, level="warning", message=f"the waiver for gate {w.gate_id} expired at "
                                f"{w.expires_at.isoformat()}"))
     return out
 

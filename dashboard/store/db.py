@@ -44,6 +44,10 @@ def default_db_path(explicit: str | None = None) -> str:
     return explicit or os.environ.get("READINESS_DB") or DEFAULT_DB
 
 
+class StoreUnavailable(Exception):
+    """The store file cannot be opened (another process holds it, or it is not a DuckDB file)."""
+
+
 class ReleaseRow(BaseModel):
     release_id: str
     application_version: str
@@ -228,8 +232,14 @@ class Store:
         self.read_only = read_only
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(self.path, read_only=read_only,
-                                  config={"autoinstall_known_extensions": "false"})
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only,
+                                      config={"autoinstall_known_extensions": "false"})
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise StoreUnavailable(f"the store {self.path} is open in another process (the dashboard?): stop it "
+                                       "or use another --db") from e
+            raise StoreUnavailable(f"cannot open the store {self.path}: {e}") from e
         self._write_lock = threading.Lock()
         if not read_only:
             with self._write_lock:
