@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from dashboard.core.errors import InputRefused
+from dashboard.core.gates import GateDecision
 from dashboard.core.metrics import CATALOGUE, LABELS
 from dashboard.core.policy import GatePolicy, SliceSpec
 from dashboard.core.report import MetricRow, ReportData, SliceBar, to_html, to_markdown
@@ -35,13 +36,15 @@ CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"
 
 def report_data(store: Store, policy: GatePolicy, candidate: str, baseline: str | None = None,
                 profile: str | None = None, trusted: TrustedReviewers | None = None,
-                no_baseline: bool = False) -> ReportData:
+                no_baseline: bool = False, decision: GateDecision | None = None) -> ReportData:
+    """Everything the report shows; pass `decision` when the caller already judged the release."""
+    if decision is None:
+        decision = gate_release(store, policy, candidate, baseline, profile, no_baseline=no_baseline)
     if trusted is not None:
-        result, decision, log = status(store, policy, candidate, trusted, baseline, profile, no_baseline=no_baseline)
+        result, decision, log = status(store, policy, candidate, trusted, baseline, profile, decision=decision)
         mine = [r for r in log.reviews if r.predicate.candidate_release_id == candidate]
         log_ok, findings = log.ok, [str(f) for f in log.findings if f.level == "error"]
     else:
-        decision = gate_release(store, policy, candidate, baseline, profile, no_baseline=no_baseline)
         result, mine, log_ok, findings = None, [], None, []
     base_id = decision.baseline.release_id if decision.baseline else None
     spec = SliceSpec()

@@ -136,10 +136,13 @@ def verify_bundle(bundle: dict[str, Any], extra_checkpoints: list[bytes] | None 
 
 def status(store: Store, policy: GatePolicy, release_id: str, trusted: TrustedReviewers,
            baseline_id: str | None = None, profile: str | None = None, now: datetime | None = None,
-           no_baseline: bool = False) -> tuple[StatusReport, GateDecision, VerifyReport]:
-    """Readiness = the current gate decision + the verified reviews + the policy's quorum and waiver roles."""
+           no_baseline: bool = False, decision: GateDecision | None = None) -> tuple[StatusReport, GateDecision,
+                                                                                    VerifyReport]:
+    """Readiness = the current gate decision + the verified reviews + the policy's quorum and waiver roles.
+    Pass `decision` when the caller already judged the release with the same inputs."""
     when = now or datetime.now(UTC)
-    decision = gate_release(store, policy, release_id, baseline_id, profile, no_baseline=no_baseline)
+    if decision is None:
+        decision = gate_release(store, policy, release_id, baseline_id, profile, no_baseline=no_baseline)
     report = verify_store(store, trusted, now=when)
     result = release_status(decision, report.reviews, policy.review.required_roles(), policy.review.waiver_roles, when)
     if not report.ok:

@@ -21,7 +21,7 @@ from dashboard.core.gates import (
 from dashboard.core.manifests import diff_manifests
 from dashboard.core.metrics import CATALOGUE, MetricValue
 from dashboard.core.policy import GatePolicy, SliceSpec
-from dashboard.core.stats import quantile_interval, ratio_interval
+from dashboard.core.stats import quantile_interval_ranks, ratio_interval
 from dashboard.store.db import Store
 
 QUANTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
@@ -47,12 +47,23 @@ def add_bootstrap_intervals(store: Store, release_id: str, spec: SliceSpec,
     """Percentiles get exact-bootstrap intervals, cost per successful task a seeded bootstrap."""
     wanted = {m for per_slice in values.values() for m in per_slice}
     if wanted & set(QUANTILES):
-        for value, arrays in store.metric_arrays(release_id, spec, ["latency_ms"]).items():
+        # The exact bootstrap's bounds are order statistics whose ranks depend on n alone: fetch just those.
+        bounds: dict[tuple[str, str], tuple[int, int]] = {}
+        for value, per_slice in values.items():
             for m in wanted & set(QUANTILES):
-                mv = values.get(value, {}).get(m)
-                if mv is not None and mv.value is not None:
-                    mv.interval = quantile_interval(arrays["latency_ms"], QUANTILES[m])
-                    mv.interval_method = "exact bootstrap"
+                mv = per_slice.get(m)
+                ranks = quantile_interval_ranks(mv.n_eligible, QUANTILES[m]) if mv and mv.value is not None else None
+                if ranks:
+                    bounds[(value, m)] = ranks
+        wanted_ranks: dict[str, list[int]] = {}
+        for (value, _m), (lo, hi) in bounds.items():
+            wanted_ranks.setdefault(value, []).extend([lo, hi])
+        stats = store.order_statistics(release_id, spec, "latency_ms", wanted_ranks) if bounds else {}
+        for (value, m), (lo, hi) in bounds.items():
+            got = stats.get(value, {})
+            if lo in got and hi in got:
+                values[value][m].interval = (got[lo], got[hi])
+                values[value][m].interval_method = "exact bootstrap"
     if "cost_per_successful_task" in wanted:
         for value, arrays in store.metric_arrays(release_id, spec, ["cost_usd", "passed"]).items():
             mv = values.get(value, {}).get("cost_per_successful_task")

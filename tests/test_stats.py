@@ -233,3 +233,17 @@ def test_percentages_never_round_across_a_threshold():
     assert fmt_percent(0.97997) == "97.99%"
     assert fmt_percent(0.98) == "98.00%"
     assert fmt_percent(1.0) == "100.00%"
+
+
+def test_percentile_intervals_from_sql_order_statistics_equal_the_numpy_bootstrap(demo_store):
+    """Test that fetching only the two order statistics gives exactly the exact-bootstrap interval."""
+    from dashboard.core.policy import SliceSpec
+    from dashboard.service import add_bootstrap_intervals
+
+    for spec in (SliceSpec(), SliceSpec(for_each="suite")):
+        values = demo_store.slice_metrics("rel-2026.11.0-rc2", spec, ["latency_p50_ms", "latency_p99_ms"])
+        add_bootstrap_intervals(demo_store, "rel-2026.11.0-rc2", spec, values)
+        arrays = demo_store.metric_arrays("rel-2026.11.0-rc2", spec, ["latency_ms"])
+        for key, per_slice in values.items():
+            for metric, q in (("latency_p50_ms", 0.5), ("latency_p99_ms", 0.99)):
+                assert per_slice[metric].interval == quantile_interval(arrays[key]["latency_ms"], q)

@@ -101,14 +101,12 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> tuple[float, float] | None:
-    """Bootstrap percentile interval of the q-quantile, computed exactly (the limit of infinitely many
-    resamples): the resampled quantile is the order statistic x_(j) with probability given by
-    Binomial(n, j/n), so no random draws are needed and the result never varies."""
-    n = len(values)
-    if n == 0:
+def quantile_interval_ranks(n: int, q: float, level: float = 0.95) -> tuple[int, int] | None:
+    """1-based ranks (lo, hi) of the order statistics bounding the bootstrap percentile interval of the
+    q-quantile, computed exactly (the limit of infinitely many resamples): the resampled quantile is x_(j) with
+    probability given by Binomial(n, j/n). They depend on n alone, so only two values need to be fetched."""
+    if n <= 0:
         return None
-    x = np.sort(np.asarray(values, dtype=float))
     need = max(1, math.ceil(q * n))  # resample's q-quantile <= x_(j)  <=>  #draws <= x_(j) >= need
     spread = 8 * math.sqrt(n * q * (1 - q)) + 2
     j = np.arange(max(1, int(need - spread)), min(n, int(need + spread)) + 1)
@@ -116,7 +114,16 @@ def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> tupl
     lo_tail, hi_tail = (1 - level) / 2, 1 - (1 - level) / 2
     j_lo = j[np.searchsorted(cdf, lo_tail, side="left").clip(0, len(j) - 1)]
     j_hi = j[np.searchsorted(cdf, hi_tail, side="left").clip(0, len(j) - 1)]
-    return float(x[j_lo - 1]), float(x[j_hi - 1])
+    return int(j_lo), int(j_hi)
+
+
+def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> tuple[float, float] | None:
+    """The exact bootstrap percentile interval of the q-quantile of `values` (see quantile_interval_ranks)."""
+    ranks = quantile_interval_ranks(len(values), q, level)
+    if ranks is None:
+        return None
+    x = np.sort(np.asarray(values, dtype=float))
+    return float(x[ranks[0] - 1]), float(x[ranks[1] - 1])
 
 
 def ratio_interval(numer: np.ndarray, denom: np.ndarray, level: float = 0.95,

@@ -544,24 +544,45 @@ class Store:
         return {r[0]: Paired(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in self.query(sql, params)}
 
     def metric_arrays(self, release_id: str, spec: SliceSpec, columns: list[str]) -> dict[str, dict[str, Any]]:
-        """Raw per-case values for bootstraps: slice value -> column -> numpy array (non-null rows only)."""
+        """Raw per-case values for bootstraps: slice value -> column -> numpy array (non-null rows only), in a
+        fixed order. Only the numeric columns are fetched; slices are cut by their counts."""
         allowed = {"latency_ms": "latency_ms", "cost_usd": "CAST(cost_usd AS DOUBLE)",
                    "passed": "CAST(passed AS DOUBLE)"}
         where, group, params = _slice_sql(spec, {"release": release_id})
         cols = ", ".join(f"{allowed[c]} AS {c}" for c in columns)
         notnull = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+        source = f"FROM cases WHERE release_id = $release AND {where} AND {notnull}"
+        counts = self.query(f"SELECT {group} AS slice_value, count(*) {source} GROUP BY ALL ORDER BY 1", params)  # noqa: S608
         cur = self.cursor()
         try:
-            data = cur.execute(f"SELECT {group} AS slice_value, {cols} FROM cases "  # noqa: S608
-                               f"WHERE release_id = $release AND {where} AND {notnull} ORDER BY ALL",
+            by_slice = f"{group}, " if spec.for_each else ""
+            data = cur.execute(f"SELECT {cols} {source} ORDER BY {by_slice}suite, case_id, run_id",  # noqa: S608
                                params).fetchnumpy()
         finally:
             cur.close()
         out: dict[str, dict[str, Any]] = {}
-        keys = data["slice_value"]
-        for value in sorted(set(keys.tolist())):
-            mask = keys == value
-            out[value] = {c: data[c][mask] for c in columns}
+        start = 0
+        for value, n in counts:
+            out[value] = {c: data[c][start:start + n] for c in columns}
+            start += n
+        return out
+
+    def order_statistics(self, release_id: str, spec: SliceSpec, column: str,
+                         ranks: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+        """The values at the given 1-based ranks of `column` (ascending, nulls excluded), per slice value."""
+        allowed = {"latency_ms": "latency_ms"}
+        where, group, params = _slice_sql(spec, {"release": release_id})
+        wanted = [f"{value}\x00{r}" for value, rs in ranks.items() for r in rs]
+        rows = self.query(
+            f"""SELECT slice_value, rn, v FROM (
+                    SELECT {group} AS slice_value, {allowed[column]} AS v,
+                           row_number() OVER (PARTITION BY {group} ORDER BY {allowed[column]}) AS rn
+                    FROM cases WHERE release_id = $release AND {where} AND {allowed[column]} IS NOT NULL)
+                WHERE list_contains($wanted, slice_value || chr(0) || rn::VARCHAR)""",  # noqa: S608
+            {**params, "wanted": wanted})
+        out: dict[str, dict[int, float]] = {}
+        for value, rn, v in rows:
+            out.setdefault(value, {})[int(rn)] = float(v)
         return out
 
     def dataset_changes(self, candidate_id: str, baseline_id: str) -> list[dict[str, Any]]:

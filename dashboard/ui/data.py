@@ -161,9 +161,10 @@ def readiness_status(gen: str, candidate: str, baseline: str | None, policy_path
     from dashboard.reviewing import status
 
     del hour
+    judged = decision(gen, candidate, baseline, policy_path, policy_digest, profile)  # cached: judged once
     result, _decision, report = status(store(), load_selected_policy(policy_path), candidate,
                                        trusted=load_trusted_reviewers(), baseline_id=baseline, profile=profile,
-                                       no_baseline=baseline is None)
+                                       no_baseline=baseline is None, decision=judged)
     return result, report
 
 
@@ -177,6 +178,7 @@ def report(gen: str, candidate: str, baseline: str | None, policy_path: str, pol
         keys: TrustedReviewers | None = load_trusted_reviewers()
     except (InputRefused, OSError):
         keys = None
+    judged = decision(gen, candidate, baseline, policy_path, policy_digest, profile)
     data = report_data(store(), load_selected_policy(policy_path), candidate, baseline, profile, keys,
-                       no_baseline=baseline is None)
+                       no_baseline=baseline is None, decision=judged)
     return render(data, fmt)
