@@ -213,3 +213,34 @@ def test_load_page_stores_a_tool_file_or_nothing(tmp_path, monkeypatch):
     assert not at.exception and "Stored." in texts(at), texts(at)
     assert data.store().table_counts()["cases"] == 10
     data.store.clear()
+
+
+def test_review_page_forgets_the_passphrase_and_records_waivers(ui_db, monkeypatch, tmp_path):
+    """Test that the passphrase is cleared after signing and that a waiver typed in the table is signed."""
+    import shutil
+
+    db = tmp_path / "waive.duckdb"
+    shutil.copy(ui_db, db)
+    monkeypatch.setenv("READINESS_DB", str(db))
+    from dashboard.ui import data
+
+    data.store.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["candidate"] = "rel-2026.11.0-rc4"
+    at.run()
+    at.switch_page("views/review.py").run()
+    at.text_input(key="rv_reviewer").input("risk@example.com")
+    at.selectbox(key="rv_role").set_value("risk")
+    at.get("arrow_data_editor")  # the waiver table is there for the failed gates
+    at.session_state["rv_waivers"] = {"edited_rows": {0: {"justification": "hotfix 4.13.1 ships tomorrow",
+                                                          "ticket": "RISK-42"}},
+                                      "added_rows": [], "deleted_rows": []}
+    key = (REPO / "data" / "reviewers" / "risk_example.com.key").read_bytes()
+    at.file_uploader(key="rv_key").set_value(("risk.key", key, "application/octet-stream"))
+    at.text_input(key="rv_passphrase").input("readiness-demo")
+    at.button(key="FormSubmitter:review_form-Sign and record").click().run()
+    assert not at.exception and "Recorded as entry 1" in texts(at), texts(at)
+    assert at.session_state["rv_passphrase"] == ""
+    frames = [df.value for df in at.dataframe if "waivers" in df.value.columns]
+    assert frames and "RISK-42" in frames[0]["waivers"].iloc[0]
+    data.store.clear()

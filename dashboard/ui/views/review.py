@@ -16,6 +16,58 @@ from dashboard.ui import components as ui
 from dashboard.ui import data
 from dashboard.ui.state import require_selection
 
+
+def _waiver_frame(failed_gates: list[str]) -> pd.DataFrame:
+    """One editable row per failed gate; a row with a justification becomes a waiver."""
+    return pd.DataFrame({"gate_id": failed_gates, "justification": [""] * len(failed_gates),
+                         "expires": [datetime.now(UTC).date() + timedelta(days=14)] * len(failed_gates),
+                         "ticket": [""] * len(failed_gates)})
+
+
+def _sign(decision, failed_gates, trusted_keys) -> None:
+    """Form callback: sign with the uploaded key in memory, record the review, then forget the passphrase."""
+    state = st.session_state
+    try:
+        key_file = state.get("rv_key")
+        if key_file is None:
+            raise InputRefused("choose your private key file")
+        passphrase = state.get("rv_passphrase") or ""
+        key = load_private_key(key_file.getvalue(), passphrase.encode() if passphrase else None)
+        waivers = []
+        edited = state.get("rv_waivers")
+        if failed_gates and edited is not None:
+            rows = _waiver_frame(failed_gates)
+            for index, change in (edited.get("edited_rows") or {}).items():
+                for column, value in change.items():
+                    rows.at[int(index), column] = value
+            for row in rows.to_dict("records"):
+                if str(row["justification"]).strip():
+                    if not str(row["ticket"]).strip():
+                        raise InputRefused(f"waiver for {row['gate_id']}: give a ticket")
+                    expires = row["expires"]
+                    expires = datetime.fromisoformat(str(expires)).date() if not hasattr(expires, "year") else expires
+                    waivers.append(Waiver(gate_id=row["gate_id"], justification=str(row["justification"]),
+                                          expires_at=datetime.combine(expires, time(23, 59, 59), tzinfo=UTC),
+                                          ticket=str(row["ticket"])))
+        lines = lambda name: [x.strip() for x in (state.get(name) or "").splitlines() if x.strip()]  # noqa: E731
+        predicate = review_predicate(
+            decision, (state.get("rv_reviewer") or "").strip(), str(state.get("rv_role")), str(state.get("rv_choice")),
+            comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
+            accepted_risks=lines("rv_risks"), release_owner=state.get("rv_release_owner") or None,
+            rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers)
+        envelope = sign_review(data.store(), decision, predicate, key)
+        del key  # used for this one signature only
+        entry = add_review(data.store(), envelope, trusted_keys)
+    except (SigningError, InputRefused, ValueError) as e:
+        state["rv_outcome"] = (False, "Not signed: " + ui.esc(e), b"", 0)
+    else:
+        st.cache_data.clear()
+        state["rv_outcome"] = (True, f"Recorded as entry {entry.seq}. Receipt (keep it): entry hash {entry.entry_hash}",
+                               envelope, entry.seq)
+    finally:
+        state["rv_passphrase"] = ""  # never kept beyond this one attempt
+
+
 sel = require_selection()
 d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
 st.title("Readiness review")
@@ -54,58 +106,33 @@ st.subheader("Sign a review")
 failed = d.blockers + d.warnings
 with st.form("review_form"):
     c1, c2, c3 = st.columns([2, 1, 2])
-    reviewer = c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer")
-    role = c2.selectbox("Role", [r for r in ROLES if r != "log"], key="rv_role")
-    choice = c3.radio("Decision", ["approve", "approve_with_conditions", "block"], horizontal=True, key="rv_choice")
-    comment = st.text_area("Comment", key="rv_comment")
+    c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer")
+    c2.selectbox("Role", [r for r in ROLES if r != "log"], key="rv_role")
+    c3.radio("Decision", ["approve", "approve_with_conditions", "block"], horizontal=True, key="rv_choice")
+    st.text_area("Comment", key="rv_comment")
     c4, c5 = st.columns(2)
-    conditions = c4.text_area("Conditions (one per line)", key="rv_conditions")
-    risks = c5.text_area("Accepted residual risks (one per line)", key="rv_risks")
+    c4.text_area("Conditions (one per line)", key="rv_conditions")
+    c5.text_area("Accepted residual risks (one per line)", key="rv_risks")
     c6, c7 = st.columns(2)
-    release_owner = c6.text_input("Release owner", key="rv_release_owner")
-    rollback_owner = c7.text_input("Rollback owner", key="rv_rollback_owner")
-    waivers_df = None
+    c6.text_input("Release owner", key="rv_release_owner")
+    c7.text_input("Rollback owner", key="rv_rollback_owner")
     if failed:
         st.caption("Waivers for failed gates (leave the justification empty for gates you do not waive)")
-        default = pd.DataFrame({"gate_id": failed, "justification": [""] * len(failed),
-                                "expires": [datetime.now(UTC).date() + timedelta(days=14)] * len(failed),
-                                "ticket": [""] * len(failed)})
-        waivers_df = st.data_editor(default, hide_index=True, disabled=["gate_id"], key="rv_waivers",
-                                    column_config={"expires": st.column_config.DateColumn("expires (UTC)")})
-    key_file = st.file_uploader("Your private key (OpenSSH, encrypted)", type=None, key="rv_key")
-    passphrase = st.text_input("Key passphrase", type="password", key="rv_passphrase")
-    submitted = st.form_submit_button("Sign and record", type="primary")
+        st.data_editor(_waiver_frame(failed), hide_index=True, disabled=["gate_id"], key="rv_waivers",
+                       column_config={"expires": st.column_config.DateColumn("expires (UTC)")})
+    st.file_uploader("Your private key (OpenSSH, encrypted)", type=None, key="rv_key")
+    st.text_input("Key passphrase", type="password", key="rv_passphrase")
+    st.form_submit_button("Sign and record", type="primary", on_click=_sign, args=(d, failed, trusted))
 
-if submitted:
-    try:
-        if key_file is None:
-            raise InputRefused("choose your private key file")
-        key = load_private_key(key_file.getvalue(), passphrase.encode() if passphrase else None)
-        waivers = []
-        if waivers_df is not None:
-            for row in waivers_df.to_dict("records"):
-                if str(row["justification"]).strip():
-                    if not str(row["ticket"]).strip():
-                        raise InputRefused(f"waiver for {row['gate_id']}: give a ticket")
-                    waivers.append(Waiver(gate_id=row["gate_id"], justification=str(row["justification"]),
-                                          expires_at=datetime.combine(row["expires"], time(23, 59, 59), tzinfo=UTC),
-                                          ticket=str(row["ticket"])))
-        predicate = review_predicate(
-            d, reviewer.strip(), role, choice, comment=comment,
-            conditions=[x.strip() for x in conditions.splitlines() if x.strip()],
-            accepted_risks=[x.strip() for x in risks.splitlines() if x.strip()],
-            release_owner=release_owner or None, rollback_owner=rollback_owner or None, waivers=waivers)
-        envelope = sign_review(data.store(), d, predicate, key)
-        del key  # used for this one signature only
-        entry = add_review(data.store(), envelope, trusted)
-    except (SigningError, InputRefused, ValueError) as e:
-        st.error("Not signed: " + ui.esc(e), icon=":material/error:")
-    else:
-        st.cache_data.clear()
-        st.success(f"Recorded as entry {entry.seq}. Receipt (keep it): entry hash {entry.entry_hash}",
-                   icon=":material/verified:")
-        st.download_button("Download your signed envelope", envelope, file_name=f"review-{entry.seq}.dsse.json",
+outcome = st.session_state.pop("rv_outcome", None)
+if outcome is not None:
+    ok, message, envelope, seq = outcome
+    if ok:
+        st.success(message, icon=":material/verified:")
+        st.download_button("Download your signed envelope", envelope, file_name=f"review-{seq}.dsse.json",
                            mime="application/json")
+    else:
+        st.error(message, icon=":material/error:")
 
 st.subheader("Add a review signed offline")
 st.caption("`readiness review sign ... --out review.dsse.json` on your machine, then upload it here.")
