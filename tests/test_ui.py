@@ -244,3 +244,15 @@ def test_review_page_forgets_the_passphrase_and_records_waivers(ui_db, monkeypat
     frames = [df.value for df in at.dataframe if "waivers" in df.value.columns]
     assert frames and "RISK-42" in frames[0]["waivers"].iloc[0]
     data.store.clear()
+
+
+def test_cases_behind_a_citation_gate_are_the_cases_failing_citation(app):
+    app.run()
+    app.selectbox(key="candidate").set_value("rel-2026.11.0-rc2").run()
+    app.switch_page("views/gates.py").run()
+    app.selectbox(key="gate_cases_pick").set_value("policy_citation_support").run()
+    app.button(key="gate_cases_go").click().run()
+    assert not app.exception
+    assert app.selectbox(key="cases_check").value == "citation_supported"
+    assert app.selectbox(key="cases_kind").value == "failed"
+    assert app.multiselect(key="cases_risk").value == ["high", "critical"]

@@ -140,6 +140,9 @@ LABELS = {
 }
 
 EVIDENCE_PREFIX = "evidence."
+# Rate metrics over one named check that is true when the case is fine: the cases behind a failing gate
+# on such a metric are those whose check is false.
+CHECK_OF_METRIC = {"citation_support_rate": "citation_supported", "groundedness_pass_rate": "grounded"}
 
 
 def is_known_metric(name: str) -> bool:

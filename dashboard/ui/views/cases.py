@@ -23,6 +23,7 @@ if preset:
     st.session_state["cases_suite"] = preset.get("suite") or []
     where = preset.get("where") or {}
     st.session_state["cases_task"] = where.get("task", [])
+    st.session_state["cases_check"] = preset.get("check") or "(any)"
     st.session_state["cases_page"] = 1
     if preset.get("from_gate"):
         st.info(f"Cases behind gate {ui.esc(preset['from_gate'])}.", icon=":material/filter_alt:")

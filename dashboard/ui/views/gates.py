@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard.core.metrics import CHECK_OF_METRIC
 from dashboard.core.policy import CATEGORIES
 from dashboard.ui import components as ui
 from dashboard.ui import data
@@ -29,7 +30,8 @@ if with_cases:
     if st.button("Show its failed cases", key="gate_cases_go"):
         ref = gate.evidence_ref
         assert ref is not None
+        check = CHECK_OF_METRIC.get(gate.metric)
         st.session_state["cases_filter"] = {"risk": ref.risk, "suite": ref.suite, "where": ref.where,
-                                            "kind": "regressions" if sel.baseline else "failed",
-                                            "from_gate": gate.gate_id}
+                                            "kind": "failed" if check or not sel.baseline else "regressions",
+                                            "check": check, "from_gate": gate.gate_id}
         st.switch_page("views/cases.py")
