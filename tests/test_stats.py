@@ -247,3 +247,16 @@ def test_percentile_intervals_from_sql_order_statistics_equal_the_numpy_bootstra
         for key, per_slice in values.items():
             for metric, q in (("latency_p50_ms", 0.5), ("latency_p99_ms", 0.99)):
                 assert per_slice[metric].interval == quantile_interval(arrays[key]["latency_ms"], q)
+
+
+def test_interval_conditions_on_percentiles_use_the_bootstrap_bound(demo_store):
+    policy = parse_policy(HEAD + "  - {id: p95, name: p95, category: performance, severity: warning, "
+                          "metric: latency_p95_ms, condition: 'upper95 <= 1e9'}\n"
+                          "  - {id: p95tight, name: p95 tight, category: performance, severity: warning, "
+                          "metric: latency_p95_ms, condition: 'upper95 <= 10'}\n")
+    d = gate_release(demo_store, policy, "rel-2026.11.0-rc1")
+    gates = {g.gate_id: g for g in d.gates}
+    lo, hi = gates["p95"].interval
+    assert lo < gates["p95"].observed < hi and gates["p95"].interval_method == "exact bootstrap"
+    assert gates["p95"].status == "pass" and gates["p95tight"].status == "fail"
+    assert f"upper95 {hi:.4g}" in gates["p95tight"].reason
