@@ -558,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
     sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")
     sp.add_argument("--out", help="write the output to this file instead of stdout")
+    sp.set_defaults(verdict=True)
 
     policy_parser = sub.add_parser("policy", help="Gate policy tools.")
     policy_sub = policy_parser.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
@@ -615,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = radd("add", cmd_review_add, "Check a signed review and append it to the log.")
     sp.add_argument("envelope", metavar="ENVELOPE")
 
-    sp = radd("verify", cmd_review_verify, "Verify the review log (or an exported bundle). Exit 0 valid, 1 invalid.")
+    sp = radd("verify", cmd_review_verify, "Verify the review log (or an exported bundle). Exit 0 valid, 1 invalid, "
+              "2 usage or input error.")
+    sp.set_defaults(verdict=True)
     sp.add_argument("--bundle", help="verify this exported bundle instead of the store")
     sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check against (repeatable)")
 
@@ -628,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = radd("export", cmd_review_export, "Write a self-contained bundle that verifies offline.")
     sp.add_argument("--out", required=True)
 
-    sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready.")
+    sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready, "
+             "2 usage or input error.")
+    sp.set_defaults(verdict=True)
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the one the latest review judged)")
@@ -665,10 +670,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the interpreter's flush at exit)
         return EXIT_OK
     except InputRefused as e:
-        print("refused, nothing was written:", file=sys.stderr)
+        verdict = getattr(args, "verdict", False)
+        print("input error:" if verdict else "refused, nothing was written:", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_REFUSED
+        # Commands whose exit code is a verdict (1 = blocked / not ready / invalid) report bad input as 2.
+        return EXIT_USAGE if verdict else EXIT_REFUSED
 
 
 if __name__ == "__main__":

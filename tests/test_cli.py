@@ -113,10 +113,14 @@ def test_gate_cli_exit_codes_and_formats(tmp_path, capsys, demo_store):
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "0"
     code, _, err = run(capsys, "gate", "--candidate", "nope", "--policy", policy, "--db", str(db))
-    assert code == 1 and "not in the store" in err
+    assert code == 2 and "not in the store" in err  # input errors are 2, so 1 always means blocked
     code, _, err = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", policy, "--db", str(db),
                        "--profile", "weekly")
-    assert code == 1 and "unknown profile" in err
+    assert code == 2 and "unknown profile" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy_id: x\nversion: '1'\ngates: []\n")
+    code, _, err = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", str(bad), "--db", str(db))
+    assert code == 2 and "bad.yaml" in err
 
 
 def test_policy_check_names_the_line(capsys, tmp_path):
@@ -156,7 +160,10 @@ def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store
     policy = str(REPO / "data" / "policies" / "case-management.yaml")
     code, _, err = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--trusted",
                        str(trusted), "--db", db)
-    assert code == 1
+    assert code == 1  # not ready: no review yet
+    code, _, err = run(capsys, "status", "--release", "no-such-release", "--policy", policy, "--trusted",
+                       str(trusted), "--db", db)
+    assert code == 2 and "not in the store" in err
     for who, role in (("eng", "engineering"), ("sec", "security"), ("risk", "risk")):
         env = tmp_path / f"{who}.dsse"
         code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
