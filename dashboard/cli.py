@@ -340,6 +340,27 @@ def _parse_waiver(text: str):
     return Waiver(gate_id=parts[0], justification=parts[1], expires_at=expires, ticket=parts[3])
 
 
+def _signer_identity(args: argparse.Namespace, key) -> tuple[str, str]:
+    """--reviewer / --role, else the principal in the key's .pub comment and the key's single trusted role."""
+    from dashboard.core.signing import key_id
+
+    reviewer, role = args.reviewer, args.role
+    pub = Path(args.key).with_suffix(".pub")
+    if reviewer is None and pub.exists():
+        parts = pub.read_text(encoding="utf-8").split()
+        reviewer = parts[2] if len(parts) > 2 else None
+    if role is None:
+        try:
+            entries = [k for k in _trusted(args).reviewers if k.key_id == key_id(key.public_key())]
+        except InputRefused:
+            entries = []
+        roles = sorted({r for k in entries for r in k.roles if r != "log"})
+        role = roles[0] if len(roles) == 1 else None
+    if reviewer is None or role is None:
+        raise UsageError("pass --reviewer and --role (they are not in the key's .pub file / trusted entry)")
+    return reviewer, role
+
+
 def cmd_review_sign(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
     from dashboard.core.signing import SigningError, load_private_key_file
@@ -347,15 +368,19 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
     from dashboard.service import gate_release
 
     waivers = [_parse_waiver(w) for w in args.waiver or []]
+    policy_path = args.policy or os.environ.get("READINESS_POLICY")
+    if not policy_path:
+        raise UsageError("pass --policy (or set READINESS_POLICY): the review binds the gate decision under it")
     try:
         key = load_private_key_file(args.key, _passphrase(args.passphrase_env))
     except SigningError as e:
         raise InputRefused(f"{args.key}: {e}") from e
-    policy = load_policy(args.policy)
+    reviewer, role = _signer_identity(args, key)
+    policy = load_policy(policy_path)
     store = _open_store(args, must_exist=True)
     try:
         decision = gate_release(store, policy, args.release, args.baseline, args.profile)
-        predicate = review_predicate(decision, args.reviewer, args.role, args.decision, comment=args.comment or "",
+        predicate = review_predicate(decision, reviewer, role, args.decision, comment=args.comment or "",
                                      conditions=args.condition, accepted_risks=args.accepted_risk,
                                      release_owner=args.release_owner, rollback_owner=args.rollback_owner,
                                      waivers=waivers)
@@ -595,14 +620,15 @@ def build_parser() -> argparse.ArgumentParser:
             rp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
         return rp
 
-    sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.", trusted=False)
+    sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.")
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY)")
     sp.add_argument("--profile")
     sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"])
-    sp.add_argument("--reviewer", required=True, help="your principal (email), as in the trusted-reviewers file")
-    sp.add_argument("--role", required=True, choices=["engineering", "product", "security", "risk"])
+    sp.add_argument("--reviewer", help="your principal (default: the comment of the key's .pub file)")
+    sp.add_argument("--role", choices=["engineering", "product", "security", "risk"],
+                    help="the role you sign as (default: the key's only role in the trusted-reviewers file)")
     sp.add_argument("--key", required=True, help="your encrypted private key")
     sp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
     sp.add_argument("--comment")

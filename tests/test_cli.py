@@ -164,12 +164,13 @@ def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store
     code, _, err = run(capsys, "status", "--release", "no-such-release", "--policy", policy, "--trusted",
                        str(trusted), "--db", db)
     assert code == 2 and "not in the store" in err
-    for who, role in (("eng", "engineering"), ("sec", "security"), ("risk", "risk")):
+    monkeypatch.setenv("READINESS_POLICY", policy)
+    for who in ("eng", "sec", "risk"):  # reviewer from the key's .pub, role from its trusted entry
         env = tmp_path / f"{who}.dsse"
-        code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
-                             "--decision", "approve", "--reviewer", f"{who}@example.com", "--role", role,
+        code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--decision", "approve",
                              "--key", str(keys / f"{who}_example.com.key"), "--passphrase-env", "PW",
-                             "--comment", "<b>looks fine</b>", "--out", str(env), "--db", db)
+                             "--trusted", str(trusted), "--comment", "<b>looks fine</b>", "--out", str(env),
+                             "--db", db)
         assert code == 0, err
         code, out, err = run(capsys, "review", "add", str(env), "--trusted", str(trusted), "--db", db)
         assert code == 0 and "added as entry" in out, err
