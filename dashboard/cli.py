@@ -436,10 +436,13 @@ def cmd_review_checkpoint(args: argparse.Namespace) -> int:
     from dashboard.core.signing import SigningError, load_private_key_file
     from dashboard.reviewing import make_checkpoint
 
+    log_key = args.log_key or os.environ.get("READINESS_LOG_KEY")
+    if not log_key:
+        raise UsageError("pass --log-key (or set READINESS_LOG_KEY): checkpoints are signed by the log key")
     try:
-        key = load_private_key_file(args.log_key, _passphrase(args.passphrase_env))
+        key = load_private_key_file(log_key, _passphrase(args.passphrase_env))
     except SigningError as e:
-        raise InputRefused(f"{args.log_key}: {e}") from e
+        raise InputRefused(f"{log_key}: {e}") from e
     store = _open_store(args, must_exist=True)
     try:
         envelope = make_checkpoint(store, key)
@@ -650,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = radd("checkpoint", cmd_review_checkpoint, "Sign and print a checkpoint (log size and head hash).",
               trusted=False)
-    sp.add_argument("--log-key", required=True)
+    sp.add_argument("--log-key", help="the log's private key (default: $READINESS_LOG_KEY)")
     sp.add_argument("--passphrase-env")
     sp.add_argument("--out")
 

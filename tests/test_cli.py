@@ -174,8 +174,9 @@ def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store
         assert code == 0, err
         code, out, err = run(capsys, "review", "add", str(env), "--trusted", str(trusted), "--db", db)
         assert code == 0 and "added as entry" in out, err
-    code, out, _ = run(capsys, "review", "checkpoint", "--log-key", str(keys / "log_example.com.key"),
-                       "--passphrase-env", "PW", "--out", str(tmp_path / "cp.json"), "--db", db)
+    monkeypatch.setenv("READINESS_LOG_KEY", str(keys / "log_example.com.key"))
+    code, out, _ = run(capsys, "review", "checkpoint", "--passphrase-env", "PW", "--out", str(tmp_path / "cp.json"),
+                       "--db", db)
     assert code == 0
     code, out, _ = run(capsys, "review", "verify", "--trusted", str(trusted), "--db", db,
                        "--checkpoint", str(tmp_path / "cp.json"))
