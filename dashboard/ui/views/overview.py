@@ -55,7 +55,7 @@ else:
 st.subheader("Headline metrics")
 spec = SliceSpec().model_dump_json()
 names = tuple(HEADLINE)
-cand = data.slice_metrics(sel.generation, sel.candidate, spec, names).get("", {})
+cand = data.metrics_with_intervals(sel.generation, sel.candidate, spec, names).get("", {})
 base = data.slice_metrics(sel.generation, sel.baseline, spec, names).get("", {}) if sel.baseline else {}
 cols = [c for _row in range(2) for c in st.columns(4)]
 for col, name in zip(cols, names, strict=True):
@@ -66,8 +66,14 @@ for col, name in zip(cols, names, strict=True):
     delta = ui.delta_text(value, bv.value if bv else None, points=kind == "rate")
     helptext = f"{CATALOGUE[name].description} 95% interval: {fmt_interval(mv.interval) if mv else ''}; " \
                f"baseline {fmt_value(bv.value) if bv else 'n/a'}; n={mv.n_eligible if mv else 0}."
-    col.metric(HEADLINE[name], shown, delta, border=True,
-               delta_color="normal" if CATALOGUE[name].higher_is_better else "inverse", help=helptext)
+    with col.container(border=True):
+        st.metric(HEADLINE[name], shown, delta,
+                  delta_color="normal" if CATALOGUE[name].higher_is_better else "inverse", help=helptext)
+        interval = mv.interval if mv else None
+        shown_interval = ("95% " + (f"[{fmt_percent(interval[0])}, {fmt_percent(interval[1])}]" if kind == "rate"
+                                    else fmt_interval(interval)) + " · ") if interval else ""
+        st.caption(f"{shown_interval}n={mv.n_eligible if mv else 0} · baseline "
+                   f"{fmt_percent(bv.value) if kind == 'rate' and bv else fmt_value(bv.value if bv else None)}")
 
 if d.policy_comparison and (d.policy_comparison.loosened or d.policy_comparison.outcome_changes):
     pc = d.policy_comparison
