@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from packaging.version import InvalidVersion, Version
 
 from dashboard.core.errors import InputRefused
@@ -12,16 +14,18 @@ from dashboard.core.gates import (
     PolicyComparison,
     ReleaseRef,
     RunDigest,
+    SliceValues,
     dataset_governance_gate,
     evaluate,
     loosened_gates,
     paired_key,
     spec_key,
 )
-from dashboard.core.manifests import diff_manifests
+from dashboard.core.manifests import ArtifactChange, diff_manifests
 from dashboard.core.metrics import CATALOGUE, MetricValue
-from dashboard.core.policy import GatePolicy, SliceSpec
-from dashboard.core.stats import quantile_interval_ranks, ratio_interval
+from dashboard.core.models import ReleaseEvidence
+from dashboard.core.policy import Gate, GatePolicy, SliceSpec
+from dashboard.core.stats import Paired, quantile_interval_ranks, ratio_interval
 from dashboard.store.db import Store
 
 QUANTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
@@ -123,80 +127,109 @@ def previous_policy(store: Store, policy: GatePolicy) -> GatePolicy | None:
     return GatePolicy.model_validate_json(max(older, key=lambda r: _version_key(r[0]))[1])
 
 
-def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
-                 profile: str | None = None, previous: GatePolicy | None = None,
-                 compare_previous: bool = True, no_baseline: bool = False) -> GateDecision:
-    """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show."""
-    baseline_id = resolve_baseline(store, candidate_id, baseline_id, no_baseline)
-    gates = policy.gates_for(profile)
-    if compare_previous and previous is None:
-        previous = previous_policy(store, policy)
-    store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
+@dataclass(frozen=True)
+class _ReleaseFacts:
+    """What a decision needs about the two releases, whatever the policy: read from the store once."""
+
+    candidate: ReleaseRef
+    baseline: ReleaseRef | None
+    changes: list[ArtifactChange]
+    suites: set[str]
+    runs: list[RunDigest]
+    evidence: tuple[ReleaseEvidence, str] | None
+    comparability: list[str]
+    dataset_changes: list[DatasetChanges]
+    notes: list[str]
+
+
+def _release_facts(store: Store, candidate_id: str, baseline_id: str | None) -> _ReleaseFacts:
     cand_manifest = store.manifest(candidate_id)
-    base_manifest = store.manifest(baseline_id) if baseline_id else None
     assert cand_manifest is not None
     cand_runs = store.runs(candidate_id)
     if not cand_runs:
         raise InputRefused(f"candidate release {candidate_id!r} has no eval runs stored")
+    runs = [RunDigest(release_id=candidate_id, run_id=r.run_id, data_digest=r.data_digest) for r in cand_runs]
+    if baseline_id:
+        runs += [RunDigest(release_id=baseline_id, run_id=r.run_id, data_digest=r.data_digest)
+                 for r in store.runs(baseline_id)]
+    return _ReleaseFacts(
+        candidate=ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
+        baseline=ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
+        if baseline_id else None,
+        changes=diff_manifests(store.manifest(baseline_id) if baseline_id else None, cand_manifest),
+        suites={r.suite for r in cand_runs}, runs=runs, evidence=store.evidence(candidate_id),
+        comparability=comparability_notes(store, candidate_id, baseline_id) if baseline_id else [],
+        dataset_changes=dataset_changes(store, candidate_id, baseline_id) if baseline_id else [],
+        notes=[] if baseline_id else
+        ["no baseline release: relative gates fail closed and eval-dataset changes cannot be checked"],
+    )
 
-    # One aggregate query per distinct slice spec and release, computing every metric it needs.
+
+@dataclass(frozen=True)
+class _MetricValues:
+    candidate: dict[str, SliceValues]
+    baseline: dict[str, SliceValues]
+    paired: dict[str, dict[str, Paired]]
+
+
+def _metric_values(store: Store, gates: list[Gate], candidate_id: str, baseline_id: str | None) -> _MetricValues:
+    """One aggregate query per distinct slice spec and release, computing every metric the gates need."""
     specs: dict[str, tuple[SliceSpec, set[str]]] = {}
     for g in gates:
         if not g.metric.startswith("evidence."):
             spec, metrics = specs.setdefault(spec_key(g.slice), (g.slice, set()))
             metrics.add(g.metric)
-    cand_values = {k: store.slice_metrics(candidate_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
+    cand = {k: store.slice_metrics(candidate_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
     for k, (spec, ms) in specs.items():
         if any(CATALOGUE[m].kind in ("quantile", "ratio") for m in ms):
-            add_bootstrap_intervals(store, candidate_id, spec, cand_values[k])
-    base_values = ({k: store.slice_metrics(baseline_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
-                   if baseline_id else {})
+            add_bootstrap_intervals(store, candidate_id, spec, cand[k])
+    base = ({k: store.slice_metrics(baseline_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
+            if baseline_id else {})
     paired = {}
     if baseline_id:
         for g in gates:
-            if g.condition.test:
+            if g.condition.test and paired_key(g) not in paired:
                 paired[paired_key(g)] = store.paired(candidate_id, baseline_id, g.slice, PAIRED_RISK.get(g.metric))
+    return _MetricValues(candidate=cand, baseline=base, paired=paired)
 
-    evidence = store.evidence(candidate_id)
-    runs = [RunDigest(release_id=candidate_id, run_id=r.run_id, data_digest=r.data_digest) for r in cand_runs]
-    notes: list[str] = []
-    comparability: list[str] = []
-    changes: list[DatasetChanges] = []
-    extra = []
-    if baseline_id:
-        runs += [RunDigest(release_id=baseline_id, run_id=r.run_id, data_digest=r.data_digest)
-                 for r in store.runs(baseline_id)]
-        comparability = comparability_notes(store, candidate_id, baseline_id)
-        changes = dataset_changes(store, candidate_id, baseline_id)
-        extra.append(dataset_governance_gate(policy, changes))
-    else:
-        notes.append("no baseline release: relative gates fail closed and eval-dataset changes cannot be checked")
 
-    decision = evaluate(
-        policy, profile,
-        ReleaseRef(release_id=candidate_id, manifest_digest=store.manifest_digest(candidate_id) or ""),
-        ReleaseRef(release_id=baseline_id, manifest_digest=store.manifest_digest(baseline_id) or "")
-        if baseline_id else None,
-        diff_manifests(base_manifest, cand_manifest),
-        cand_values, base_values,
-        evidence[0] if evidence else None, evidence[1] if evidence else None,
-        {r.suite for r in cand_runs}, runs, notes, paired, extra, comparability, changes,
+def _judge(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values: _MetricValues) -> GateDecision:
+    extra = [dataset_governance_gate(policy, facts.dataset_changes)] if facts.baseline else []
+    return evaluate(
+        policy, profile, facts.candidate, facts.baseline, facts.changes, values.candidate, values.baseline,
+        facts.evidence[0] if facts.evidence else None, facts.evidence[1] if facts.evidence else None,
+        facts.suites, facts.runs, list(facts.notes), values.paired, extra, facts.comparability,
+        facts.dataset_changes,
     )
-    if previous is not None:
-        prev_profile = profile if profile in previous.profiles else None
-        old = gate_release(store, previous, candidate_id, baseline_id, prev_profile, compare_previous=False,
-                           no_baseline=baseline_id is None)
-        now = {g.gate_id: g.status for g in decision.gates}
-        was = {g.gate_id: g.status for g in old.gates}
-        outcome = [(gid, was.get(gid, "absent"), now.get(gid, "absent"))
-                   for gid in sorted(set(now) | set(was)) if was.get(gid) != now.get(gid)]
-        loosened = loosened_gates(previous, policy)
-        comparison = PolicyComparison(previous_version=previous.version, previous_digest=previous.digest,
-                                      previous_status=old.status, loosened=loosened, outcome_changes=outcome)
-        extra_notes = list(decision.notes)
-        if loosened:
-            extra_notes.append(f"policy {policy.policy_id} v{policy.version} is looser than v{previous.version} "
-                               f"in {len(loosened)} place(s); under v{previous.version} the decision is "
-                               f"{old.status}")
-        decision = decision.model_copy(update={"policy_comparison": comparison, "notes": extra_notes}).with_digest()
-    return decision
+
+
+def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
+                 profile: str | None = None, no_baseline: bool = False) -> GateDecision:
+    """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show.
+
+    When the store has judged an earlier version of the same policy, that version judges the same data too
+    (from the same facts and metric values) and the decision shows where the new one is looser."""
+    baseline_id = resolve_baseline(store, candidate_id, baseline_id, no_baseline)
+    gates = policy.gates_for(profile)
+    previous = previous_policy(store, policy)
+    store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
+    prev_profile = (profile if previous is not None and profile in previous.profiles else None)
+    prev_gates = previous.gates_for(prev_profile) if previous is not None else []
+    facts = _release_facts(store, candidate_id, baseline_id)
+    values = _metric_values(store, gates + prev_gates, candidate_id, baseline_id)
+    decision = _judge(policy, profile, facts, values)
+    if previous is None:
+        return decision
+    old = _judge(previous, prev_profile, facts, values)
+    now = {g.gate_id: g.status for g in decision.gates}
+    was = {g.gate_id: g.status for g in old.gates}
+    outcome = [(gid, was.get(gid, "absent"), now.get(gid, "absent"))
+               for gid in sorted(set(now) | set(was)) if was.get(gid) != now.get(gid)]
+    loosened = loosened_gates(previous, policy)
+    comparison = PolicyComparison(previous_version=previous.version, previous_digest=previous.digest,
+                                  previous_status=old.status, loosened=loosened, outcome_changes=outcome)
+    notes = list(decision.notes)
+    if loosened:
+        notes.append(f"policy {policy.policy_id} v{policy.version} is looser than v{previous.version} "
+                     f"in {len(loosened)} place(s); under v{previous.version} the decision is {old.status}")
+    return decision.model_copy(update={"policy_comparison": comparison, "notes": notes}).with_digest()
