@@ -82,6 +82,3 @@ def diff_manifests(baseline: ReleaseManifest | None, candidate: ReleaseManifest)
             changes.append(ArtifactChange(kind=kind, name=field, baseline=old, candidate=new))
     return changes
 
-
-def changed_kinds(changes: list[ArtifactChange]) -> set[str]:
-    return {c.kind for c in changes}

@@ -307,7 +307,3 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
 def load_policy(path: str | Path) -> GatePolicy:
     return parse_policy(read_text(path, "policy"), str(path))
 
-
-def metric_direction(metric: str) -> bool:
-    """True when higher is better (evidence metrics: 1 passed is better)."""
-    return CATALOGUE[metric].higher_is_better if metric in CATALOGUE else True

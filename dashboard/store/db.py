@@ -6,7 +6,6 @@ of the call is stored, or nothing is.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -722,10 +721,6 @@ class Store:
                          f"WHERE release_id = $release AND {where}", {**params, "p": probs})
         return list(row[0][0] or [])
 
-    def suites(self, release_id: str) -> set[str]:
-        return {r[0] for r in self.query("SELECT DISTINCT suite FROM runs WHERE release_id = ?", [release_id])}
-
-    # ----- evidence and policies ---------------------------------------------------------------------
     def put_evidence(self, evidence: ReleaseEvidence) -> str:
         """Attach non-eval evidence to a stored release; the same evidence again is a no-op."""
         d = digest(evidence)
@@ -850,6 +845,3 @@ def _clean_duckdb_message(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text.removeprefix("Invalid Input Error: ").removeprefix("Conversion Error: ")
 
-
-def dump_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
