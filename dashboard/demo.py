@@ -10,10 +10,11 @@ Deterministic from a fixed seed; columns are built vectorised (numpy + pyarrow),
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -168,11 +169,11 @@ def _rng(*parts: object) -> np.random.Generator:
     return np.random.default_rng([SEED, key])
 
 
-def _pick(rng: np.random.Generator, values: np.ndarray, weights, n: int) -> np.ndarray:
+def _pick(rng: np.random.Generator, values: np.ndarray, weights: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
     return values[rng.choice(len(values), size=n, p=np.asarray(weights) / np.sum(weights))]
 
 
-def _flat(values, type_=None) -> pa.Array:
+def _flat(values: Any, type_: pa.DataType | None = None) -> pa.Array:
     """pa.array that is never chunked (large numpy inputs come back as ChunkedArray)."""
     arr = pa.array(values, type_)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -183,7 +184,7 @@ def _str_lists(values: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(_flat(offsets), _flat(values, pa.string()))
 
 
-def _map(keys: list[str], columns: list[np.ndarray], present: np.ndarray | None, value_type) -> pa.MapArray:
+def _map(keys: list[str], columns: list[np.ndarray], present: np.ndarray | None, value_type: pa.DataType) -> pa.MapArray:
     """A MAP column with the same keys on every row (or none where `present` is False)."""
     n = len(columns[0])
     k = len(keys)
@@ -339,7 +340,8 @@ def eval_run(story: Story, suite: Suite, cases: int, manifest: ReleaseManifest) 
     return table
 
 
-def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, high, rng) -> pa.MapArray:
+def _checks(n: int, rag: bool, agent: bool, sec: bool, passed: np.ndarray, grounded: np.ndarray, cited: np.ndarray,
+            stale: np.ndarray, injected: np.ndarray, high: np.ndarray, rng: np.random.Generator) -> pa.MapArray:
     if rag:
         refusal_expected = rng.random(n) < 0.05
         refusal_observed = refusal_expected | (rng.random(n) < 0.01)  # noise only over-refuses
@@ -357,7 +359,8 @@ def _checks(n, rag, agent, sec, passed, grounded, cited, stale, injected, high, 
     return _map(keys, cols, None, pa.bool_())
 
 
-def _retrieval(n, rag, retrieved, relevant, n_rel, ident, rng) -> pa.StructArray:
+def _retrieval(n: int, rag: bool, retrieved: np.ndarray, relevant: np.ndarray, n_rel: np.ndarray, ident: np.ndarray,
+               rng: np.random.Generator) -> pa.StructArray:
     if not rag:
         return pa.nulls(n, pa.struct([
             ("retrieved_ids", pa.list_(pa.string())), ("relevant_ids", pa.list_(pa.string())),
@@ -372,7 +375,8 @@ def _retrieval(n, rag, retrieved, relevant, n_rel, ident, rng) -> pa.StructArray
     )
 
 
-def _trajectory(n, agent, status_update, bypass, wrong_tool, max_steps, passed, rng) -> pa.StructArray:
+def _trajectory(n: int, agent: bool, status_update: np.ndarray, bypass: np.ndarray, wrong_tool: np.ndarray,
+                max_steps: np.ndarray, passed: np.ndarray, rng: np.random.Generator) -> pa.StructArray:
     step_type = pa.struct([("tool", pa.string()), ("args_digest", pa.string()), ("authorized", pa.bool_()),
                            ("forbidden", pa.bool_()), ("approval_required", pa.bool_()),
                            ("approved", pa.bool_()), ("approval_id", pa.string())])
