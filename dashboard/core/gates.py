@@ -16,7 +16,7 @@ from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.numbers import fmt_value
-from dashboard.core.policy import SEVERITY_ORDER, Gate, GatePolicy, SliceSpec
+from dashboard.core.policy import SEVERITY_ORDER, Condition, Gate, GatePolicy, SliceSpec
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
@@ -423,10 +423,88 @@ def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -
         reason="; ".join(parts) if parts else "no critical case removed or downgraded since the baseline")
 
 
+_STAT_ORDER = {"lower95": 0, "value": 1, "upper95": 2}  # lower95 <= value <= upper95, always
+# Baseline values the relative conditions are compared at: rates, counts, latencies, costs.
+_PROBE_BASELINES = (0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 0.9, 0.95, 0.98, 0.99, 1.0, 2.0, 5.0, 10.0, 100.0, 1e3, 1e4, 1e6)
+
+
+def _condition_looser(a: Condition, b: Condition) -> bool:
+    """True when some observation that `a` rejects is accepted by `b` (for some baseline value): `b` is looser
+    somewhere. Conditions on different statistics (lower95 / value / upper95) are compared through the order
+    lower95 <= value <= upper95 that every interval satisfies."""
+    sa, sb = _STAT_ORDER[a.statistic], _STAT_ORDER[b.statistic]
+    for base in _PROBE_BASELINES:
+        ba, bb = a.bound(base), b.bound(base)
+        if ba is None or bb is None:
+            continue
+        marks = {t + k * 1e-6 * max(1.0, abs(t)) for t in (ba, bb, base, 0.0) for k in (-1, 0, 1)}
+        points = sorted(marks | {-1e15, 1e15})
+        rejected = [x for x in points if not a.holds(x, ba)]
+        accepted = [x for x in points if b.holds(x, bb)]
+        if not rejected or not accepted:
+            continue
+        if sa == sb:
+            if set(rejected) & set(accepted):
+                return True
+        elif sa < sb:  # a judges a smaller statistic than b: need x_a <= x_b
+            if min(rejected) <= max(accepted):
+                return True
+        elif max(rejected) >= min(accepted):
+            return True
+    return False
+
+
+def _condition_change(old: Gate, new: Gate) -> str | None:
+    a, b = old.condition, new.condition
+    if new.metric != old.metric:
+        return f"metric {old.metric} {a.text} -> {new.metric} {b.text} (a different measure: review)"
+    if a.test and b.test:
+        if a.test == "non_inferior" and b.test == "no_regression":
+            return f"condition {a.text} -> {b.text}: 'not shown worse' replaces 'shown non-inferior'"
+        if b.margin > a.margin:
+            return f"margin {a.text} -> {b.text}"
+        return None
+    if a.test and not b.test:
+        return f"condition {a.text} -> {b.text}: a paired test on shared cases replaced by a threshold (review)"
+    if b.test and not a.test:
+        return f"condition {a.text} -> {b.text}: a threshold replaced by a paired test (review)"
+    if _condition_looser(a, b):
+        what = "threshold" if a.threshold is not None and b.threshold is not None else "condition"
+        return f"{what} {a.text} -> {b.text}"
+    return None
+
+
+def _slice_change(old: SliceSpec, new: SliceSpec) -> str | None:
+    """A slice that keeps fewer cases, or no longer judges each value on its own, is looser."""
+    parts = []
+    for name in ("risk", "suite"):
+        o, n = getattr(old, name), getattr(new, name)
+        if n is not None and (o is None or not set(o) <= set(n)):
+            parts.append(f"{name} {'|'.join(o) if o else 'all'} -> {'|'.join(n)}")
+    for dim in sorted(new.where):
+        o_values = old.where.get(dim)
+        if o_values is None or not set(o_values) <= set(new.where[dim]):
+            parts.append(f"{dim} {'|'.join(o_values) if o_values else 'all'} -> {'|'.join(new.where[dim])}")
+    if old.for_each and new.for_each != old.for_each:
+        parts.append(f"for_each {old.for_each} -> {new.for_each or 'none'}")
+    return ("slice narrowed: " + "; ".join(parts)) if parts else None
+
+
+def _profile_sets(policy: GatePolicy) -> dict[str | None, set[str]]:
+    out: dict[str | None, set[str]] = {None: {g.id for g in policy.gates_for(None)}}
+    for p in policy.profiles:
+        out[p] = {g.id for g in policy.gates_for(p)}
+    return out
+
+
 def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGate]:
-    """Gates whose condition, severity, slice size or existence got looser than in `previous`."""
+    """Every way `current` lets through what `previous` did not: a gate removed, dropped from a profile, its
+    severity downgraded, its condition, margin, statistic or slice loosened, its minimum sample size lowered,
+    its `when_changed` narrowed; policy-wide a lower alpha, a downgraded built-in or change-requirement severity,
+    a dropped change requirement, a smaller review quorum."""
     out: list[LoosenedGate] = []
     now = {g.id: g for g in current.gates}
+    old_sets, new_sets = _profile_sets(previous), _profile_sets(current)
     for old in previous.gates:
         new = now.get(old.id)
         if new is None:
@@ -434,30 +512,48 @@ def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGa
             continue
         if SEVERITY_ORDER[new.severity] > SEVERITY_ORDER[old.severity]:
             out.append(LoosenedGate(gate_id=old.id, change=f"severity {old.severity} -> {new.severity}"))
-        if new.metric == old.metric and new.condition.op == old.condition.op:
-            a, b = old.condition, new.condition
-            lower_ok = a.op in (">=", ">")  # higher observed is required: a lower bound got looser if it fell
-            if a.threshold is not None and b.threshold is not None and a.threshold != b.threshold:
-                looser = b.threshold < a.threshold if lower_ok else b.threshold > a.threshold
-                if a.op in ("==", "!="):
-                    looser = True
-                if looser:
-                    out.append(LoosenedGate(gate_id=old.id, change=f"threshold {a.text} -> {b.text}"))
-            elif a.relative and b.relative and a.test is None and b.test is None:
-                probe = 1.0
-                ob, nb = a.bound(probe), b.bound(probe)
-                if ob is not None and nb is not None and ob != nb and ((nb < ob) if lower_ok else (nb > ob)):
-                    out.append(LoosenedGate(gate_id=old.id, change=f"condition {a.text} -> {b.text}"))
-            elif a.test and b.test and b.margin > a.margin:
-                out.append(LoosenedGate(gate_id=old.id, change=f"margin {a.text} -> {b.text}"))
-        elif new.condition.text != old.condition.text or new.metric != old.metric:
-            out.append(LoosenedGate(gate_id=old.id, change=f"changed {old.metric} {old.condition.text} -> "
-                                                          f"{new.metric} {new.condition.text} (review)"))
-        if (new.min_samples or current.min_samples) < (old.min_samples or previous.min_samples):
-            out.append(LoosenedGate(gate_id=old.id, change="smaller minimum sample size"))
-        if old.when_changed is None and new.when_changed is not None:
-            out.append(LoosenedGate(gate_id=old.id, change=f"now runs only when {', '.join(new.when_changed)} change"))
+        change = _condition_change(old, new)
+        if change:
+            out.append(LoosenedGate(gate_id=old.id, change=change))
+        narrowed = _slice_change(old.slice, new.slice)
+        if narrowed:
+            out.append(LoosenedGate(gate_id=old.id, change=narrowed))
+        old_n, new_n = old.min_samples or previous.min_samples, new.min_samples or current.min_samples
+        if new_n < old_n:
+            out.append(LoosenedGate(gate_id=old.id, change=f"smaller minimum sample size {old_n} -> {new_n}"))
+        if new.when_changed is not None and (old.when_changed is None
+                                             or not set(new.when_changed) >= set(old.when_changed)):
+            out.append(LoosenedGate(gate_id=old.id, change=f"now runs only when {', '.join(new.when_changed)} "
+                                                           "change" + (f" (was {', '.join(old.when_changed)})"
+                                                                       if old.when_changed else "")))
+        dropped = [p if p is not None else "(default)" for p, ids in old_sets.items()
+                   if old.id in ids and old.id not in new_sets.get(p, set())]
+        if dropped:
+            out.append(LoosenedGate(gate_id=old.id, change=f"no longer runs in profile {', '.join(dropped)}"))
+    policy_wide: list[str] = []
     if current.alpha < previous.alpha:
-        out.append(LoosenedGate(gate_id="(policy)", change=f"alpha {previous.alpha:g} -> {current.alpha:g}: "
-                                                           "regressions need stronger evidence"))
+        policy_wide.append(f"alpha {previous.alpha:g} -> {current.alpha:g}: regressions need stronger evidence")
+    for name in ("dataset_governance_severity", "change_requirement_severity"):
+        o, n = getattr(previous, name), getattr(current, name)
+        if SEVERITY_ORDER[n] > SEVERITY_ORDER[o]:
+            policy_wide.append(f"{name} {o} -> {n}")
+    for kind, reqs in sorted(previous.change_requirements.items()):
+        gone = sorted(set(reqs) - set(current.change_requirements.get(kind, [])))
+        if gone:
+            policy_wide.append(f"change requirement {kind} no longer needs {', '.join(gone)}")
+    for req, suites in sorted(current.suite_evidence.items()):
+        more = sorted(set(suites) - set(previous.suite_evidence.get(req, [])))
+        if more:
+            policy_wide.append(f"evidence {req} now also provided by eval suite {', '.join(more)}")
+    for level, roles in sorted(previous.review.quorum.items()):
+        gone = sorted(set(roles) - set(current.review.quorum.get(level, [])))
+        if gone:
+            policy_wide.append(f"review quorum for {level} risk no longer needs {', '.join(gone)}")
+    risk_order = ("low", "medium", "high", "critical")
+    if risk_order.index(current.review.risk_level) < risk_order.index(previous.review.risk_level):
+        policy_wide.append(f"review risk level {previous.review.risk_level} -> {current.review.risk_level}")
+    more_waivers = sorted(set(current.review.waiver_roles) - set(previous.review.waiver_roles))
+    if more_waivers:
+        policy_wide.append(f"more roles may waive a blocker: {', '.join(more_waivers)}")
+    out += [LoosenedGate(gate_id="(policy)", change=c) for c in policy_wide]
     return out

@@ -1,0 +1,189 @@
+"""The decision is a pure function of what it judged: the digest never depends on the store's history, the
+"looser than" comparison names its comparison policy explicitly, and loosening detection catches every way a
+policy can let more through."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dashboard import demo
+from dashboard.core.gates import loosened_gates
+from dashboard.core.policy import load_policy, parse_policy
+from dashboard.service import gate_release
+from dashboard.store.db import Store
+from tests.conftest import good_case, write_jsonl
+
+V1 = ("policy_id: pol\nversion: '1.0'\nmin_samples: 5\ngates:\n"
+      "  - {id: pr, name: pass rate, category: quality, severity: blocker, metric: pass_rate, condition: '>= 0.95'}\n"
+      "  - {id: reg, name: no regression, category: quality, severity: blocker, metric: pass_rate, "
+      "condition: no_regression}\n")
+V2 = V1.replace("'1.0'", "'1.1'").replace("'>= 0.95'", "'>= 0.85'")
+
+
+def _cases(n: int, **kw) -> list[dict]:
+    return [good_case(case_id=f"c{i}", risk="critical" if i % 5 == 0 else "low", input=f"question {i}", **kw)
+            for i in range(n)]
+
+
+def _store(path, base: list[dict], cand: list[dict]) -> Store:
+    store = Store(path)
+    bm = demo.manifest_for(demo.STORIES[0])
+    store.put_manifest(bm)
+    store.put_manifest(bm.model_copy(update={"release_id": "cand", "baseline_release_id": bm.release_id}))
+    store.ingest([write_jsonl(path.parent / "b.jsonl", base)], bm.release_id)
+    store.ingest([write_jsonl(path.parent / "c.jsonl", cand)], "cand")
+    return store
+
+
+def test_judging_v2_v1_v2_gives_one_digest_in_process_cli_and_dashboard(tmp_path, monkeypatch):
+    """Test that the store's history of judged policies never changes a decision: in this process, in the CLI's
+    process and through the dashboard's data layer, v2 judged before and after v1 has one digest."""
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(V1)
+    v2.write_text(V2)
+    db = tmp_path / "s.duckdb"
+    store = _store(db, _cases(100), [dict(r, passed=i % 10 != 0) for i, r in enumerate(_cases(100))])
+    first = gate_release(store, load_policy(v2), "cand")
+    assert gate_release(store, load_policy(v1), "cand").status == "blocked"
+    again = gate_release(store, load_policy(v2), "cand")
+    assert first.policy_comparison is None and again.policy_comparison is None
+    assert again.digest == first.digest
+    store.close()
+
+    out = subprocess.run([sys.executable, "-m", "dashboard.cli", "gate", "--candidate", "cand", "--policy", str(v2),
+                          "--format", "json", "--db", str(db)], capture_output=True, text=True)
+    assert json.loads(out.stdout)["digest"] == first.digest, out.stderr
+
+    monkeypatch.setenv("READINESS_DB", str(db))
+    from dashboard.ui import data
+
+    data.store.clear()
+    data.decision.clear()
+    try:
+        shown = data.decision(data.generation(), "cand", demo.BASELINE_ID, str(v2), load_policy(v2).digest, None)
+        assert shown.digest == first.digest
+        compared = data.decision(data.generation(), "cand", demo.BASELINE_ID, str(v2), load_policy(v2).digest, None,
+                                 str(v1), load_policy(v1).digest)
+        assert compared.policy_comparison is not None and compared.digest != first.digest
+    finally:
+        data.store().close()
+        data.store.clear()
+        data.decision.clear()
+
+
+def test_an_explicit_previous_policy_is_named_by_digest_in_the_decision(tmp_path):
+    """Test that --previous-policy (CLI) and previous= (service) compare with exactly that policy, by digest."""
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(V1)
+    v2.write_text(V2)
+    db = tmp_path / "s.duckdb"
+    store = _store(db, _cases(100), [dict(r, passed=i % 10 != 0) for i, r in enumerate(_cases(100))])
+    d = gate_release(store, load_policy(v2), "cand", previous=load_policy(v1))
+    store.close()
+    comp = d.policy_comparison
+    assert comp is not None and ("pr", "fail", "pass") in [tuple(x) for x in comp.outcome_changes]
+    assert comp.previous_digest == load_policy(v1).digest and comp.previous_status == "blocked"
+    assert any(x.gate_id == "pr" and ">= 0.95 -> >= 0.85" in x.change for x in comp.loosened)
+    out = subprocess.run([sys.executable, "-m", "dashboard.cli", "gate", "--candidate", "cand", "--policy", str(v2),
+                          "--previous-policy", str(v1), "--format", "json", "--db", str(db)],
+                         capture_output=True, text=True)
+    payload = json.loads(out.stdout)
+    assert payload["digest"] == d.digest, out.stderr
+    assert payload["policy_comparison"]["previous_digest"] == load_policy(v1).digest
+
+
+BASE_POLICY = """policy_id: pol
+version: '1'
+profiles: [pr, release]
+min_samples: 30
+alpha: 0.05
+gates:
+  - id: g
+    name: gate
+    category: quality
+    severity: blocker
+    metric: pass_rate
+    slice: {risk: [high, critical], for_each: task}
+    condition: 'lower95 >= 0.95'
+    when_changed: [prompts, model_routes]
+  - id: reg
+    name: regression
+    category: quality
+    severity: blocker
+    metric: critical_pass_rate
+    condition: no_regression 0.01
+  - id: lat
+    name: latency
+    category: performance
+    severity: warning
+    metric: latency_p95_ms
+    condition: '<= baseline + 10%'
+  - id: other
+    name: other
+    category: quality
+    severity: blocker
+    metric: pass_rate
+    condition: '== 1'
+"""
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in BASE_POLICY, old
+    return BASE_POLICY.replace(old, new, 1)
+
+
+LOOSENINGS = [
+    ("interval bound dropped", _edit("'lower95 >= 0.95'", "'>= 0.95'"), "g", "lower95 >= 0.95 -> >= 0.95"),
+    ("threshold lowered", _edit("'lower95 >= 0.95'", "'lower95 >= 0.9'"), "g", "0.9"),
+    ("paired test replaced by a threshold", _edit("no_regression 0.01", "'>= 0.5'"), "reg", "paired test"),
+    ("slice narrowed to low risk", _edit("risk: [high, critical]", "risk: [high]"), "g", "slice narrowed"),
+    ("for_each dropped", _edit(", for_each: task}", "}"), "g", "for_each"),
+    ("slice filter added", _edit("metric: latency_p95_ms", "metric: latency_p95_ms\n    slice: {risk: [low]}"),
+     "lat", "slice narrowed"),
+    ("when_changed narrowed", _edit("[prompts, model_routes]", "[prompts]"), "g", "now runs only when prompts"),
+    ("when_changed added", _edit("    condition: '== 1'", "    condition: '== 1'\n    when_changed: [code]"),
+     "other", "now runs only when code"),
+    ("gate dropped from a profile", _edit("    condition: '== 1'", "    condition: '== 1'\n    profiles: [release]"),
+     "other", "profile pr"),
+    ("severity downgraded", _edit("severity: warning", "severity: informational"), "lat", "severity"),
+    ("minimum n lowered", _edit("min_samples: 30", "min_samples: 10"), "g", "minimum sample size 30 -> 10"),
+    ("margin widened", _edit("no_regression 0.01", "no_regression 0.05"), "reg", "margin"),
+    ("relative margin widened", _edit("baseline + 10%", "baseline + 25%"), "lat", "condition"),
+    ("absolute turned relative", _edit("'== 1'", "'>= baseline - 0.02'"), "other", "condition"),
+    ("equality widened", _edit("'== 1'", "'>= 0.99'"), "other", "threshold"),
+    ("gate removed", BASE_POLICY.split("  - id: other")[0], "other", "gate removed"),
+    ("alpha lowered", _edit("alpha: 0.05", "alpha: 0.01"), "(policy)", "alpha"),
+    ("non-inferiority relaxed to no-regression", _edit("no_regression 0.01", "non_inferior 0.01"), None, None),
+]
+
+
+@pytest.mark.parametrize("label, text, gate_id, words", LOOSENINGS, ids=[x[0] for x in LOOSENINGS])
+def test_every_loosening_is_detected(label, text, gate_id, words):
+    """Test, table-driven, that each way of loosening a policy is named against the gate it loosens."""
+    old, new = parse_policy(BASE_POLICY), parse_policy(text)
+    if gate_id is None:  # reversed: v1 = non_inferior, v2 = no_regression
+        old, new = new, old
+        gate_id, words = "reg", "not shown worse"
+    found = loosened_gates(old, new)
+    assert any(x.gate_id == gate_id and words in x.change for x in found), (label, found)
+
+
+TIGHTENINGS = [
+    ("interval bound added", _edit("'lower95 >= 0.95'", "'lower95 >= 0.97'")),
+    ("slice widened", _edit("risk: [high, critical]", "risk: [medium, high, critical]")),
+    ("minimum n raised", _edit("min_samples: 30", "min_samples: 50")),
+    ("margin narrowed", _edit("no_regression 0.01", "no_regression")),
+    ("relative bound tightened", _edit("baseline + 10%", "baseline * 1.05")),
+    ("same bound rewritten", _edit("baseline + 10%", "baseline * 1.1")),
+    ("severity raised", _edit("severity: warning", "severity: blocker")),
+    ("when_changed widened", _edit("[prompts, model_routes]", "[prompts, model_routes, code]")),
+]
+
+
+@pytest.mark.parametrize("label, text", TIGHTENINGS, ids=[x[0] for x in TIGHTENINGS])
+def test_tightening_or_rewording_is_not_called_loosening(label, text):
+    assert loosened_gates(parse_policy(BASE_POLICY), parse_policy(text)) == [], label
