@@ -187,3 +187,92 @@ TIGHTENINGS = [
 @pytest.mark.parametrize("label, text", TIGHTENINGS, ids=[x[0] for x in TIGHTENINGS])
 def test_tightening_or_rewording_is_not_called_loosening(label, text):
     assert loosened_gates(parse_policy(BASE_POLICY), parse_policy(text)) == [], label
+
+
+# ----- pathological policies (issue 12, item 6) ------------------------------------------------------------------
+
+def test_a_huge_condition_is_refused_fast_naming_file_and_line():
+    """Test that a 30,000-digit condition is refused in well under a second, with the file and line."""
+    import time
+
+    from dashboard.core.errors import InputRefused
+
+    text = ("policy_id: p\nversion: '1'\ngates:\n  - {id: g, name: n, category: quality, severity: blocker, "
+            "metric: pass_rate, condition: '>= " + "1" * 30_000 + "'}\n")
+    start = time.perf_counter()
+    with pytest.raises(InputRefused) as e:
+        parse_policy(text, "big.yaml")
+    assert time.perf_counter() - start < 1.0
+    msg = str(e.value)
+    assert "big.yaml" in msg and "line 4" in msg and "longer than 200 characters" in msg and len(msg) < 1000
+
+
+@pytest.mark.parametrize("condition", [
+    "1" * 190, "." * 190, "1." * 95, "1e" * 95, ">= " + "1" * 150 + "x", ">= baseline " + "+ 1" * 60,
+    "no_regression " + "0" * 180 + "x", ">=" * 99, "lower95 " * 24,
+])
+def test_condition_parsing_is_linear_on_adversarial_text(condition):
+    """Test that adversarial conditions (the shapes that make a backtracking pattern quadratic) parse or fail at
+    once, and only with a clear ValueError."""
+    import time
+
+    from dashboard.core.policy import parse_condition
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot read condition"):
+        parse_condition(condition)
+    assert time.perf_counter() - start < 0.05
+
+
+def test_condition_grammar_reads_every_documented_form():
+    from dashboard.core.policy import parse_condition
+
+    assert parse_condition(">= 0.98").threshold == 0.98
+    assert parse_condition("== .5").threshold == 0.5 and parse_condition(">= -1e-3").threshold == -0.001
+    assert parse_condition("<= baseline + 10%").baseline_ratio == pytest.approx(1.1)
+    assert parse_condition("<= baseline - 5 %").baseline_ratio == pytest.approx(0.95)
+    assert parse_condition(">= baseline - 0.02").baseline_delta == pytest.approx(-0.02)
+    assert parse_condition("<= baseline*1.3").baseline_ratio == pytest.approx(1.3)
+    assert parse_condition(">= baseline").baseline_delta == 0.0
+    assert parse_condition("upper95 <= 0.01").statistic == "upper95"
+    assert parse_condition("no_regression 0.02").margin == 0.02 and parse_condition("non_inferior 0.1").test
+    for bad in ("~ 1", ">= 1 %", ">= 1e999", ">= baseline * 10%", "non_inferior", "no_regression 1", ">= 1 2",
+                ">=", "baseline", ">= 0x10"):
+        with pytest.raises(ValueError, match="cannot read condition"):
+            parse_condition(bad)
+
+
+def test_too_many_gates_or_bytes_are_refused_before_validation():
+    """Test that a policy with more gates than the limit, or a file larger than the limit, is refused at once
+    with the file (and the line of `gates`)."""
+    import time
+
+    from dashboard.core.errors import InputRefused
+    from dashboard.core.policy import MAX_GATES
+
+    gate = "  - {id: g%d, name: n, category: quality, severity: blocker, metric: pass_rate, condition: '>= 0'}\n"
+    text = "policy_id: p\nversion: '1'\ngates:\n" + "".join(gate % i for i in range(MAX_GATES + 1))
+    start = time.perf_counter()
+    with pytest.raises(InputRefused) as e:
+        parse_policy(text, "many.yaml")
+    assert "many.yaml" in str(e.value) and "line 4" in str(e.value) and f"at most {MAX_GATES}" in str(e.value)
+    assert time.perf_counter() - start < 10
+    ok = "policy_id: p\nversion: '1'\ngates:\n" + "".join(gate % i for i in range(MAX_GATES))
+    assert len(parse_policy(ok).gates) == MAX_GATES
+    with pytest.raises(InputRefused, match="larger than 1 MiB"):
+        parse_policy("description: '" + "x" * (1 << 20) + "'\n", "huge.yaml")
+
+
+def test_a_for_each_over_too_many_values_fails_closed(tmp_path):
+    """Test that a for_each gate over a dimension with more values than the limit fails (it is not judged one
+    slice at a time, and it never passes)."""
+    from dashboard.core.policy import MAX_SLICES_PER_GATE
+
+    cases = [good_case(case_id=f"c{i}", slices={"task": f"t{i}"}) for i in range(MAX_SLICES_PER_GATE + 1)]
+    store = _store(tmp_path / "s.duckdb", cases, cases)
+    policy = parse_policy("policy_id: p\nversion: '1'\ngates:\n  - {id: g, name: n, category: quality, "
+                          "severity: blocker, metric: pass_rate, slice: {for_each: task}, condition: '>= 0'}\n")
+    d = gate_release(store, policy, "cand")
+    store.close()
+    g = next(g for g in d.gates if g.policy_gate_id == "g")
+    assert d.status == "blocked" and g.status == "fail" and "too many to judge" in g.reason

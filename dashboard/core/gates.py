@@ -16,7 +16,16 @@ from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.numbers import fmt_value
-from dashboard.core.policy import SEVERITY_ORDER, Condition, Gate, GatePolicy, SliceSpec
+from dashboard.core.errors import InputRefused
+from dashboard.core.policy import (
+    MAX_EXPANDED_GATES,
+    MAX_SLICES_PER_GATE,
+    SEVERITY_ORDER,
+    Condition,
+    Gate,
+    GatePolicy,
+    SliceSpec,
+)
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
@@ -349,6 +358,14 @@ def evaluate(
         before = len(results)
         if gate.slice.for_each:
             values = sorted(set(cand_slices) | set(base_slices))
+            if len(values) > MAX_SLICES_PER_GATE:
+                result = _judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None, min_samples,
+                                _case_filter(candidate.release_id, gate.slice, ""))
+                result.reason = (f"{gate.slice.for_each} has {len(values)} values on these releases: more than "
+                                 f"{MAX_SLICES_PER_GATE} slices are too many to judge one by one (docs/policy.md, "
+                                 "Limits)")
+                results.append(result)
+                continue
             if not values:
                 results.append(_judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None,
                                       min_samples, _case_filter(candidate.release_id, gate.slice, "")))
@@ -365,6 +382,9 @@ def evaluate(
         if gate.condition.test:
             results[before:] = _judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
                                              baseline is not None)
+        if len(results) > MAX_EXPANDED_GATES:
+            raise InputRefused(f"policy {policy.policy_id} v{policy.version} expands into more than "
+                               f"{MAX_EXPANDED_GATES} gates on these releases (docs/policy.md, Limits)")
     results += _change_requirements(policy, changed, evidence, candidate_suites)
     results += extra_gates or []
     results.sort(key=lambda g: (g.status != "fail", SEVERITY_ORDER[g.severity], g.category, g.gate_id))
