@@ -105,6 +105,9 @@ def dataset_changes(store: Store, candidate_id: str, baseline_id: str) -> list[D
             d.critical_removed.append(r["case_id"])
         if r["change"] == "downgraded" and r["baseline_risk"] == "critical" and len(d.critical_downgraded) < 20:
             d.critical_downgraded.append(r["case_id"])
+        if (r["change"] == "changed" and "critical" in (r["baseline_risk"], r["candidate_risk"])
+                and r["candidate_passed"] is False and len(d.critical_changed_failing) < 20):
+            d.critical_changed_failing.append(r["case_id"])
     return [out[k] for k in sorted(out)]
 
 

@@ -276,3 +276,109 @@ def test_a_for_each_over_too_many_values_fails_closed(tmp_path):
     store.close()
     g = next(g for g in d.gates if g.policy_gate_id == "g")
     assert d.status == "blocked" and g.status == "fail" and "too many to judge" in g.reason
+
+
+# ----- one definition of "the same case"; repeats; changed cases; new slices ---------------------------------------
+
+PAIRED_ALL = ("policy_id: p\nversion: '1'\nmin_samples: 5\ngates:\n  - {id: reg, name: no regression, "
+              "category: quality, severity: blocker, metric: pass_rate, condition: no_regression}\n")
+
+
+def test_the_regression_count_is_the_same_in_every_output_and_page(tmp_path):
+    """Test that 'the same case' has one definition: with 4 pass->fail cases of which 2 also had their expected
+    text edited, the gate, text, Markdown, JSON and the Cases page's store query all count 2 regressions."""
+    from dashboard.core.policy import SliceSpec
+
+    base = _cases(100)
+    cand = _cases(100)
+    for i in (1, 2, 3, 4):
+        cand[i]["passed"] = False
+    for i in (3, 4):
+        cand[i]["expected"] = "edited"
+    db = tmp_path / "s.duckdb"
+    store = _store(db, base, cand)
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text(PAIRED_ALL)
+    d = gate_release(store, load_policy(policy_file), "cand")
+    gate = next(g for g in d.gates if g.gate_id == "reg")
+    assert gate.paired is not None and gate.paired.regressions == 2 and gate.paired.changed_cases == 2
+    assert store.regressions("cand", demo.BASELINE_ID)[0] == 2
+    assert store.cases_page("cand", demo.BASELINE_ID, SliceSpec(), "regressions")[0] == 2
+    store.close()
+    outputs = {}
+    for fmt in ("text", "markdown", "json"):
+        out = subprocess.run([sys.executable, "-m", "dashboard.cli", "gate", "--candidate", "cand", "--policy",
+                              str(policy_file), "--format", fmt, "--db", str(db)], capture_output=True, text=True)
+        assert out.returncode in (0, 1), out.stderr
+        outputs[fmt] = out.stdout
+    assert "paired cases: 2 regressions (pass->fail)" in outputs["text"]
+    assert "### Top regressions (2 pass→fail" in outputs["markdown"]
+    gates = {g["gate_id"]: g for g in json.loads(outputs["json"])["gates"]}
+    assert gates["reg"]["paired"]["regressions"] == 2
+
+
+def test_unequal_repeat_counts_do_not_manufacture_regressions(tmp_path):
+    """Test that a candidate that ran the same 300 cases twice (same pass probabilities) against a one-run
+    baseline is not blocked, and the output says which per-case outcome was paired."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.6, 1.0, 300)
+    base = [good_case(case_id=f"c{i}", input=f"q{i}", run_id="b1", passed=bool(rng.random() < p[i]))
+            for i in range(300)]
+    cand = [good_case(case_id=f"c{i}", input=f"q{i}", run_id=f"r{k}", passed=bool(rng.random() < p[i]))
+            for k in (1, 2) for i in range(300)]
+    store = _store(tmp_path / "s.duckdb", base, cand)
+    d = gate_release(store, parse_policy(PAIRED_ALL), "cand")
+    store.close()
+    gate = next(g for g in d.gates if g.gate_id == "reg")
+    assert gate.status == "pass", gate.reason
+    assert gate.paired is not None and gate.paired.shared_cases == 300
+    assert "designated repeat" in gate.reason and gate.paired.pairing
+
+
+def test_reworded_failing_critical_cases_are_still_judged(tmp_path):
+    """Test the issue's example: critical cases that fail in the candidate and whose expected text was edited no
+    longer vanish from the comparison; a critical pass rate falling from 0.995 to 0.920 is blocked, by the paired
+    gate (changed cases judged unpaired) and by the dataset-governance blocker (changed and failing)."""
+    base = [good_case(case_id=f"k{i}", risk="critical", input=f"q{i}", expected=f"a{i}", passed=i != 0)
+            for i in range(200)]
+    cand = [dict(r) for r in base]
+    for r in cand[1:16]:  # 15 critical cases reworded and failing: 199/200 -> 184/200
+        r.update(expected=r["expected"] + " (reworded)", passed=False)
+    store = _store(tmp_path / "s.duckdb", base, cand)
+    policy = parse_policy("policy_id: p\nversion: '1'\nmin_samples: 30\ngates:\n  - {id: crit, name: critical, "
+                          "category: quality, severity: blocker, metric: critical_pass_rate, "
+                          "condition: no_regression}\n")
+    d = gate_release(store, policy, "cand")
+    store.close()
+    gates = {g.gate_id: g for g in d.gates}
+    assert gates["crit"].observed == pytest.approx(0.92)
+    assert d.status == "blocked"
+    crit = gates["crit"]
+    assert crit.status == "fail" and crit.paired is not None and crit.paired.changed_cases == 15
+    assert crit.paired.changed_failing == 15 and "changed cases judged unpaired" in crit.reason
+    kept = gates["dataset.critical_cases_kept"]
+    assert kept.status == "fail" and "15 critical case(s) changed" in kept.reason and "k1" in kept.reason
+
+
+def test_a_slice_only_in_the_candidate_does_not_block_a_paired_gate(tmp_path):
+    """Test that new eval coverage (a task only the candidate ran) is reported 'new: not comparable' by a for_each
+    paired gate, and judged by the absolute gates."""
+    base = [good_case(case_id=f"c{i}", input=f"q{i}", slices={"task": "a" if i % 2 else "b"}) for i in range(60)]
+    cand = base + [good_case(case_id=f"n{i}", input=f"n{i}", slices={"task": "c"}, passed=i % 4 != 0)
+                   for i in range(30)]
+    store = _store(tmp_path / "s.duckdb", base, cand)
+    policy = parse_policy("policy_id: p\nversion: '1'\nmin_samples: 5\ngates:\n"
+                          "  - {id: reg, name: per task, category: quality, severity: blocker, metric: pass_rate, "
+                          "slice: {for_each: task}, condition: no_regression}\n"
+                          "  - {id: abs, name: per task, category: quality, severity: blocker, metric: pass_rate, "
+                          "slice: {for_each: task}, condition: '>= 0.9'}\n")
+    d = gate_release(store, policy, "cand")
+    store.close()
+    gates = {g.gate_id: g for g in d.gates}
+    new = gates["reg[task=c]"]
+    assert new.status == "skipped" and new.reason.startswith("new: not comparable")
+    assert gates["reg[task=a]"].status == "pass" and gates["reg[task=b]"].status == "pass"
+    assert gates["abs[task=c]"].status == "fail"  # 75%: the absolute gate judges the new slice
+    assert d.blockers == ["abs[task=c]"]

@@ -7,16 +7,17 @@ baseline for a relative condition, or missing required evidence fails its gate.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from dashboard.core.canonical import digest
+from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.numbers import fmt_value
-from dashboard.core.errors import InputRefused
 from dashboard.core.policy import (
     MAX_EXPANDED_GATES,
     MAX_SLICES_PER_GATE,
@@ -29,9 +30,11 @@ from dashboard.core.policy import (
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
+    changed_diff_lower,
+    holm_levels,
     mcnemar_exact,
     paired_diff_interval,
-    regression_p_value,
+    slice_p_value,
 )
 
 DECISION_SCHEMA = "readiness.decision/v1"
@@ -99,9 +102,29 @@ class PairedResult(BaseModel):
     diff: float  # candidate minus baseline pass rate on the shared cases
     diff_interval: tuple[float, float] | None
     mcnemar_p: float  # two-sided exact McNemar
-    p_value: float | None = None  # one-sided p of the regression test (no_regression)
+    p_value: float | None = None  # one-sided p of the regression test (no_regression), changed cases included
     p_adjusted: float | None = None  # Benjamini–Hochberg over the gate's slices
     slices_tested: int = 1
+    # Present only when they apply (absent fields keep earlier decisions' bytes and digests unchanged):
+    changed_cases: int | None = None  # same suite and case id, different content: judged unpaired
+    changed_failing: int | None = None  # ... failing in the candidate
+    changed_baseline_failing: int | None = None  # ... that failed in the baseline
+    changed_p: float | None = None  # one-sided unpaired p on the changed cases (no_regression)
+    pairing: str | None = None  # which per-case outcome was paired, when a case ran more than once
+    level: float | None = None  # the level this gate's slices were judged at, when Holm split alpha
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in _OPTIONAL_PAIRED:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+_OPTIONAL_PAIRED = ("changed_cases", "changed_failing", "changed_baseline_failing", "changed_p", "pairing", "level")
+PAIRING_NOTE = ("paired on one designated repeat per case (its record in the run whose run_id sorts first), "
+                "never on all repeats")
 
 
 class ReleaseRef(BaseModel):
@@ -131,6 +154,7 @@ class DatasetChanges(BaseModel):
     downgraded: int
     critical_removed: list[str] = Field(default_factory=list)  # case ids (first 20)
     critical_downgraded: list[str] = Field(default_factory=list)
+    critical_changed_failing: list[str] = Field(default_factory=list)  # content changed and failing now
 
 
 class LoosenedGate(BaseModel):
@@ -263,12 +287,28 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
     return result
 
 
-def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult],
-                  pairs: dict[str, Paired], has_baseline: bool) -> list[GateResult]:
-    """Paired tests on shared cases, one per slice; for an expanded gate the regression tests' p-values are
-    adjusted with Benjamini–Hochberg across its slices (false-discovery control)."""
+@dataclass
+class _Family:
+    """The tested slices of one no_regression gate, with their (BH-adjusted, for an expanded gate) p-values."""
+
+    gate: Gate
+    slices: list[tuple[GateResult, float]]
+
+
+def _new_slice(gate: Gate, value: str | None, base_slices: dict[str, dict[str, MetricValue]]) -> bool:
+    """An expanded slice the baseline has no case of (new eval coverage): nothing to compare it with."""
+    if not gate.slice.for_each or value is None:
+        return False
+    base = base_slices.get(value, {}).get(gate.metric)
+    return base is None or base.n_cases == 0 or base.n_eligible == 0
+
+
+def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult], pairs: dict[str, Paired],
+                  has_baseline: bool, base_slices: dict[str, dict[str, MetricValue]]) -> _Family:
+    """Paired tests on shared cases, one per slice, plus an unpaired test on the changed cases; for an expanded
+    gate the regression tests' p-values are adjusted with Benjamini–Hochberg across its slices. no_regression
+    verdicts are given by `_regression_verdicts` once every gate is known (release-level error control)."""
     cond = gate.condition
-    alpha = policy.alpha
     tested: list[tuple[GateResult, Paired]] = []
     for r in base_results:
         if r.status == "fail" and r.reason.startswith(("the slice has no cases", "metric cannot", "too small")):
@@ -277,6 +317,9 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
         r.threshold = None
         if not has_baseline:
             r.status, r.reason = "fail", "no baseline release to compare with"
+        elif _new_slice(gate, r.slice_value, base_slices):
+            r.status, r.reason = "skipped", ("new: not comparable: the baseline has no cases in this slice (new eval "
+                                             "coverage); the absolute gates judge it")
         elif p is None or p.n == 0:
             r.status, r.reason = "fail", "no shared cases with the baseline: a paired test cannot approve this gate"
         elif p.n < (gate.min_samples or policy.min_samples):
@@ -285,25 +328,25 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
         else:
             r.paired = PairedResult(shared_cases=p.n, regressions=p.regressions, fixes=p.fixes, diff=p.diff,
                                     diff_interval=paired_diff_interval(p), mcnemar_p=mcnemar_exact(p.regressions, p.fixes))
+            if p.changed:
+                r.paired.changed_cases = p.changed
+                r.paired.changed_failing = p.changed - p.changed_passed
+                r.paired.changed_baseline_failing = p.changed - p.changed_baseline_passed
+            if p.max_repeats > 1:
+                r.paired.pairing = PAIRING_NOTE
             tested.append((r, p))
+    family = _Family(gate=gate, slices=[])
     if cond.test == "no_regression":
-        raw = [regression_p_value(p, cond.margin) for _, p in tested]
-        adjusted = benjamini_hochberg(raw) if gate.slice.for_each else raw
-        for (r, _), p_raw, p_adj in zip(tested, raw, adjusted, strict=True):
+        raw = [slice_p_value(p, cond.margin) for _, p in tested]
+        combined = [c for c, _ in raw]
+        adjusted = benjamini_hochberg(combined) if gate.slice.for_each else combined
+        for (r, _), (p_raw, p_changed), p_adj in zip(tested, raw, adjusted, strict=True):
             assert r.paired is not None
             r.paired.p_value, r.paired.p_adjusted, r.paired.slices_tested = p_raw, p_adj, len(tested)
-            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
-            bh = f", BH-adjusted over {len(tested)} slices {p_adj:.3g}" if gate.slice.for_each else ""
-            facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
-                     f"fixes, difference {r.paired.diff:+.3f}")
-            if p_adj < alpha:
-                r.status = "fail"
-                r.reason = f"regression: {facts}; p={p_raw:.3g}{bh} < α {alpha:g} that the candidate is {worse}"
-            else:
-                r.status = "pass"
-                r.reason = f"within noise: {facts}; p={p_raw:.3g}{bh} ≥ α {alpha:g}"
-    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin
-        for r, _ in tested:
+            r.paired.changed_p = p_changed
+            family.slices.append((r, p_adj))
+    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin (changed cases too)
+        for r, p in tested:
             assert r.paired is not None
             lo = r.paired.diff_interval[0] if r.paired.diff_interval else -1.0
             r.threshold = -cond.margin
@@ -312,7 +355,56 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
             r.reason = (f"{'non-inferior' if ok else 'not shown non-inferior'}: difference {r.paired.diff:+.3f}, "
                         f"95% lower bound {lo:+.3f} {'>' if ok else '<='} -{cond.margin:g} "
                         f"({r.paired.shared_cases} shared cases)")
-    return base_results
+            if p.changed:
+                lo_changed = changed_diff_lower(p)
+                ok_changed = lo_changed > -cond.margin
+                r.reason += (f"; {p.changed} changed cases judged unpaired: 95% lower bound {lo_changed:+.3f} "
+                             f"{'>' if ok_changed else '<='} -{cond.margin:g}")
+                if not ok_changed:
+                    r.status = "fail"
+            if r.paired.pairing:
+                r.reason += f"; {r.paired.pairing}"
+    return family
+
+
+def _regression_verdicts(families: list[_Family], alpha: float) -> None:
+    """Release-level error control for no_regression gates. Each gate is one family: its p is its slice's p, or
+    for an expanded gate the smallest BH-adjusted p (Simes' test of 'no slice regressed'). Holm's procedure runs
+    across the blocker families, so an unchanged release is blocked by them together with probability <= alpha;
+    inside a family judged at level L, a slice fails when its (BH-adjusted) p < L. Warnings and informational
+    gates keep alpha each."""
+    blockers = [f for f in families if f.gate.severity == "blocker" and f.slices]
+    levels = {id(f): alpha for f in families}
+    if len(blockers) > 1:
+        for f, level in zip(blockers, holm_levels([min(p for _, p in f.slices) for f in blockers], alpha),
+                            strict=True):
+            levels[id(f)] = level
+    for f in families:
+        level = levels[id(f)]
+        split = len(blockers) > 1 and any(f is b for b in blockers)
+        cond = f.gate.condition
+        for r, p_adj in f.slices:
+            assert r.paired is not None and r.paired.p_value is not None
+            if split:
+                r.paired.level = level
+            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
+            bh = f", BH-adjusted over {len(f.slices)} slices {p_adj:.3g}" if f.gate.slice.for_each else ""
+            facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
+                     f"fixes, difference {r.paired.diff:+.3f}")
+            if r.paired.changed_cases:
+                facts += (f"; {r.paired.changed_cases} changed cases judged unpaired: {r.paired.changed_failing} "
+                          f"fail now, {r.paired.changed_baseline_failing} failed before (p={r.paired.changed_p:.3g}), "
+                          "combined with the paired test by weighted Bonferroni")
+            if r.paired.pairing:
+                facts += f"; {r.paired.pairing}"
+            what = (f"Holm level {level:.3g} (α {alpha:g} across {len(blockers)} paired blockers)" if split
+                    else f"α {alpha:g}")
+            if p_adj < level:
+                r.status = "fail"
+                r.reason = f"regression: {facts}; p={r.paired.p_value:.3g}{bh} < {what} that the candidate is {worse}"
+            else:
+                r.status = "pass"
+                r.reason = f"within noise: {facts}; p={r.paired.p_value:.3g}{bh} ≥ {what}"
 
 
 def evaluate(
@@ -336,6 +428,7 @@ def evaluate(
     """Judge every gate of the profile and decide. `*_values` are keyed by spec_key(gate.slice)."""
     changed = {c.kind for c in changes}
     results: list[GateResult] = []
+    families: list[_Family] = []
     for gate in policy.gates_for(profile):
         min_samples = gate.min_samples or policy.min_samples
         if gate.when_changed and not changed.intersection(gate.when_changed):
@@ -380,11 +473,12 @@ def evaluate(
                 base_slices.get("", {}).get(gate.metric), baseline is not None, min_samples,
                 _case_filter(candidate.release_id, gate.slice, "")))
         if gate.condition.test:
-            results[before:] = _judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
-                                             baseline is not None)
+            families.append(_judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
+                                          baseline is not None, base_slices))
         if len(results) > MAX_EXPANDED_GATES:
             raise InputRefused(f"policy {policy.policy_id} v{policy.version} expands into more than "
                                f"{MAX_EXPANDED_GATES} gates on these releases (docs/policy.md, Limits)")
+    _regression_verdicts(families, policy.alpha)
     results += _change_requirements(policy, changed, evidence, candidate_suites)
     results += extra_gates or []
     results.sort(key=lambda g: (g.status != "fail", SEVERITY_ORDER[g.severity], g.category, g.gate_id))
@@ -428,13 +522,18 @@ def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -
     """Built-in: a removed or downgraded critical case fails (a team can pass a gate by weakening the eval)."""
     removed = [c for d in changes for c in d.critical_removed]
     downgraded = [c for d in changes for c in d.critical_downgraded]
-    bad = len(removed) + len(downgraded)
+    changed_failing = [c for d in changes for c in d.critical_changed_failing]
+    bad = len(removed) + len(downgraded) + len(changed_failing)
     parts = []
     if removed:
         parts.append(f"{len(removed)} critical case(s) removed ({', '.join(removed[:5])}{', ...' if len(removed) > 5 else ''})")
     if downgraded:
         parts.append(f"{len(downgraded)} critical case(s) downgraded ({', '.join(downgraded[:5])}"
                      f"{', ...' if len(downgraded) > 5 else ''})")
+    if changed_failing:
+        parts.append(f"{len(changed_failing)} critical case(s) changed since the baseline and failing now "
+                     f"({', '.join(changed_failing[:5])}{', ...' if len(changed_failing) > 5 else ''}): a changed "
+                     "case cannot be paired with its old version; review the change")
     return GateResult(
         gate_id="dataset.critical_cases_kept", policy_gate_id="dataset.critical_cases_kept",
         name="Critical eval cases are neither removed nor downgraded", category="quality",
