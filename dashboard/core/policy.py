@@ -204,7 +204,7 @@ def _parse_condition(text: str) -> Condition:
                              "'non_inferior 0.02'")
         if not 0 <= margin < 1:
             raise ValueError(f"cannot read condition {_shown(text)}: the margin is a difference of rates in [0, 1)")
-        return Condition(text=clean, op=">=", test=test, margin=margin)  # type: ignore[arg-type]
+        return Condition(text=clean, op=">=", test=test, margin=margin)
     stat = "value"
     if peek("word", "lower95") or peek("word", "upper95"):
         stat = take("word", "a statistic")
@@ -212,7 +212,7 @@ def _parse_condition(text: str) -> Condition:
     if peek("word", "baseline"):
         pos += 1
         if pos == len(toks):
-            return Condition(text=clean, op=op, statistic=stat, baseline_delta=0.0)  # type: ignore[arg-type]
+            return Condition(text=clean, op=op, statistic=stat, baseline_delta=0.0)
         sign = take("sign", "+, - or * after baseline")
         x = _number(None, take("num", "a number"))
         pct = peek("pct")
@@ -222,18 +222,18 @@ def _parse_condition(text: str) -> Condition:
         if sign == "*":
             if pct:
                 raise ValueError(f"cannot read condition {_shown(text)}: use 'baseline * 1.1' or 'baseline + 10%'")
-            return Condition(text=clean, op=op, statistic=stat, baseline_ratio=x)  # type: ignore[arg-type]
+            return Condition(text=clean, op=op, statistic=stat, baseline_ratio=x)
         signed = x if sign == "+" else -x
         if pct:
-            return Condition(text=clean, op=op, statistic=stat,  # type: ignore[arg-type]
+            return Condition(text=clean, op=op, statistic=stat,
                              baseline_ratio=1.0 + signed / 100.0)
-        return Condition(text=clean, op=op, statistic=stat, baseline_delta=signed)  # type: ignore[arg-type]
+        return Condition(text=clean, op=op, statistic=stat, baseline_delta=signed)
     sign = take("sign", "a number or baseline") if peek("sign") else None
     if sign == "*":
         raise _ConditionError("unexpected '*'")
     value = _number(sign, take("num", "a number or baseline"))
     end()
-    return Condition(text=clean, op=op, statistic=stat, threshold=value)  # type: ignore[arg-type]
+    return Condition(text=clean, op=op, statistic=stat, threshold=value)
 
 
 class SliceSpec(BaseModel):

@@ -209,7 +209,7 @@ def _case_pairs_sql(where: str = "TRUE", group: str = "''") -> str:
                     p AS (SELECT c.slice_value, suite, case_id, c.risk, c.slices, c.passed, c.repeats,
                                  b.passed AS baseline_passed, b.repeats AS baseline_repeats,
                                  c.content_digest = b.content_digest AS same
-                          FROM c JOIN b USING (suite, case_id))"""
+                          FROM c JOIN b USING (suite, case_id))"""  # noqa: S608
 
 
 def _quote(text: str) -> str:
@@ -565,7 +565,7 @@ class Store:
                    count(*) FILTER (WHERE same AND NOT passed AND NOT baseline_passed),
                    count(*) FILTER (WHERE NOT same), count(*) FILTER (WHERE NOT same AND passed),
                    count(*) FILTER (WHERE NOT same AND baseline_passed), max(greatest(repeats, baseline_repeats))
-            FROM p GROUP BY ALL ORDER BY ALL"""
+            FROM p GROUP BY ALL ORDER BY ALL"""  # noqa: S608
         return {r[0]: Paired(int(r[1]), int(r[2]), int(r[3]), int(r[4]), changed=int(r[5]), changed_passed=int(r[6]),
                              changed_baseline_passed=int(r[7]), max_repeats=int(r[8]))
                 for r in self.query(sql, params)}
@@ -653,11 +653,11 @@ class Store:
         params = {"cand": candidate_id, "base": baseline_id}
         counts = self.query(base + """
             SELECT count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
-                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) FROM p""", params)[0]
+                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) FROM p""", params)[0]  # noqa: S608
         top = self.query(base + """
             SELECT case_id, suite, risk, slices['task'] AS task FROM p WHERE same AND baseline_passed AND NOT passed
             ORDER BY list_position(['critical', 'high', 'medium', 'low'], risk), suite, case_id
-            LIMIT $limit""", {**params, "limit": limit})
+            LIMIT $limit""", {**params, "limit": limit})  # noqa: S608
         return int(counts[0]), int(counts[1]), [dict(zip(("case_id", "suite", "risk", "task"), r, strict=True))
                                                  for r in top]
 
