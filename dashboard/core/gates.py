@@ -311,15 +311,18 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
     cond = gate.condition
     tested: list[tuple[GateResult, Paired]] = []
     for r in base_results:
+        if has_baseline and r.n > 0 and _new_slice(gate, r.slice_value, base_slices):
+            # New eval coverage, whatever its size: nothing to pair it with, so nothing for a paired test to judge.
+            r.threshold = None
+            r.status, r.reason = "skipped", ("new: not comparable: the baseline has no cases in this slice (new eval "
+                                             "coverage); the absolute gates judge it")
+            continue
         if r.status == "fail" and r.reason.startswith(("the slice has no cases", "metric cannot", "too small")):
             continue  # already failed closed on the candidate side
         p = pairs.get(r.slice_value or "")
         r.threshold = None
         if not has_baseline:
             r.status, r.reason = "fail", "no baseline release to compare with"
-        elif _new_slice(gate, r.slice_value, base_slices):
-            r.status, r.reason = "skipped", ("new: not comparable: the baseline has no cases in this slice (new eval "
-                                             "coverage); the absolute gates judge it")
         elif p is None or p.n == 0:
             r.status, r.reason = "fail", "no shared cases with the baseline: a paired test cannot approve this gate"
         elif p.n < (gate.min_samples or policy.min_samples):
