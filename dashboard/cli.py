@@ -188,11 +188,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from dashboard.service import gate_release
 
     policy = load_policy(args.policy)
+    previous = load_policy(args.previous_policy) if args.previous_policy else None
     store = _open_store(args, must_exist=True)
     try:
         no_baseline = args.baseline == "none"
         decision = gate_release(store, policy, args.candidate, None if no_baseline else args.baseline, args.profile,
-                                no_baseline=no_baseline)
+                                no_baseline=no_baseline, previous=previous)
         regressions = (store.regressions(decision.candidate.release_id, decision.baseline.release_id)
                        if decision.baseline else None)
     finally:
@@ -516,13 +517,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dashboard.reporting import render, report_data
 
     policy = load_policy(args.policy)
+    previous = load_policy(args.previous_policy) if args.previous_policy else None
     trusted = _trusted(args) if (args.trusted or os.environ.get("READINESS_TRUSTED") or
                                  (REPO_DATA / "reviewers" / "trusted_reviewers.yaml").exists()) else None
     store = _open_store(args, must_exist=True)
     try:
         no_baseline = args.baseline == "none"
         data = report_data(store, policy, args.release, None if no_baseline else args.baseline, args.profile, trusted,
-                           no_baseline=no_baseline)
+                           no_baseline=no_baseline, previous=previous)
     finally:
         store.close()
     Path(args.out).write_bytes(render(data, args.format))
@@ -583,6 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--baseline", help="baseline release id (default: the one the candidate's manifest names; "
                     "'none' judges the candidate on its own)")
     sp.add_argument("--policy", required=True, help="gate policy YAML")
+    sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
+                    "shows where --policy is looser and what it decides on the same data")
     sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
     sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")
     sp.add_argument("--out", help="write the output to this file instead of stdout")
@@ -674,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", required=True)
+    sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
+                    "shows where --policy is looser and what it decides on the same data")
     sp.add_argument("--profile")
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
     sp.add_argument("--format", choices=["md", "html", "pdf"], default="html")

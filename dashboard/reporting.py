@@ -36,10 +36,13 @@ CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"
 
 def report_data(store: Store, policy: GatePolicy, candidate: str, baseline: str | None = None,
                 profile: str | None = None, trusted: TrustedReviewers | None = None,
-                no_baseline: bool = False, decision: GateDecision | None = None) -> ReportData:
-    """Everything the report shows; pass `decision` when the caller already judged the release."""
+                no_baseline: bool = False, decision: GateDecision | None = None,
+                previous: GatePolicy | None = None) -> ReportData:
+    """Everything the report shows; pass `decision` when the caller already judged the release (`previous`: an
+    explicit earlier policy to compare with)."""
     if decision is None:
-        decision = gate_release(store, policy, candidate, baseline, profile, no_baseline=no_baseline)
+        decision = gate_release(store, policy, candidate, baseline, profile, no_baseline=no_baseline,
+                                previous=previous)
     if trusted is not None:
         result, decision, log = status(store, policy, candidate, trusted, baseline, profile, decision=decision)
         mine = [r for r in log.reviews if r.predicate.candidate_release_id == candidate]

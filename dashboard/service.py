@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packaging.version import InvalidVersion, Version
-
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import (
     PAIRED_RISK,
@@ -107,24 +105,10 @@ def dataset_changes(store: Store, candidate_id: str, baseline_id: str) -> list[D
             d.critical_removed.append(r["case_id"])
         if r["change"] == "downgraded" and r["baseline_risk"] == "critical" and len(d.critical_downgraded) < 20:
             d.critical_downgraded.append(r["case_id"])
+        if (r["change"] == "changed" and "critical" in (r["baseline_risk"], r["candidate_risk"])
+                and r["candidate_passed"] is False and len(d.critical_changed_failing) < 20):
+            d.critical_changed_failing.append(r["case_id"])
     return [out[k] for k in sorted(out)]
-
-
-def _version_key(version: str) -> tuple:
-    try:
-        return (1, Version(version), "")
-    except InvalidVersion:
-        return (0, Version("0"), version)
-
-
-def previous_policy(store: Store, policy: GatePolicy) -> GatePolicy | None:
-    """The highest stored version of the same policy id below this one (by version order), if any."""
-    rows = store.query("SELECT version, policy_json FROM policies WHERE policy_id = ? AND policy_digest <> ?",
-                       [policy.policy_id, policy.digest])
-    older = [r for r in rows if _version_key(r[0]) < _version_key(policy.version)]
-    if not older:
-        return None
-    return GatePolicy.model_validate_json(max(older, key=lambda r: _version_key(r[0]))[1])
 
 
 @dataclass(frozen=True)
@@ -204,14 +188,17 @@ def _judge(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values
 
 
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
-                 profile: str | None = None, no_baseline: bool = False) -> GateDecision:
+                 profile: str | None = None, no_baseline: bool = False,
+                 previous: GatePolicy | None = None) -> GateDecision:
     """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show.
 
-    When the store has judged an earlier version of the same policy, that version judges the same data too
-    (from the same facts and metric values) and the decision shows where the new one is looser."""
+    The decision depends only on the manifests, the policy, the profile, the evidence and the eval data (and on
+    `previous` when given): never on what the store judged before. With `previous` (an explicit comparison
+    policy, e.g. `--previous-policy FILE`), that policy judges the same data too (from the same facts and metric
+    values) and the decision names it by digest and shows where `policy` is looser."""
     baseline_id = resolve_baseline(store, candidate_id, baseline_id, no_baseline)
     gates = policy.gates_for(profile)
-    previous = previous_policy(store, policy)
+    # Kept so a review can name the policy it was signed against; never read back into a decision.
     store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
     prev_profile = (profile if previous is not None and profile in previous.profiles else None)
     prev_gates = previous.gates_for(prev_profile) if previous is not None else []

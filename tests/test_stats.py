@@ -191,7 +191,8 @@ def test_a_loosened_threshold_is_flagged_with_both_outcomes(tmp_path):
     loose = parse_policy("policy_id: pol\nversion: '1.1'\ngates:\n  - {id: pr, name: pass rate, category: quality, "
                          "severity: blocker, metric: pass_rate, condition: '>= 0.85'}\n")
     assert gate_release(store, strict, "cand").status == "blocked"
-    d = gate_release(store, loose, "cand")
+    assert gate_release(store, loose, "cand").policy_comparison is None  # never "whatever the store saw last"
+    d = gate_release(store, loose, "cand", previous=strict)
     assert d.status == "approved"
     comp = d.policy_comparison
     assert comp is not None and comp.previous_version == "1.0" and comp.previous_status == "blocked"

@@ -7,22 +7,34 @@ baseline for a relative condition, or missing required evidence fails its gate.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from dashboard.core.canonical import digest
+from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.numbers import fmt_value
-from dashboard.core.policy import SEVERITY_ORDER, Gate, GatePolicy, SliceSpec
+from dashboard.core.policy import (
+    MAX_EXPANDED_GATES,
+    MAX_SLICES_PER_GATE,
+    SEVERITY_ORDER,
+    Condition,
+    Gate,
+    GatePolicy,
+    SliceSpec,
+)
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
+    changed_diff_lower,
+    holm_levels,
     mcnemar_exact,
     paired_diff_interval,
-    regression_p_value,
+    slice_p_value,
 )
 
 DECISION_SCHEMA = "readiness.decision/v1"
@@ -90,9 +102,29 @@ class PairedResult(BaseModel):
     diff: float  # candidate minus baseline pass rate on the shared cases
     diff_interval: tuple[float, float] | None
     mcnemar_p: float  # two-sided exact McNemar
-    p_value: float | None = None  # one-sided p of the regression test (no_regression)
+    p_value: float | None = None  # one-sided p of the regression test (no_regression), changed cases included
     p_adjusted: float | None = None  # Benjamini–Hochberg over the gate's slices
     slices_tested: int = 1
+    # Present only when they apply (absent fields keep earlier decisions' bytes and digests unchanged):
+    changed_cases: int | None = None  # same suite and case id, different content: judged unpaired
+    changed_failing: int | None = None  # ... failing in the candidate
+    changed_baseline_failing: int | None = None  # ... that failed in the baseline
+    changed_p: float | None = None  # one-sided unpaired p on the changed cases (no_regression)
+    pairing: str | None = None  # which per-case outcome was paired, when a case ran more than once
+    level: float | None = None  # the level this gate's slices were judged at, when Holm split alpha
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in _OPTIONAL_PAIRED:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+_OPTIONAL_PAIRED = ("changed_cases", "changed_failing", "changed_baseline_failing", "changed_p", "pairing", "level")
+PAIRING_NOTE = ("paired on one designated repeat per case (its record in the run whose run_id sorts first), "
+                "never on all repeats")
 
 
 class ReleaseRef(BaseModel):
@@ -122,6 +154,7 @@ class DatasetChanges(BaseModel):
     downgraded: int
     critical_removed: list[str] = Field(default_factory=list)  # case ids (first 20)
     critical_downgraded: list[str] = Field(default_factory=list)
+    critical_changed_failing: list[str] = Field(default_factory=list)  # content changed and failing now
 
 
 class LoosenedGate(BaseModel):
@@ -254,14 +287,36 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
     return result
 
 
-def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult],
-                  pairs: dict[str, Paired], has_baseline: bool) -> list[GateResult]:
-    """Paired tests on shared cases, one per slice; for an expanded gate the regression tests' p-values are
-    adjusted with Benjamini–Hochberg across its slices (false-discovery control)."""
+@dataclass
+class _Family:
+    """The tested slices of one no_regression gate, with their (BH-adjusted, for an expanded gate) p-values."""
+
+    gate: Gate
+    slices: list[tuple[GateResult, float]]
+
+
+def _new_slice(gate: Gate, value: str | None, base_slices: dict[str, dict[str, MetricValue]]) -> bool:
+    """An expanded slice the baseline has no case of (new eval coverage): nothing to compare it with."""
+    if not gate.slice.for_each or value is None:
+        return False
+    base = base_slices.get(value, {}).get(gate.metric)
+    return base is None or base.n_cases == 0 or base.n_eligible == 0
+
+
+def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult], pairs: dict[str, Paired],
+                  has_baseline: bool, base_slices: dict[str, dict[str, MetricValue]]) -> _Family:
+    """Paired tests on shared cases, one per slice, plus an unpaired test on the changed cases; for an expanded
+    gate the regression tests' p-values are adjusted with Benjamini–Hochberg across its slices. no_regression
+    verdicts are given by `_regression_verdicts` once every gate is known (release-level error control)."""
     cond = gate.condition
-    alpha = policy.alpha
     tested: list[tuple[GateResult, Paired]] = []
     for r in base_results:
+        if has_baseline and r.n > 0 and _new_slice(gate, r.slice_value, base_slices):
+            # New eval coverage, whatever its size: nothing to pair it with, so nothing for a paired test to judge.
+            r.threshold = None
+            r.status, r.reason = "skipped", ("new: not comparable: the baseline has no cases in this slice (new eval "
+                                             "coverage); the absolute gates judge it")
+            continue
         if r.status == "fail" and r.reason.startswith(("the slice has no cases", "metric cannot", "too small")):
             continue  # already failed closed on the candidate side
         p = pairs.get(r.slice_value or "")
@@ -276,25 +331,25 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
         else:
             r.paired = PairedResult(shared_cases=p.n, regressions=p.regressions, fixes=p.fixes, diff=p.diff,
                                     diff_interval=paired_diff_interval(p), mcnemar_p=mcnemar_exact(p.regressions, p.fixes))
+            if p.changed:
+                r.paired.changed_cases = p.changed
+                r.paired.changed_failing = p.changed - p.changed_passed
+                r.paired.changed_baseline_failing = p.changed - p.changed_baseline_passed
+            if p.max_repeats > 1:
+                r.paired.pairing = PAIRING_NOTE
             tested.append((r, p))
+    family = _Family(gate=gate, slices=[])
     if cond.test == "no_regression":
-        raw = [regression_p_value(p, cond.margin) for _, p in tested]
-        adjusted = benjamini_hochberg(raw) if gate.slice.for_each else raw
-        for (r, _), p_raw, p_adj in zip(tested, raw, adjusted, strict=True):
+        raw = [slice_p_value(p, cond.margin) for _, p in tested]
+        combined = [c for c, _ in raw]
+        adjusted = benjamini_hochberg(combined) if gate.slice.for_each else combined
+        for (r, _), (p_raw, p_changed), p_adj in zip(tested, raw, adjusted, strict=True):
             assert r.paired is not None
             r.paired.p_value, r.paired.p_adjusted, r.paired.slices_tested = p_raw, p_adj, len(tested)
-            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
-            bh = f", BH-adjusted over {len(tested)} slices {p_adj:.3g}" if gate.slice.for_each else ""
-            facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
-                     f"fixes, difference {r.paired.diff:+.3f}")
-            if p_adj < alpha:
-                r.status = "fail"
-                r.reason = f"regression: {facts}; p={p_raw:.3g}{bh} < α {alpha:g} that the candidate is {worse}"
-            else:
-                r.status = "pass"
-                r.reason = f"within noise: {facts}; p={p_raw:.3g}{bh} ≥ α {alpha:g}"
-    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin
-        for r, _ in tested:
+            r.paired.changed_p = p_changed
+            family.slices.append((r, p_adj))
+    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin (changed cases too)
+        for r, p in tested:
             assert r.paired is not None
             lo = r.paired.diff_interval[0] if r.paired.diff_interval else -1.0
             r.threshold = -cond.margin
@@ -303,7 +358,56 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
             r.reason = (f"{'non-inferior' if ok else 'not shown non-inferior'}: difference {r.paired.diff:+.3f}, "
                         f"95% lower bound {lo:+.3f} {'>' if ok else '<='} -{cond.margin:g} "
                         f"({r.paired.shared_cases} shared cases)")
-    return base_results
+            if p.changed:
+                lo_changed = changed_diff_lower(p)
+                ok_changed = lo_changed > -cond.margin
+                r.reason += (f"; {p.changed} changed cases judged unpaired: 95% lower bound {lo_changed:+.3f} "
+                             f"{'>' if ok_changed else '<='} -{cond.margin:g}")
+                if not ok_changed:
+                    r.status = "fail"
+            if r.paired.pairing:
+                r.reason += f"; {r.paired.pairing}"
+    return family
+
+
+def _regression_verdicts(families: list[_Family], alpha: float) -> None:
+    """Release-level error control for no_regression gates. Each gate is one family: its p is its slice's p, or
+    for an expanded gate the smallest BH-adjusted p (Simes' test of 'no slice regressed'). Holm's procedure runs
+    across the blocker families, so an unchanged release is blocked by them together with probability <= alpha;
+    inside a family judged at level L, a slice fails when its (BH-adjusted) p < L. Warnings and informational
+    gates keep alpha each."""
+    blockers = [f for f in families if f.gate.severity == "blocker" and f.slices]
+    levels = {id(f): alpha for f in families}
+    if len(blockers) > 1:
+        for f, level in zip(blockers, holm_levels([min(p for _, p in f.slices) for f in blockers], alpha),
+                            strict=True):
+            levels[id(f)] = level
+    for f in families:
+        level = levels[id(f)]
+        split = len(blockers) > 1 and any(f is b for b in blockers)
+        cond = f.gate.condition
+        for r, p_adj in f.slices:
+            assert r.paired is not None and r.paired.p_value is not None
+            if split:
+                r.paired.level = level
+            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
+            bh = f", BH-adjusted over {len(f.slices)} slices {p_adj:.3g}" if f.gate.slice.for_each else ""
+            facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
+                     f"fixes, difference {r.paired.diff:+.3f}")
+            if r.paired.changed_cases:
+                facts += (f"; {r.paired.changed_cases} changed cases judged unpaired: {r.paired.changed_failing} "
+                          f"fail now, {r.paired.changed_baseline_failing} failed before (p={r.paired.changed_p:.3g}), "
+                          "combined with the paired test by weighted Bonferroni")
+            if r.paired.pairing:
+                facts += f"; {r.paired.pairing}"
+            what = (f"Holm level {level:.3g} (α {alpha:g} across {len(blockers)} paired blockers)" if split
+                    else f"α {alpha:g}")
+            if p_adj < level:
+                r.status = "fail"
+                r.reason = f"regression: {facts}; p={r.paired.p_value:.3g}{bh} < {what} that the candidate is {worse}"
+            else:
+                r.status = "pass"
+                r.reason = f"within noise: {facts}; p={r.paired.p_value:.3g}{bh} ≥ {what}"
 
 
 def evaluate(
@@ -327,6 +431,7 @@ def evaluate(
     """Judge every gate of the profile and decide. `*_values` are keyed by spec_key(gate.slice)."""
     changed = {c.kind for c in changes}
     results: list[GateResult] = []
+    families: list[_Family] = []
     for gate in policy.gates_for(profile):
         min_samples = gate.min_samples or policy.min_samples
         if gate.when_changed and not changed.intersection(gate.when_changed):
@@ -349,6 +454,14 @@ def evaluate(
         before = len(results)
         if gate.slice.for_each:
             values = sorted(set(cand_slices) | set(base_slices))
+            if len(values) > MAX_SLICES_PER_GATE:
+                result = _judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None, min_samples,
+                                _case_filter(candidate.release_id, gate.slice, ""))
+                result.reason = (f"{gate.slice.for_each} has {len(values)} values on these releases: more than "
+                                 f"{MAX_SLICES_PER_GATE} slices are too many to judge one by one (docs/policy.md, "
+                                 "Limits)")
+                results.append(result)
+                continue
             if not values:
                 results.append(_judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None,
                                       min_samples, _case_filter(candidate.release_id, gate.slice, "")))
@@ -363,8 +476,12 @@ def evaluate(
                 base_slices.get("", {}).get(gate.metric), baseline is not None, min_samples,
                 _case_filter(candidate.release_id, gate.slice, "")))
         if gate.condition.test:
-            results[before:] = _judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
-                                             baseline is not None)
+            families.append(_judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
+                                          baseline is not None, base_slices))
+        if len(results) > MAX_EXPANDED_GATES:
+            raise InputRefused(f"policy {policy.policy_id} v{policy.version} expands into more than "
+                               f"{MAX_EXPANDED_GATES} gates on these releases (docs/policy.md, Limits)")
+    _regression_verdicts(families, policy.alpha)
     results += _change_requirements(policy, changed, evidence, candidate_suites)
     results += extra_gates or []
     results.sort(key=lambda g: (g.status != "fail", SEVERITY_ORDER[g.severity], g.category, g.gate_id))
@@ -408,13 +525,18 @@ def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -
     """Built-in: a removed or downgraded critical case fails (a team can pass a gate by weakening the eval)."""
     removed = [c for d in changes for c in d.critical_removed]
     downgraded = [c for d in changes for c in d.critical_downgraded]
-    bad = len(removed) + len(downgraded)
+    changed_failing = [c for d in changes for c in d.critical_changed_failing]
+    bad = len(removed) + len(downgraded) + len(changed_failing)
     parts = []
     if removed:
         parts.append(f"{len(removed)} critical case(s) removed ({', '.join(removed[:5])}{', ...' if len(removed) > 5 else ''})")
     if downgraded:
         parts.append(f"{len(downgraded)} critical case(s) downgraded ({', '.join(downgraded[:5])}"
                      f"{', ...' if len(downgraded) > 5 else ''})")
+    if changed_failing:
+        parts.append(f"{len(changed_failing)} critical case(s) changed since the baseline and failing now "
+                     f"({', '.join(changed_failing[:5])}{', ...' if len(changed_failing) > 5 else ''}): a changed "
+                     "case cannot be paired with its old version; review the change")
     return GateResult(
         gate_id="dataset.critical_cases_kept", policy_gate_id="dataset.critical_cases_kept",
         name="Critical eval cases are neither removed nor downgraded", category="quality",
@@ -423,10 +545,88 @@ def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -
         reason="; ".join(parts) if parts else "no critical case removed or downgraded since the baseline")
 
 
+_STAT_ORDER = {"lower95": 0, "value": 1, "upper95": 2}  # lower95 <= value <= upper95, always
+# Baseline values the relative conditions are compared at: rates, counts, latencies, costs.
+_PROBE_BASELINES = (0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 0.9, 0.95, 0.98, 0.99, 1.0, 2.0, 5.0, 10.0, 100.0, 1e3, 1e4, 1e6)
+
+
+def _condition_looser(a: Condition, b: Condition) -> bool:
+    """True when some observation that `a` rejects is accepted by `b` (for some baseline value): `b` is looser
+    somewhere. Conditions on different statistics (lower95 / value / upper95) are compared through the order
+    lower95 <= value <= upper95 that every interval satisfies."""
+    sa, sb = _STAT_ORDER[a.statistic], _STAT_ORDER[b.statistic]
+    for base in _PROBE_BASELINES:
+        ba, bb = a.bound(base), b.bound(base)
+        if ba is None or bb is None:
+            continue
+        marks = {t + k * 1e-6 * max(1.0, abs(t)) for t in (ba, bb, base, 0.0) for k in (-1, 0, 1)}
+        points = sorted(marks | {-1e15, 1e15})
+        rejected = [x for x in points if not a.holds(x, ba)]
+        accepted = [x for x in points if b.holds(x, bb)]
+        if not rejected or not accepted:
+            continue
+        if sa == sb:
+            if set(rejected) & set(accepted):
+                return True
+        elif sa < sb:  # a judges a smaller statistic than b: need x_a <= x_b
+            if min(rejected) <= max(accepted):
+                return True
+        elif max(rejected) >= min(accepted):
+            return True
+    return False
+
+
+def _condition_change(old: Gate, new: Gate) -> str | None:
+    a, b = old.condition, new.condition
+    if new.metric != old.metric:
+        return f"metric {old.metric} {a.text} -> {new.metric} {b.text} (a different measure: review)"
+    if a.test and b.test:
+        if a.test == "non_inferior" and b.test == "no_regression":
+            return f"condition {a.text} -> {b.text}: 'not shown worse' replaces 'shown non-inferior'"
+        if b.margin > a.margin:
+            return f"margin {a.text} -> {b.text}"
+        return None
+    if a.test and not b.test:
+        return f"condition {a.text} -> {b.text}: a paired test on shared cases replaced by a threshold (review)"
+    if b.test and not a.test:
+        return f"condition {a.text} -> {b.text}: a threshold replaced by a paired test (review)"
+    if _condition_looser(a, b):
+        what = "threshold" if a.threshold is not None and b.threshold is not None else "condition"
+        return f"{what} {a.text} -> {b.text}"
+    return None
+
+
+def _slice_change(old: SliceSpec, new: SliceSpec) -> str | None:
+    """A slice that keeps fewer cases, or no longer judges each value on its own, is looser."""
+    parts = []
+    for name in ("risk", "suite"):
+        o, n = getattr(old, name), getattr(new, name)
+        if n is not None and (o is None or not set(o) <= set(n)):
+            parts.append(f"{name} {'|'.join(o) if o else 'all'} -> {'|'.join(n)}")
+    for dim in sorted(new.where):
+        o_values = old.where.get(dim)
+        if o_values is None or not set(o_values) <= set(new.where[dim]):
+            parts.append(f"{dim} {'|'.join(o_values) if o_values else 'all'} -> {'|'.join(new.where[dim])}")
+    if old.for_each and new.for_each != old.for_each:
+        parts.append(f"for_each {old.for_each} -> {new.for_each or 'none'}")
+    return ("slice narrowed: " + "; ".join(parts)) if parts else None
+
+
+def _profile_sets(policy: GatePolicy) -> dict[str | None, set[str]]:
+    out: dict[str | None, set[str]] = {None: {g.id for g in policy.gates_for(None)}}
+    for p in policy.profiles:
+        out[p] = {g.id for g in policy.gates_for(p)}
+    return out
+
+
 def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGate]:
-    """Gates whose condition, severity, slice size or existence got looser than in `previous`."""
+    """Every way `current` lets through what `previous` did not: a gate removed, dropped from a profile, its
+    severity downgraded, its condition, margin, statistic or slice loosened, its minimum sample size lowered,
+    its `when_changed` narrowed; policy-wide a lower alpha, a downgraded built-in or change-requirement severity,
+    a dropped change requirement, a smaller review quorum."""
     out: list[LoosenedGate] = []
     now = {g.id: g for g in current.gates}
+    old_sets, new_sets = _profile_sets(previous), _profile_sets(current)
     for old in previous.gates:
         new = now.get(old.id)
         if new is None:
@@ -434,30 +634,48 @@ def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGa
             continue
         if SEVERITY_ORDER[new.severity] > SEVERITY_ORDER[old.severity]:
             out.append(LoosenedGate(gate_id=old.id, change=f"severity {old.severity} -> {new.severity}"))
-        if new.metric == old.metric and new.condition.op == old.condition.op:
-            a, b = old.condition, new.condition
-            lower_ok = a.op in (">=", ">")  # higher observed is required: a lower bound got looser if it fell
-            if a.threshold is not None and b.threshold is not None and a.threshold != b.threshold:
-                looser = b.threshold < a.threshold if lower_ok else b.threshold > a.threshold
-                if a.op in ("==", "!="):
-                    looser = True
-                if looser:
-                    out.append(LoosenedGate(gate_id=old.id, change=f"threshold {a.text} -> {b.text}"))
-            elif a.relative and b.relative and a.test is None and b.test is None:
-                probe = 1.0
-                ob, nb = a.bound(probe), b.bound(probe)
-                if ob is not None and nb is not None and ob != nb and ((nb < ob) if lower_ok else (nb > ob)):
-                    out.append(LoosenedGate(gate_id=old.id, change=f"condition {a.text} -> {b.text}"))
-            elif a.test and b.test and b.margin > a.margin:
-                out.append(LoosenedGate(gate_id=old.id, change=f"margin {a.text} -> {b.text}"))
-        elif new.condition.text != old.condition.text or new.metric != old.metric:
-            out.append(LoosenedGate(gate_id=old.id, change=f"changed {old.metric} {old.condition.text} -> "
-                                                          f"{new.metric} {new.condition.text} (review)"))
-        if (new.min_samples or current.min_samples) < (old.min_samples or previous.min_samples):
-            out.append(LoosenedGate(gate_id=old.id, change="smaller minimum sample size"))
-        if old.when_changed is None and new.when_changed is not None:
-            out.append(LoosenedGate(gate_id=old.id, change=f"now runs only when {', '.join(new.when_changed)} change"))
+        change = _condition_change(old, new)
+        if change:
+            out.append(LoosenedGate(gate_id=old.id, change=change))
+        narrowed = _slice_change(old.slice, new.slice)
+        if narrowed:
+            out.append(LoosenedGate(gate_id=old.id, change=narrowed))
+        old_n, new_n = old.min_samples or previous.min_samples, new.min_samples or current.min_samples
+        if new_n < old_n:
+            out.append(LoosenedGate(gate_id=old.id, change=f"smaller minimum sample size {old_n} -> {new_n}"))
+        if new.when_changed is not None and (old.when_changed is None
+                                             or not set(new.when_changed) >= set(old.when_changed)):
+            out.append(LoosenedGate(gate_id=old.id, change=f"now runs only when {', '.join(new.when_changed)} "
+                                                           "change" + (f" (was {', '.join(old.when_changed)})"
+                                                                       if old.when_changed else "")))
+        dropped = [p if p is not None else "(default)" for p, ids in old_sets.items()
+                   if old.id in ids and old.id not in new_sets.get(p, set())]
+        if dropped:
+            out.append(LoosenedGate(gate_id=old.id, change=f"no longer runs in profile {', '.join(dropped)}"))
+    policy_wide: list[str] = []
     if current.alpha < previous.alpha:
-        out.append(LoosenedGate(gate_id="(policy)", change=f"alpha {previous.alpha:g} -> {current.alpha:g}: "
-                                                           "regressions need stronger evidence"))
+        policy_wide.append(f"alpha {previous.alpha:g} -> {current.alpha:g}: regressions need stronger evidence")
+    for name in ("dataset_governance_severity", "change_requirement_severity"):
+        o, n = getattr(previous, name), getattr(current, name)
+        if SEVERITY_ORDER[n] > SEVERITY_ORDER[o]:
+            policy_wide.append(f"{name} {o} -> {n}")
+    for kind, reqs in sorted(previous.change_requirements.items()):
+        gone = sorted(set(reqs) - set(current.change_requirements.get(kind, [])))
+        if gone:
+            policy_wide.append(f"change requirement {kind} no longer needs {', '.join(gone)}")
+    for req, suites in sorted(current.suite_evidence.items()):
+        more = sorted(set(suites) - set(previous.suite_evidence.get(req, [])))
+        if more:
+            policy_wide.append(f"evidence {req} now also provided by eval suite {', '.join(more)}")
+    for level, roles in sorted(previous.review.quorum.items()):
+        gone = sorted(set(roles) - set(current.review.quorum.get(level, [])))
+        if gone:
+            policy_wide.append(f"review quorum for {level} risk no longer needs {', '.join(gone)}")
+    risk_order = ("low", "medium", "high", "critical")
+    if risk_order.index(current.review.risk_level) < risk_order.index(previous.review.risk_level):
+        policy_wide.append(f"review risk level {previous.review.risk_level} -> {current.review.risk_level}")
+    more_waivers = sorted(set(current.review.waiver_roles) - set(previous.review.waiver_roles))
+    if more_waivers:
+        policy_wide.append(f"more roles may waive a blocker: {', '.join(more_waivers)}")
+    out += [LoosenedGate(gate_id="(policy)", change=c) for c in policy_wide]
     return out

@@ -6,7 +6,8 @@ refused before anything is judged, with the YAML line and the reason. docs/polic
 
 from __future__ import annotations
 
-import re
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,14 +29,94 @@ Statistic = Literal["value", "lower95", "upper95"]
 PairedTest = Literal["no_regression", "non_inferior"]
 PAIRED_METRICS = ("pass_rate", "critical_pass_rate", "high_risk_pass_rate")
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_COND = re.compile(
-    rf"^\s*(?:(?P<stat>lower95|upper95)\s+)?(?P<op>>=|<=|==|!=|>|<)\s*"
-    rf"(?:(?P<abs>{_NUM})|baseline(?:\s*(?P<sign>[-+*])\s*(?P<amount>{_NUM})\s*(?P<pct>%)?)?)\s*$"
-)
+# Limits on what a policy may ask for (docs/policy.md, "Limits"): a policy is read, parsed and judged in bounded
+# time and memory, and anything larger is refused with the file and line.
+MAX_POLICY_BYTES = 1 << 20  # 1 MiB of YAML
+MAX_GATES = 1000  # gates in one policy
+MAX_CONDITION_CHARS = 200  # characters in one condition
+MAX_SLICES_PER_GATE = 1000  # values one for_each gate may expand into on the judged releases (more fails the gate)
+MAX_EXPANDED_GATES = 20_000  # gate results one decision may hold after for_each expansion (more is refused)
+
+_CONDITION_EXAMPLES = ("write e.g. '>= 0.98', '== 0', '>= baseline - 0.02', '<= baseline + 10%', "
+                       "'<= baseline * 1.3', 'lower95 >= 0.95', 'no_regression 0.02' or 'non_inferior 0.02'")
+_OPS = (">=", "<=", "==", "!=", ">", "<")
 
 
-_PAIRED = re.compile(rf"^\s*(?P<test>no_regression|non_inferior)(?:\s+(?P<margin>{_NUM}))?\s*$")
+class _ConditionError(ValueError):
+    pass
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:60]) + f"... ({len(text)} characters)"
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """Split a condition into (kind, text) tokens in one left-to-right pass (no backtracking): kinds are
+    'op' (>= <= == != > <), 'sign' (+ - *), 'pct', 'word' ([a-z0-9_], starting with a letter) and 'num'
+    (digits, an optional fraction, an optional exponent)."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in "<>=!":
+            two = text[i:i + 2]
+            if two in _OPS:
+                out.append(("op", two))
+                i += 2
+            elif ch in "<>":
+                out.append(("op", ch))
+                i += 1
+            else:
+                raise _ConditionError(f"unexpected {ch!r}")
+        elif ch in "+-*":
+            out.append(("sign", ch))
+            i += 1
+        elif ch == "%":
+            out.append(("pct", ch))
+            i += 1
+        elif ch.isascii() and ch.isalpha():
+            j = i
+            while j < n and text[j].isascii() and (text[j].isalnum() or text[j] == "_"):
+                j += 1
+            out.append(("word", text[i:j]))
+            i = j
+        elif ch.isascii() and (ch.isdigit() or ch == "."):
+            j = i
+            while j < n and text[j].isascii() and text[j].isdigit():
+                j += 1
+            digits = j - i
+            if j < n and text[j] == ".":
+                j += 1
+                k = j
+                while j < n and text[j].isascii() and text[j].isdigit():
+                    j += 1
+                digits += j - k
+            if digits == 0:
+                raise _ConditionError("a number needs digits")
+            if j < n and text[j] in "eE":
+                k = j + 1
+                if k < n and text[k] in "+-":
+                    k += 1
+                m = k
+                while m < n and text[m].isascii() and text[m].isdigit():
+                    m += 1
+                if m == k:
+                    raise _ConditionError("an exponent needs digits")
+                j = m
+            out.append(("num", text[i:j]))
+            i = j
+        else:
+            raise _ConditionError(f"unexpected {ch!r}")
+    return out
+
+
+def _number(sign: str | None, token: str) -> float:
+    x = float(token)
+    if not math.isfinite(x):
+        raise _ConditionError(f"{_shown(token)} is not a finite number")
+    return -x if sign == "-" else x
 
 
 class Condition(BaseModel):
@@ -76,36 +157,83 @@ class Condition(BaseModel):
 
 
 def parse_condition(text: str) -> Condition:
-    paired = _PAIRED.match(text)
-    if paired:
-        margin = float(paired["margin"]) if paired["margin"] else 0.0
-        if paired["test"] == "non_inferior" and margin <= 0:
-            raise ValueError(f"cannot read condition {text!r}: non_inferior needs a margin, e.g. 'non_inferior 0.02'")
+    """Read a condition with a small grammar over its tokens (linear time in its length):
+
+        condition := ("no_regression" | "non_inferior") [number]
+                   | ["lower95" | "upper95"] op (["+" | "-"] number | "baseline" [("+" | "-" | "*") number ["%"]])
+    """
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ValueError(f"cannot read condition {_shown(text)}: longer than {MAX_CONDITION_CHARS} characters")
+    try:
+        return _parse_condition(text)
+    except _ConditionError as e:
+        raise ValueError(f"cannot read condition {_shown(text)}: {e}; {_CONDITION_EXAMPLES}") from None
+
+
+def _parse_condition(text: str) -> Condition:
+    toks = _tokens(text)
+    pos = 0
+
+    def peek(kind: str, value: str | None = None) -> bool:
+        return pos < len(toks) and toks[pos][0] == kind and (value is None or toks[pos][1] == value)
+
+    def take(kind: str, what: str) -> str:
+        nonlocal pos
+        if not peek(kind):
+            got = repr(toks[pos][1]) if pos < len(toks) else "the end"
+            raise _ConditionError(f"expected {what}, found {got}")
+        pos += 1
+        return toks[pos - 1][1]
+
+    def end() -> None:
+        if pos != len(toks):
+            raise _ConditionError(f"unexpected {toks[pos][1]!r}")
+
+    clean = text.strip()
+    if peek("word") and toks[0][1] in ("no_regression", "non_inferior"):
+        test = take("word", "a test")
+        margin = 0.0
+        if pos < len(toks):
+            sign = take("sign", "a margin") if peek("sign") else None
+            if sign == "*":
+                raise _ConditionError("unexpected '*'")
+            margin = _number(sign, take("num", "a margin"))
+        end()
+        if test == "non_inferior" and margin <= 0:
+            raise ValueError(f"cannot read condition {_shown(text)}: non_inferior needs a margin, e.g. "
+                             "'non_inferior 0.02'")
         if not 0 <= margin < 1:
-            raise ValueError(f"cannot read condition {text!r}: the margin is a difference of rates in [0, 1)")
-        return Condition(text=text.strip(), op=">=", test=paired["test"], margin=margin)
-    m = _COND.match(text)
-    if not m:
-        raise ValueError(
-            f"cannot read condition {text!r}: write e.g. '>= 0.98', '== 0', '>= baseline - 0.02', "
-            "'<= baseline + 10%', '<= baseline * 1.3', 'lower95 >= 0.95', 'no_regression 0.02' or "
-            "'non_inferior 0.02'"
-        )
-    stat = m["stat"] or "value"
-    if m["abs"] is not None:
-        return Condition(text=text.strip(), op=m["op"], statistic=stat, threshold=float(m["abs"]))
-    sign, amount, pct = m["sign"], m["amount"], m["pct"]
-    if sign is None:
-        return Condition(text=text.strip(), op=m["op"], statistic=stat, baseline_delta=0.0)
-    x = float(amount)
-    if sign == "*":
+            raise ValueError(f"cannot read condition {_shown(text)}: the margin is a difference of rates in [0, 1)")
+        return Condition(text=clean, op=">=", test=test, margin=margin)
+    stat = "value"
+    if peek("word", "lower95") or peek("word", "upper95"):
+        stat = take("word", "a statistic")
+    op = take("op", "an operator (>=, <=, >, <, ==, !=)")
+    if peek("word", "baseline"):
+        pos += 1
+        if pos == len(toks):
+            return Condition(text=clean, op=op, statistic=stat, baseline_delta=0.0)
+        sign = take("sign", "+, - or * after baseline")
+        x = _number(None, take("num", "a number"))
+        pct = peek("pct")
         if pct:
-            raise ValueError(f"cannot read condition {text!r}: use 'baseline * 1.1' or 'baseline + 10%'")
-        return Condition(text=text.strip(), op=m["op"], statistic=stat, baseline_ratio=x)
-    signed = x if sign == "+" else -x
-    if pct:
-        return Condition(text=text.strip(), op=m["op"], statistic=stat, baseline_ratio=1.0 + signed / 100.0)
-    return Condition(text=text.strip(), op=m["op"], statistic=stat, baseline_delta=signed)
+            pos += 1
+        end()
+        if sign == "*":
+            if pct:
+                raise ValueError(f"cannot read condition {_shown(text)}: use 'baseline * 1.1' or 'baseline + 10%'")
+            return Condition(text=clean, op=op, statistic=stat, baseline_ratio=x)
+        signed = x if sign == "+" else -x
+        if pct:
+            return Condition(text=clean, op=op, statistic=stat,
+                             baseline_ratio=1.0 + signed / 100.0)
+        return Condition(text=clean, op=op, statistic=stat, baseline_delta=signed)
+    sign = take("sign", "a number or baseline") if peek("sign") else None
+    if sign == "*":
+        raise _ConditionError("unexpected '*'")
+    value = _number(sign, take("num", "a number or baseline"))
+    end()
+    return Condition(text=clean, op=op, statistic=stat, threshold=value)
 
 
 class SliceSpec(BaseModel):
@@ -230,8 +358,7 @@ class GatePolicy(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatePolicy:
-        ids = [g.id for g in self.gates]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = sorted(i for i, k in Counter(g.id for g in self.gates).items() if k > 1)
         if dupes:
             raise ValueError(f"duplicate gate id {dupes[0]!r}")
         if self.default_profile is not None and self.default_profile not in self.profiles:
@@ -282,6 +409,9 @@ def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise InputRefused([Problem(source, "", "", f"the policy is larger than {MAX_POLICY_BYTES >> 20} MiB "
+                                    "(docs/policy.md, Limits)")])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -290,6 +420,12 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
                                     f"invalid YAML: {getattr(e, 'problem', e)}")]) from e
     if not isinstance(data, dict):
         raise InputRefused([Problem(source, "", "", "a policy must be a YAML mapping")])
+    gates = data.get("gates")
+    if isinstance(gates, list) and len(gates) > MAX_GATES:
+        line = _yaml_line(text, ("gates",))
+        raise InputRefused([Problem(source, f"line {line}" if line else "", "gates",
+                                    f"{len(gates)} gates: a policy may hold at most {MAX_GATES} (docs/policy.md, "
+                                    "Limits)")])
     try:
         return GatePolicy.model_validate(data)
     except ValidationError as e:

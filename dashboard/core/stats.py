@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom, binomtest, norm
+from scipy.stats import binom, binomtest, fisher_exact, norm
 
 Z95 = float(norm.ppf(0.975))
 BOOTSTRAP_SEED = 20261126
@@ -31,12 +31,17 @@ def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, 
 
 @dataclass(frozen=True)
 class Paired:
-    """Outcomes of the cases both releases ran (same suite, case id and content digest)."""
+    """Outcomes of the cases both releases ran (same suite, case id and content digest; one designated repeat
+    per case), and of the changed cases (same suite and case id, different content), which cannot be paired."""
 
     both_pass: int  # n11
     regressions: int  # n10: baseline passed, candidate failed
     fixes: int  # n01: baseline failed, candidate passed
     both_fail: int  # n00
+    changed: int = 0  # cases whose content differs between the releases
+    changed_passed: int = 0  # ... that pass in the candidate
+    changed_baseline_passed: int = 0  # ... that passed in the baseline (its own version of the case)
+    max_repeats: int = 1  # the most repeats any of these cases had in either release
 
     @property
     def n(self) -> int:
@@ -84,6 +89,62 @@ def regression_p_value(p: Paired, margin: float = 0.0) -> float:
     d = (n01 - n10) / n
     se = math.sqrt(max(((n10 + n01) - (n01 - n10) ** 2 / n) / n**2, 1e-18))
     return float(norm.cdf((d + margin) / se))
+
+
+def changed_p_value(p: Paired, margin: float = 0.0) -> float:
+    """One-sided p-value for 'on the changed cases the candidate passes less often than the baseline did' (by
+    more than `margin`): unpaired, since a changed case is not the same case. margin 0: Fisher's exact test;
+    margin > 0: a Wald test of the difference of proportions (0.5 added to each cell) against -margin."""
+    if p.changed == 0:
+        return 1.0
+    c_pass, b_pass, n = p.changed_passed, p.changed_baseline_passed, p.changed
+    if margin <= 0:
+        return float(fisher_exact([[c_pass, n - c_pass], [b_pass, n - b_pass]], alternative="less").pvalue)
+    pc, pb = (c_pass + 0.5) / (n + 1), (b_pass + 0.5) / (n + 1)
+    se = math.sqrt(max(pc * (1 - pc) / (n + 1) + pb * (1 - pb) / (n + 1), 1e-18))
+    return float(norm.cdf((pc - pb + margin) / se))
+
+
+def changed_diff_lower(p: Paired, z: float = Z95) -> float:
+    """Lower 95% bound of the candidate-minus-baseline pass rate on the changed cases (Wald, 0.5 per cell)."""
+    n = p.changed + 1
+    pc, pb = (p.changed_passed + 0.5) / n, (p.changed_baseline_passed + 0.5) / n
+    return max(-1.0, pc - pb - z * math.sqrt(pc * (1 - pc) / n + pb * (1 - pb) / n))
+
+
+def slice_p_value(p: Paired, margin: float = 0.0) -> tuple[float, float | None]:
+    """The regression p-value of one slice and the changed cases' own p (None without changed cases).
+
+    Shared cases get the paired test, changed cases the unpaired one; the two are combined by a weighted
+    Bonferroni test with weights proportional to the number of cases (shared n, changed m): the slice's p is
+    min(1, p_paired / w, p_changed / (1 - w)) with w = n / (n + m), so the slice keeps its level. Without
+    changed cases it is the paired p itself."""
+    paired = regression_p_value(p, margin)
+    if p.changed == 0:
+        return paired, None
+    changed = changed_p_value(p, margin)
+    w = p.n / (p.n + p.changed)
+    combined = min(1.0, paired / w if w > 0 else 1.0, changed / (1 - w))
+    return combined, changed
+
+
+def holm_levels(p_values: list[float], alpha: float) -> list[float]:
+    """Holm's step-down procedure across families: the level each family is judged at, in the input order.
+
+    Families are taken in increasing p (ties in input order); the r-th (0-based) of K is tested at
+    alpha / (K - r); at the first that is not below its level, it and all later families keep that level (and,
+    since their p is no smaller, are not rejected). Controls the probability of rejecting any true null at alpha,
+    whatever the dependence between the families."""
+    k = len(p_values)
+    order = sorted(range(k), key=lambda i: (p_values[i], i))
+    levels = [alpha] * k
+    stopped: float | None = None
+    for rank, i in enumerate(order):
+        level = alpha / (k - rank)
+        if stopped is None and p_values[i] >= level:
+            stopped = level
+        levels[i] = level if stopped is None else stopped
+    return levels
 
 
 def benjamini_hochberg(p_values: list[float]) -> list[float]:

@@ -186,6 +186,32 @@ def _slice_sql(spec: SliceSpec, params: dict[str, Any]) -> tuple[str, str, dict[
     return " AND ".join(conds), group, params
 
 
+# The one definition of "the same case" (issue 11), used by paired(), regressions() and cases_page(): a case is
+# (suite, case_id) within a release; its outcome is that of one designated repeat, its record in the run whose
+# run_id sorts first (so the number of repeats never changes a pass into a fail); two releases ran the same case
+# when suite, case_id and that record's content_digest agree, and a "changed" case when only the digest differs.
+DESIGNATED_REPEAT = "one designated repeat per case: its record in the run whose run_id sorts first"
+
+
+def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''") -> str:
+    return f"""SELECT arg_min({group}, run_id) AS slice_value, suite, case_id,
+                      arg_min(content_digest, run_id) AS content_digest, arg_min(passed, run_id) AS passed,
+                      arg_min(risk, run_id) AS risk, arg_min(slices, run_id) AS slices, count(*) AS repeats,
+                      avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error
+               FROM cases WHERE release_id = {release_param} AND {where} GROUP BY suite, case_id"""  # noqa: S608
+
+
+def _case_pairs_sql(where: str = "TRUE", group: str = "''") -> str:
+    """CTEs c (the candidate's cases in the slice, one row per case), b (the baseline's) and p (the cases both ran:
+    `same` when the content agrees, else changed). Parameters: $cand, $base and the slice's."""
+    return f"""WITH c AS ({_per_case_sql("$cand", where, group)}),
+                    b AS ({_per_case_sql("$base")}),
+                    p AS (SELECT c.slice_value, suite, case_id, c.risk, c.slices, c.passed, c.repeats,
+                                 b.passed AS baseline_passed, b.repeats AS baseline_repeats,
+                                 c.content_digest = b.content_digest AS same
+                          FROM c JOIN b USING (suite, case_id))"""  # noqa: S608
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -524,23 +550,25 @@ class Store:
 
     def paired(self, candidate_id: str, baseline_id: str, spec: SliceSpec,
                risk: list[str] | None = None) -> dict[str, Paired]:
-        """Per slice value: pass/fail of the cases both releases ran (same suite, case_id and content digest;
-        a case repeated over runs passes only if every repeat passed). The slice is taken on the candidate."""
+        """Per slice value: outcomes of the cases both releases ran with the same content (see _case_pairs_sql:
+        one designated repeat per case), and of the changed cases (same suite and case id, different content),
+        judged apart. The slice is taken on the candidate."""
         where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id})
-        extra = ""
         if risk is not None:
-            extra = " AND list_contains($metric_risk, risk)"
+            where += " AND list_contains($metric_risk, risk)"
             params["metric_risk"] = risk
-        sql = f"""
-            WITH c AS (SELECT {group} AS slice_value, suite, case_id, content_digest, bool_and(passed) AS passed
-                       FROM cases WHERE release_id = $cand AND {where}{extra} GROUP BY ALL),
-                 b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed
-                       FROM cases WHERE release_id = $base GROUP BY ALL)
+        sql = _case_pairs_sql(where, group) + """
             SELECT slice_value,
-                   count(*) FILTER (WHERE c.passed AND b.passed), count(*) FILTER (WHERE b.passed AND NOT c.passed),
-                   count(*) FILTER (WHERE c.passed AND NOT b.passed), count(*) FILTER (WHERE NOT c.passed AND NOT b.passed)
-            FROM c JOIN b USING (suite, case_id, content_digest) GROUP BY ALL ORDER BY ALL"""  # noqa: S608
-        return {r[0]: Paired(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in self.query(sql, params)}
+                   count(*) FILTER (WHERE same AND passed AND baseline_passed),
+                   count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
+                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed),
+                   count(*) FILTER (WHERE same AND NOT passed AND NOT baseline_passed),
+                   count(*) FILTER (WHERE NOT same), count(*) FILTER (WHERE NOT same AND passed),
+                   count(*) FILTER (WHERE NOT same AND baseline_passed), max(greatest(repeats, baseline_repeats))
+            FROM p GROUP BY ALL ORDER BY ALL"""  # noqa: S608
+        return {r[0]: Paired(int(r[1]), int(r[2]), int(r[3]), int(r[4]), changed=int(r[5]), changed_passed=int(r[6]),
+                             changed_baseline_passed=int(r[7]), max_repeats=int(r[8]))
+                for r in self.query(sql, params)}
 
     def metric_arrays(self, release_id: str, spec: SliceSpec, columns: list[str]) -> dict[str, dict[str, Any]]:
         """Raw per-case values for bootstraps: slice value -> column -> numpy array (non-null rows only), in a
@@ -590,20 +618,22 @@ class Store:
         Rows: dataset, suite, case_id, change (added | removed | changed | downgraded), baseline and
         candidate risk and content digest. Unchanged cases are not listed."""
         rows = self.query(
-            """WITH c AS (SELECT dataset, suite, case_id, any_value(risk) AS risk, any_value(content_digest) AS digest
+            """WITH c AS (SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
+                                 arg_min(content_digest, run_id) AS digest, arg_min(passed, run_id) AS passed
                           FROM cases WHERE release_id = $cand GROUP BY ALL),
-                    b AS (SELECT dataset, suite, case_id, any_value(risk) AS risk, any_value(content_digest) AS digest
+                    b AS (SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
+                                 arg_min(content_digest, run_id) AS digest
                           FROM cases WHERE release_id = $base GROUP BY ALL)
                SELECT coalesce(c.dataset, b.dataset), coalesce(c.suite, b.suite), coalesce(c.case_id, b.case_id),
                       CASE WHEN b.case_id IS NULL THEN 'added' WHEN c.case_id IS NULL THEN 'removed'
                            WHEN list_position($order, c.risk) > list_position($order, b.risk) THEN 'downgraded'
                            WHEN c.digest <> b.digest THEN 'changed' END AS change,
-                      b.risk, c.risk, b.digest, c.digest
+                      b.risk, c.risk, b.digest, c.digest, c.passed
                FROM c FULL OUTER JOIN b USING (dataset, suite, case_id)
                WHERE change IS NOT NULL ORDER BY 1, 2, 3""",
             {"cand": candidate_id, "base": baseline_id, "order": ["critical", "high", "medium", "low"]})
         keys = ("dataset", "suite", "case_id", "change", "baseline_risk", "candidate_risk", "baseline_digest",
-                "candidate_digest")
+                "candidate_digest", "candidate_passed")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def judging(self, release_id: str) -> dict[str, dict[str, list[str]]]:
@@ -617,21 +647,16 @@ class Store:
                 for r in rows}
 
     def regressions(self, candidate_id: str, baseline_id: str, limit: int = 10) -> tuple[int, int, list[dict]]:
-        """Cases present in both releases (same suite and case_id): counts of pass->fail and fail->pass,
-        and the first `limit` regressions, most severe risk first. A case repeated over runs passes
-        only if every repeat passed."""
-        base = """WITH c AS (SELECT suite, case_id, any_value(risk) AS risk, any_value(slices['task']) AS task,
-                                    bool_and(passed) AS passed FROM cases WHERE release_id = $cand GROUP BY ALL),
-                      b AS (SELECT suite, case_id, bool_and(passed) AS passed FROM cases
-                            WHERE release_id = $base GROUP BY ALL)"""
+        """Cases both releases ran with the same content (the definition paired() and the Cases page use):
+        counts of pass->fail and fail->pass, and the first `limit` regressions, most severe risk first."""
+        base = _case_pairs_sql()
         params = {"cand": candidate_id, "base": baseline_id}
         counts = self.query(base + """
-            SELECT count(*) FILTER (WHERE b.passed AND NOT c.passed), count(*) FILTER (WHERE c.passed AND NOT b.passed)
-            FROM c JOIN b USING (suite, case_id)""", params)[0]  # noqa: S608
+            SELECT count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
+                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) FROM p""", params)[0]  # noqa: S608
         top = self.query(base + """
-            SELECT c.case_id, c.suite, c.risk, c.task FROM c JOIN b USING (suite, case_id)
-            WHERE b.passed AND NOT c.passed
-            ORDER BY list_position(['critical', 'high', 'medium', 'low'], c.risk), c.suite, c.case_id
+            SELECT case_id, suite, risk, slices['task'] AS task FROM p WHERE same AND baseline_passed AND NOT passed
+            ORDER BY list_position(['critical', 'high', 'medium', 'low'], risk), suite, case_id
             LIMIT $limit""", {**params, "limit": limit})  # noqa: S608
         return int(counts[0]), int(counts[1]), [dict(zip(("case_id", "suite", "risk", "task"), r, strict=True))
                                                  for r in top]
@@ -677,16 +702,12 @@ class Store:
             return 0, []
         outcome = {"regressions": "b.passed AND NOT c.passed", "fixes": "c.passed AND NOT b.passed",
                    "failed": "NOT c.passed", "all": "TRUE"}[kind]
-        base_cte = ("b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed FROM cases "
-                    "WHERE release_id = $base GROUP BY ALL)")
-        cte = f"""WITH c AS (SELECT suite, case_id, any_value(content_digest) AS content_digest, any_value(risk) AS risk,
-                                  any_value(slices) AS slices, bool_and(passed) AS passed, count(*) AS repeats,
-                                  avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd,
-                                  any_value(error) AS error
-                           FROM cases WHERE release_id = $cand AND {where} GROUP BY suite, case_id),
-                       {base_cte}"""  # noqa: S608
-        source = ("c JOIN b USING (suite, case_id, content_digest)" if joined
-                  else "c LEFT JOIN b USING (suite, case_id, content_digest)")
+        # The same cases as paired() and regressions(): one designated repeat per case, same suite, case id and
+        # content (a changed case has no baseline outcome to compare with).
+        cte = _case_pairs_sql(where)
+        source = ("c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest"
+                  if joined else
+                  "c LEFT JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest")
         total = self.query(f"{cte} SELECT count(*) FROM {source} WHERE {outcome}", params)[0][0]  # noqa: S608
         rows = self.query(
             f"""{cte} SELECT c.case_id, c.suite, c.risk, c.slices['task'] AS task, c.passed AS candidate_passed,

@@ -58,9 +58,18 @@ def releases(gen: str) -> list[ReleaseRow]:
 
 @st.cache_data(show_spinner="Judging the release ...")
 def decision(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
-             profile: str | None) -> GateDecision:
-    return gate_release(store(), load_selected_policy(policy_path), candidate, baseline, profile,
-                        no_baseline=baseline is None)
+             profile: str | None, previous_path: str | None = None,
+             previous_digest: str | None = None) -> GateDecision:
+    """The key is everything the decision depends on: the data (`gen`), the releases, the policy (by digest),
+    the profile and the explicit comparison policy. The store's history of judged policies is not an input."""
+    previous = load_selected_policy(previous_path) if previous_path else None
+    if previous is not None and previous.digest != previous_digest:
+        raise InputRefused(f"{previous_path} changed since it was chosen: choose it again")
+    chosen = load_selected_policy(policy_path)
+    if chosen.digest != policy_digest:
+        raise InputRefused(f"{policy_path} changed since it was chosen: choose it again")
+    return gate_release(store(), chosen, candidate, baseline, profile, no_baseline=baseline is None,
+                        previous=previous)
 
 
 @st.cache_data(show_spinner=False)
