@@ -14,8 +14,11 @@ from dashboard.core.reviews import Waiver, load_trusted
 from dashboard.core.signing import SigningError, load_private_key_file
 from dashboard.reviewing import (
     add_review,
+    current_root,
     export_bundle,
     make_checkpoint,
+    record_governing_policy,
+    record_trust_root,
     review_predicate,
     sign_review,
     status,
@@ -30,6 +33,7 @@ from tests.reviewers import PASS, make_keys, trusted_with
 POLICY = load_policy(REPO / "data" / "policies" / "case-management.yaml")
 RC3, RC4 = "rel-2026.11.0-rc3", "rel-2026.11.0-rc4"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SETUP = NOW - timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,20 @@ def env(demo_store, tmp_path, keys):
 
     shutil.copy(demo_store.path, tmp_path / "r.duckdb")
     store = Store(tmp_path / "r.duckdb")
-    yield store, keys[0], load_trusted(keys[1]), keys[1]
+    store.query("DROP TABLE review_log")  # the demo's trust root: these tests use their own keys
+    store.close()
+    store = Store(tmp_path / "r.duckdb")
+    trusted = load_trusted(keys[1])
+    record_trust_root(store, trusted, keys[0]["admin"], "admin@example.com", SETUP)
+    record_governing_policy(store, "gov.case-ai.v3", POLICY, keys[0]["admin"], "admin@example.com", SETUP)
+    yield store, keys[0], trusted, keys[1]
     store.close()
 
 
-def review(store, keys, who, role, release, choice="approve", when=NOW, **kw):
-    decision = gate_release(store, POLICY, release)
-    predicate = review_predicate(decision, f"{who}@example.com", role, choice, now=when, **kw)
+def review(store, keys, who, role, release, choice="approve", when=NOW, policy=POLICY, **kw):
+    decision = gate_release(store, policy, release)
+    root = current_root(store, when)
+    predicate = review_predicate(decision, f"{who}@example.com", role, choice, now=when, trust_root=root.digest, **kw)
     return sign_review(store, decision, predicate, keys[who])
 
 
@@ -104,7 +115,7 @@ def test_waiver_for_a_gate_that_did_not_fail_is_refused(env):
     store, keys, _trusted, _ = env
     decision = gate_release(store, POLICY, RC3)
     with pytest.raises(InputRefused, match="did not fail"):
-        review_predicate(decision, "risk@example.com", "risk", "approve",
+        review_predicate(decision, "risk@example.com", "risk", "approve", trust_root="sha256:x",
                          waivers=[Waiver(gate_id="approval_bypass", justification="x", expires_at=NOW, ticket="T")])
 
 
@@ -125,11 +136,11 @@ def _errors(store, trusted, checkpoints=None):
 def test_edited_decision_in_an_envelope_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    edited = _edit_payload(store.review_entries()[1].envelope, decision="block")
-    _tamper(store, "UPDATE review_log SET envelope = ? WHERE seq = 2", [edited])
+    edited = _edit_payload(store.review_entries()[3].envelope, decision="block")  # entries 1, 2: trust setup
+    _tamper(store, "UPDATE review_log SET envelope = ? WHERE seq = 4", [edited])
     errors = _errors(store, trusted)
-    assert any("entry 2: the envelope bytes were changed" in e for e in errors)
-    assert any("entry 2: the signature does not verify" in e for e in errors)
+    assert any("entry 4: the envelope bytes were changed" in e for e in errors)
+    assert any("entry 4: the signature does not verify" in e for e in errors)
 
 
 def _edit_payload(envelope: bytes, **changes) -> bytes:
@@ -160,11 +171,11 @@ def _rehash_chain(store, replace: dict[int, bytes]) -> None:
 def test_edited_entry_with_the_chain_rehashed_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    edited = _edit_payload(store.review_entries()[0].envelope, decision="block", comment="edited later")
-    _rehash_chain(store, {1: edited})
+    edited = _edit_payload(store.review_entries()[2].envelope, decision="block", comment="edited later")
+    _rehash_chain(store, {3: edited})
     errors = _errors(store, trusted)
-    assert errors == ["ERROR entry 1: the signature does not verify with any trusted key (unknown key or edited "
-                      "envelope)"]
+    assert errors == ["ERROR entry 3: the signature does not verify with any trusted reviewer key (unknown key, a "
+                      "log or admin key, or an edited envelope)"]
 
 
 def test_rewritten_history_is_caught_by_a_checkpoint(env):
@@ -173,7 +184,7 @@ def test_rewritten_history_is_caught_by_a_checkpoint(env):
     _three(store, keys, trusted)
     cp = make_checkpoint(store, keys["log"], NOW)
     _tamper(store, "DELETE FROM checkpoints")  # the attacker controls the server, not the published checkpoint
-    _rehash_chain(store, {1: review(store, keys, "eng", "engineering", RC3, "block")})
+    _rehash_chain(store, {3: review(store, keys, "eng", "engineering", RC3, "block")})
     assert _errors(store, trusted) == []
     assert any("diverges from the checkpoint" in e for e in _errors(store, trusted, [cp]))
 
@@ -181,16 +192,16 @@ def test_rewritten_history_is_caught_by_a_checkpoint(env):
 def test_deleted_entry_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    _tamper(store, "DELETE FROM review_log WHERE seq = 2")
+    _tamper(store, "DELETE FROM review_log WHERE seq = 4")
     errors = _errors(store, trusted)
-    assert any("entry 3: expected entry 2 here" in e for e in errors)
-    assert any("entry 3: the chain is broken" in e for e in errors)
+    assert any("entry 5: expected entry 4 here" in e for e in errors)
+    assert any("entry 5: the chain is broken" in e for e in errors)
 
 
 def test_reordered_entries_are_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    _tamper(store, "UPDATE review_log SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 ELSE seq END")
+    _tamper(store, "UPDATE review_log SET seq = CASE seq WHEN 4 THEN 5 WHEN 5 THEN 4 ELSE seq END")
     assert any("the chain is broken" in e for e in _errors(store, trusted))
 
 
@@ -198,10 +209,10 @@ def test_truncated_tail_is_detected_against_a_checkpoint(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
     cp = make_checkpoint(store, keys["log"], NOW)
-    _tamper(store, "DELETE FROM review_log WHERE seq = 3")
+    _tamper(store, "DELETE FROM review_log WHERE seq = 5")
     _tamper(store, "DELETE FROM checkpoints")
     assert _errors(store, trusted) == []  # a clean, shorter chain ...
-    assert any("the log was truncated: a checkpoint" in e and "covers 3 entries, the log has 2" in e
+    assert any("the log was truncated: a checkpoint" in e and "covers 5 entries, the log has 4" in e
                for e in _errors(store, trusted, [cp]))  # ... but not against the published checkpoint
 
 
@@ -210,23 +221,29 @@ def test_unknown_key_is_refused(env, tmp_path):
     from tests.reviewers import make_keys as other_keys
 
     strangers, _ = other_keys(tmp_path)
-    with pytest.raises(InputRefused, match="does not verify with any trusted key"):
+    with pytest.raises(InputRefused, match="does not verify with any trusted reviewer key"):
         add_review(store, review(store, strangers, "eng", "engineering", RC3), trusted, NOW)
 
 
 def test_revoked_key_is_refused_and_flagged(env):
     store, keys, trusted, path = env
     add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
-    revoked = trusted_with(path, **{"eng@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
-    assert any("was revoked at" in e for e in _errors(store, revoked))
+    # a revocation is a new trust-root version, signed by an admin; it covers what the key signed after revoked_at
+    revoked = trusted_with(path, next_version=True,
+                           **{"eng@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
+    record_trust_root(store, revoked, keys["admin"], "admin@example.com", NOW)
+    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, trusted))
+    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, revoked))
     with pytest.raises(InputRefused, match="was revoked"):
-        add_review(store, review(store, keys, "eng", "engineering", RC3, comment="again"), revoked, NOW)
+        add_review(store, review(store, keys, "eng", "engineering", RC3, comment="again", when=NOW + timedelta(seconds=1)),
+                   revoked, NOW + timedelta(seconds=1))
 
 
 def test_principal_mismatch_is_refused(env):
     store, keys, trusted, _ = env
     decision = gate_release(store, POLICY, RC3)
-    forged = review_predicate(decision, "sec@example.com", "security", "approve", now=NOW)
+    forged = review_predicate(decision, "sec@example.com", "security", "approve", now=NOW,
+                              trust_root=trusted.digest)
     envelope = sign_review(store, decision, forged, keys["eng"])  # eng's key, claiming to be sec
     with pytest.raises(InputRefused, match="signed with eng@example.com's key, but the review claims reviewer "
                                            "sec@example.com"):
@@ -238,11 +255,11 @@ def test_principal_mismatch_is_refused(env):
 def test_review_replayed_onto_another_release_is_detected(env):
     store, keys, trusted, _ = env
     add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
-    _tamper(store, "UPDATE review_log SET release_id = ? WHERE seq = 1", [RC4])
+    _tamper(store, "UPDATE review_log SET release_id = ? WHERE seq = 3", [RC4])
     assert any("replayed onto another release" in e for e in _errors(store, trusted))
-    env_bytes = store.query("SELECT envelope FROM review_log WHERE seq = 1")[0][0]
+    env_bytes = store.query("SELECT envelope FROM review_log WHERE seq = 3")[0][0]
     with pytest.raises(InputRefused, match="already in the log"):
-        store.append_review(RC4, env_bytes)
+        add_review(store, env_bytes, trusted, NOW)
 
 
 def test_gate_decision_changed_after_review_is_detected(env):
@@ -265,10 +282,13 @@ def test_new_data_makes_old_reviews_stale(env, tmp_path):
 
 def test_twenty_concurrent_signers_keep_one_chain(env):
     store, keys, trusted, _ = env
-    decision = gate_release(store, POLICY, RC3)
-    envelopes = [sign_review(store, decision, review_predicate(decision, "eng@example.com", "engineering", "approve",
-                                                               comment=f"review {i}", now=NOW), keys["eng"])
-                 for i in range(20)]
+    envelopes = []
+    for release in ("rel-2026.10.0", "rel-2026.11.0-rc1", "rel-2026.11.0-rc2", RC3, RC4):
+        decision = gate_release(store, POLICY, release)
+        for who, role in (("eng", "engineering"), ("sec", "security"), ("risk", "risk"), ("prod", "product")):
+            predicate = review_predicate(decision, f"{who}@example.com", role, "approve", trust_root=trusted.digest,
+                                         now=NOW)
+            envelopes.append(sign_review(store, decision, predicate, keys[who]))
     errors: list[BaseException] = []
 
     def add(e):
@@ -284,8 +304,8 @@ def test_twenty_concurrent_signers_keep_one_chain(env):
         t.join()
     assert not errors
     report = verify_store(store, trusted, now=NOW)
-    assert report.ok and report.entries == 20 and len(report.reviews) == 20
-    assert [e.seq for e in store.review_entries()] == list(range(1, 21))
+    assert report.ok and report.entries == 22 and len(report.reviews) == 20
+    assert [e.seq for e in store.review_entries()] == list(range(1, 23))
 
 
 def test_wrong_passphrase_is_a_clear_error(keys, tmp_path_factory):
@@ -299,11 +319,11 @@ def test_exported_bundle_verifies_offline_and_catches_tampering(env, tmp_path):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
     make_checkpoint(store, keys["log"], NOW)
-    bundle = export_bundle(store, trusted)
+    bundle = export_bundle(store)
     import json
 
     copy = json.loads(json.dumps(bundle))  # as if written to disk and read on another machine
-    assert verify_bundle(copy, now=NOW).ok
+    assert verify_bundle(copy, trusted=trusted, now=NOW).ok
     copy["entries"].pop()
-    report = verify_bundle(copy, now=NOW)
+    report = verify_bundle(copy, trusted=trusted, now=NOW)
     assert not report.ok and any("truncated" in f.message for f in report.findings)
