@@ -597,6 +597,7 @@ def _checkpoint_findings(raws: list[bytes], entries: list[LogEntry], root_after:
         if log_id is not None and cp.log_id != log_id:
             bad(f"is for log {cp.log_id}, not {log_id}")
             continue
+        good.append(cp)  # authentic: it must agree with every other one, and the log must still hold it
         if cp.size > len(entries):
             out.append(Finding(seq=None, level="error", message=f"the log was truncated: a checkpoint of {when} covers "
                                f"{cp.size} entries, the log has {len(entries)}"))
@@ -607,9 +608,11 @@ def _checkpoint_findings(raws: list[bytes], entries: list[LogEntry], root_after:
             continue
         if cp.size and cp.issued_at + CLOCK_SKEW < by_seq[cp.size].received_at:
             bad(f"of {when} is older than entry {cp.size} it covers")
-            continue
-        good.append(cp)
     good.sort(key=lambda c: (c.issued_at, c.size))
+    heads: dict[int, str] = {}
+    for c in good:
+        if heads.setdefault(c.size, c.head) != c.head:
+            bad(f"two checkpoints of {c.size} entries name different heads: the log was forked")
     for a, b in zip(good, good[1:], strict=False):
         if b.size < a.size:
             bad(f"of {b.issued_at.isoformat()} covers {b.size} entries, fewer than the earlier checkpoint of "
