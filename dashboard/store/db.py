@@ -264,8 +264,8 @@ class Store:
         if cols and "statement_id" not in cols:
             raise InputRefused(f"{self.path}: the review log is in format 1 (before trust roots and statement ids); "
                                "its reviews cannot be migrated because they are bound to no trust root: keep this "
-                               "store for the record (verify it with readiness < 0.3) and record new reviews in a "
-                               "new store")
+                               "store for the record (verify it with the readiness version that wrote it) and record new "
+                               "reviews in a new store")
 
     def close(self) -> None:
         self.con.close()
