@@ -175,6 +175,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not store.releases():
             print(f"empty store {path}: loading the bundled demo ...")
             print("loaded " + ", ".join(load_bundled_demo(store)))
+        else:
+            from dashboard.reviewing import install_demo_trust, log_trust_roots
+
+            demo_ids = {p.name for p in (REPO_DATA / "demo").iterdir() if p.is_dir()} if (REPO_DATA / "demo").is_dir() \
+                else set()
+            if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
+                print("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
+                install_demo_trust(store)
     finally:
         store.close()
     app = Path(__file__).resolve().parent / "ui" / "app.py"
