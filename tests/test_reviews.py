@@ -575,3 +575,33 @@ def test_every_published_checkpoint_is_checked_and_they_must_agree(env):
     errors = _errors(store, trusted, [newer, older])
     assert any("covers 5 entries, the log has 4" in e for e in errors)
     assert any("covers 4 entries, fewer than the earlier checkpoint" in e and "rolled back" in e for e in errors)
+
+
+def test_verification_reports_bad_input_as_findings(env, tmp_path, capsys):
+    """An edited stored decision that is no longer JSON, an unknown bundle version, garbage checkpoints and
+    bundles: findings and exit 1, never a traceback."""
+    import json
+
+    from dashboard.cli import main
+
+    store, keys, trusted, path = env
+    _three(store, keys, trusted)
+    _tamper(store, "UPDATE decisions SET decision_json = '{\"truncated'")
+    assert any("the stored gate decision was changed after the review" in e for e in _errors(store, trusted))
+    assert any("checkpoint: not a DSSE envelope" in e for e in _errors(store, trusted, [b"\xff\x00garbage"]))
+    bundle = json.loads(json.dumps(export_bundle(store)))
+    report = verify_bundle({**bundle, "format": "readiness.review-bundle/v9"}, trusted=trusted, now=NOW)
+    assert not report.ok and "is not 'readiness.review-bundle/v2'" in report.findings[0].message
+    report = verify_bundle({**bundle, "surprise": 1}, trusted=trusted, now=NOW)
+    assert not report.ok and "bundle: surprise: Extra inputs are not permitted" in report.findings[0].message
+    del bundle["entries"][0]["entry_hash"]
+    report = verify_bundle(bundle, trusted=trusted, now=NOW)
+    assert not report.ok and "bundle: entries.0.entry_hash: Field required" in report.findings[0].message
+    (tmp_path / "b.json").write_bytes(b'{"format": "readiness.review-bundle/v2", "entries": [')
+    code = main(["review", "verify", "--bundle", str(tmp_path / "b.json"), "--trusted", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1 and "ERROR log: bundle: not JSON" in out and "INVALID" in out
+    with pytest.raises(InputRefused, match="schema_version: Input should be 2"):
+        from dashboard.core.reviews import parse_trusted
+
+        parse_trusted({"schema_version": 3, "version": 1, "reviewers": []}, "t.yaml")
