@@ -140,22 +140,33 @@ def resolve_trusted(store: Store | None, explicit: str | None) -> tuple[TrustedR
                        "you trust (there is no default outside the demo store; see README, Reviews)")
 
 
-def _log_state(store: Store, now: datetime) -> VerifyReport:
-    """The log as it stands, for recording: the trust root in effect (anchored at itself)."""
+def _admin_entries(entries: list[LogEntry]) -> list[LogEntry]:
+    out = []
+    for e in entries:
+        try:
+            if open_envelope(e.envelope).payload_type == ADMIN_PAYLOAD_TYPE:
+                out.append(e)
+        except SigningError:
+            continue
+    return out
+
+
+def _trust_state(entries: list[LogEntry], anchor: TrustedReviewers, now: datetime) -> VerifyReport:
+    """The verified trust-root history and governing policies (admin events only: cheap, for recording)."""
+    return verify_log(_admin_entries(entries), anchor, {}, {}, now)
+
+
+def _log_state(store: Store, now: datetime) -> tuple[VerifyReport, list[LogEntry]]:
+    """The log as it stands, for recording: the trust root in effect (its history anchored at its last root)."""
     entries = store.review_entries()
     roots = log_trust_roots(store)
     if not roots:
-        return VerifyReport(entries=len(entries), head=entries[-1].entry_hash if entries else "0" * 64,
-                            findings=[], reviews=[])
-    return verify_log(entries, roots[-1], store.manifest_digests(), store.decisions(), now, [], store.log_id())
+        return VerifyReport(entries=0, head="0" * 64, findings=[], reviews=[]), entries
+    return _trust_state(entries, roots[-1], now), entries
 
 
 def current_root(store: Store, now: datetime | None = None) -> TrustedReviewers | None:
-    return _current(_log_state(store, now or datetime.now(UTC)))
-
-
-def _current(report: VerifyReport) -> TrustedReviewers | None:
-    return report.current_root
+    return _log_state(store, now or datetime.now(UTC))[0].current_root
 
 
 def record_trust_root(store: Store, trusted: TrustedReviewers, key: Ed25519PrivateKey, issuer: str,
@@ -213,8 +224,7 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
     """Check an envelope (signature first) against the trust root in effect (which must descend from the root
     the caller trusts), its signer and its bindings, refuse replays, then append it to the log."""
     when = now or datetime.now(UTC)
-    state = verify_log(store.review_entries(), trusted, store.manifest_digests(), store.decisions(), when, [],
-                       store.log_id())
+    state = _trust_state(store.review_entries(), trusted, when)
     root = state.current_root
     if root is None:
         raise InputRefused("review refused: this store has no trust root yet (an administrator records one with "
@@ -246,11 +256,12 @@ def make_checkpoint(store: Store, log_key: Ed25519PrivateKey, now: datetime | No
     """A checkpoint (log size, head hash, trust root in effect) signed by the log key; publish it to catch
     truncation later."""
     when = (now or datetime.now(UTC)).replace(microsecond=0)
-    state = _log_state(store, when)
+    state, entries = _log_state(store, when)
     root = state.current_root
     if root is None:
         raise InputRefused("this store has no trust root yet: nothing to checkpoint")
-    cp = Checkpoint(schema_version=2, log_id=store.log_id(), size=state.entries, head=state.head, issued_at=when,
+    cp = Checkpoint(schema_version=2, log_id=store.log_id(), size=len(entries),
+                    head=entries[-1].entry_hash if entries else "0" * 64, issued_at=when,
                     trusted_reviewers_digest=root.digest)
     envelope = sign_envelope(canonical_json(cp.model_dump(mode="json")), CHECKPOINT_PAYLOAD_TYPE, log_key)
     opened = open_envelope(envelope)
