@@ -135,9 +135,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         files = demo.write_demo(Path(args.out), args.cases, args.file_format)
         print(f"wrote {len(files)} files under {args.out}")
         return EXIT_OK
+    from dashboard.reviewing import install_demo_trust
+
     store = _open_store(args)
     try:
         loaded = demo.load_demo(store, args.cases)
+        install_demo_trust(store)
     finally:
         store.close()
     print(f"loaded {len(loaded)} releases ({args.cases} cases per run) into {store.path}: {', '.join(loaded)}")
@@ -148,15 +151,18 @@ def load_bundled_demo(store) -> list[str]:
     """The demo shipped under data/demo (generated afresh if this install has no data folder)."""
     from dashboard import demo
     from dashboard.core.manifests import load_manifest
+    from dashboard.reviewing import install_demo_trust
 
     folder = REPO_DATA / "demo"
     if not folder.is_dir():
-        return demo.load_demo(store)
-    loaded = []
-    for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        manifest = load_manifest(release_dir / "manifest.yaml")
-        store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
-        loaded.append(manifest.release_id)
+        loaded = demo.load_demo(store)
+    else:
+        loaded = []
+        for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            manifest = load_manifest(release_dir / "manifest.yaml")
+            store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+            loaded.append(manifest.release_id)
+    install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
     return loaded
 
 
@@ -169,6 +175,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not store.releases():
             print(f"empty store {path}: loading the bundled demo ...")
             print("loaded " + ", ".join(load_bundled_demo(store)))
+        else:
+            from dashboard.reviewing import install_demo_trust, log_trust_roots
+
+            demo_ids = {p.name for p in (REPO_DATA / "demo").iterdir() if p.is_dir()} if (REPO_DATA / "demo").is_dir() \
+                else set()
+            if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
+                print("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
+                install_demo_trust(store)
     finally:
         store.close()
     app = Path(__file__).resolve().parent / "ui" / "app.py"
@@ -286,11 +300,24 @@ def _passphrase(env_var: str | None, confirm: bool = False) -> bytes:
     return first.encode()
 
 
-def _trusted(args: argparse.Namespace):
-    from dashboard.core.reviews import load_trusted
+def _trusted(args: argparse.Namespace, store=None):
+    """The trust root the user chose (--trusted, $READINESS_TRUSTED); only a demo store defaults to the demo's."""
+    from dashboard.reviewing import DEMO_LABEL, resolve_trusted
 
-    path = args.trusted or os.environ.get("READINESS_TRUSTED") or str(REPO_DATA / "reviewers" / "trusted_reviewers.yaml")
-    return load_trusted(path)
+    explicit = getattr(args, "trusted", None) or os.environ.get("READINESS_TRUSTED")
+    try:
+        trusted, demo = resolve_trusted(store, explicit)
+    except InputRefused as e:
+        raise UsageError(str(e)) from e
+    if demo:
+        print(f"readiness: trust root: {DEMO_LABEL}", file=sys.stderr)
+    return trusted
+
+
+def _trust_line(trusted, demo: bool) -> str:
+    from dashboard.reviewing import DEMO_LABEL
+
+    return f"trust root: version {trusted.version} ({trusted.digest})" + (f" -- {DEMO_LABEL}" if demo else "")
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
@@ -341,8 +368,10 @@ def _parse_waiver(text: str):
     return Waiver(gate_id=parts[0], justification=parts[1], expires_at=expires, ticket=parts[3])
 
 
-def _signer_identity(args: argparse.Namespace, key) -> tuple[str, str]:
-    """--reviewer / --role, else the principal in the key's .pub comment and the key's single trusted role."""
+def _signer_identity(args: argparse.Namespace, key, root) -> tuple[str, str]:
+    """--reviewer / --role, else the principal in the key's .pub comment and the key's single role in the trust
+    root in effect."""
+    from dashboard.core.reviews import REVIEW_ROLES
     from dashboard.core.signing import key_id
 
     reviewer, role = args.reviewer, args.role
@@ -351,11 +380,8 @@ def _signer_identity(args: argparse.Namespace, key) -> tuple[str, str]:
         parts = pub.read_text(encoding="utf-8").split()
         reviewer = parts[2] if len(parts) > 2 else None
     if role is None:
-        try:
-            entries = [k for k in _trusted(args).reviewers if k.key_id == key_id(key.public_key())]
-        except InputRefused:
-            entries = []
-        roles = sorted({r for k in entries for r in k.roles if r != "log"})
+        entries = [k for k in root.reviewers if k.key_id == key_id(key.public_key())] if root else []
+        roles = sorted({r for k in entries for r in k.roles if r in REVIEW_ROLES})
         role = roles[0] if len(roles) == 1 else None
     if reviewer is None or role is None:
         raise UsageError("pass --reviewer and --role (they are not in the key's .pub file / trusted entry)")
@@ -365,31 +391,38 @@ def _signer_identity(args: argparse.Namespace, key) -> tuple[str, str]:
 def cmd_review_sign(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
     from dashboard.core.signing import SigningError, load_private_key_file
-    from dashboard.reviewing import review_predicate, sign_review
+    from dashboard.reviewing import current_root, review_predicate, sign_review, status
     from dashboard.service import gate_release
 
     waivers = [_parse_waiver(w) for w in args.waiver or []]
     policy_path = args.policy or os.environ.get("READINESS_POLICY")
-    if not policy_path:
-        raise UsageError("pass --policy (or set READINESS_POLICY): the review binds the gate decision under it")
     try:
         key = load_private_key_file(args.key, _passphrase(args.passphrase_env))
     except SigningError as e:
         raise InputRefused(f"{args.key}: {e}") from e
-    reviewer, role = _signer_identity(args, key)
-    policy = load_policy(policy_path)
+    policy = load_policy(policy_path) if policy_path else None
     store = _open_store(args, must_exist=True)
     try:
-        decision = gate_release(store, policy, args.release, args.baseline, args.profile)
-        predicate = review_predicate(decision, reviewer, role, args.decision, comment=args.comment or "",
-                                     conditions=args.condition, accepted_risks=args.accepted_risk,
-                                     release_owner=args.release_owner, rollback_owner=args.rollback_owner,
-                                     waivers=waivers)
+        root = current_root(store)
+        if root is None:
+            raise InputRefused("this store has no trust root yet (an administrator records one with "
+                               "`readiness trust set FILE --key ADMIN_KEY`)")
+        reviewer, role = _signer_identity(args, key, root)
+        if policy is None:  # the release's governing policy
+            _result, decision, _report = status(store, None, args.release, _trusted(args, store), args.baseline,
+                                                args.profile)
+        else:
+            decision = gate_release(store, policy, args.release, args.baseline, args.profile)
+        predicate = review_predicate(decision, reviewer, role, args.decision, trust_root=root.digest,
+                                     comment=args.comment or "", conditions=args.condition,
+                                     accepted_risks=args.accepted_risk, release_owner=args.release_owner,
+                                     rollback_owner=args.rollback_owner, waivers=waivers)
         envelope = sign_review(store, decision, predicate, key)
     finally:
         store.close()
     Path(args.out).write_bytes(envelope)
-    print(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}) -> {args.out}")
+    print(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}; policy "
+          f"{decision.policy.policy_id} v{decision.policy.version}) -> {args.out}")
     return EXIT_OK
 
 
@@ -397,10 +430,9 @@ def cmd_review_add(args: argparse.Namespace) -> int:
     from dashboard.reviewing import add_review, read_envelope
 
     envelope = read_envelope(args.envelope)
-    trusted = _trusted(args)
     store = _open_store(args, must_exist=True)
     try:
-        entry = add_review(store, envelope, trusted)
+        entry = add_review(store, envelope, _trusted(args, store))
     finally:
         store.close()
     print(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")
@@ -408,21 +440,28 @@ def cmd_review_add(args: argparse.Namespace) -> int:
 
 
 def cmd_review_verify(args: argparse.Namespace) -> int:
-    from dashboard.reviewing import read_envelope, verify_bundle, verify_store
+    from dashboard.reviewing import demo_root_digest, read_envelope, verify_bundle, verify_store
 
     checkpoints = [read_envelope(c) for c in args.checkpoint or []]
     if args.bundle:
+        if not (args.trusted or os.environ.get("READINESS_TRUSTED")):
+            raise UsageError("verifying a bundle needs the trusted-reviewers file you trust (--trusted or "
+                             "$READINESS_TRUSTED): the keys of what is verified are never trusted")
+        trusted = _trusted(args)
         try:
-            bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputRefused(f"{args.bundle}: not a readable bundle: {e}") from e
-        report = verify_bundle(bundle, checkpoints, _trusted(args) if args.trusted else None)
+            raw = Path(args.bundle).read_bytes()
+        except OSError as e:
+            raise InputRefused(f"{args.bundle}: cannot read the bundle: {e}") from e
+        report = verify_bundle(raw, checkpoints, trusted)
     else:
         store = _open_store(args, read_only=True)
         try:
-            report = verify_store(store, _trusted(args), checkpoints)
+            trusted = _trusted(args, store)
+            report = verify_store(store, trusted, checkpoints)
         finally:
             store.close()
+    demo = demo_root_digest()
+    print(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
     for f in report.findings:
         print(str(f))
     for r in report.reviews:
@@ -462,7 +501,7 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
     store = _open_store(args, read_only=True)
     try:
-        bundle = export_bundle(store, _trusted(args))
+        bundle = export_bundle(store)
     finally:
         store.close()
     Path(args.out).write_text(json.dumps(bundle, indent=1, sort_keys=True), encoding="utf-8")
@@ -470,29 +509,15 @@ def cmd_review_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reviewed_policy(store, release_id: str, trusted):
-    """The policy of the latest verified review of the release (as stored when it was judged), if any."""
-    from dashboard.core.policy import GatePolicy
-    from dashboard.reviewing import verify_store
-
-    reviews = [r for r in verify_store(store, trusted).reviews if r.predicate.candidate_release_id == release_id]
-    if not reviews:
-        return None
-    stored = store.policy_json(reviews[-1].predicate.policy_digest)
-    return GatePolicy.model_validate_json(stored) if stored else None
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
     from dashboard.reviewing import status
 
-    trusted = _trusted(args)
     store = _open_store(args, must_exist=True)
     try:
+        trusted = _trusted(args, store)
         policy_path = args.policy or os.environ.get("READINESS_POLICY")
-        policy = load_policy(policy_path) if policy_path else _reviewed_policy(store, args.release, trusted)
-        if policy is None:
-            raise UsageError("no review names a policy for this release: pass --policy (or set READINESS_POLICY)")
+        policy = load_policy(policy_path) if policy_path else None
         result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile)
     finally:
         store.close()
@@ -500,7 +525,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_json(result.model_dump(mode="json"))
     else:
         print(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
-              f"{decision.digest}; policy {policy.policy_id} v{policy.version})")
+              f"{decision.digest}; policy {decision.policy.policy_id} v{decision.policy.version})")
+        print(f"  governing policy: {result.governing_policy or 'none registered'}")
+        print(f"  {_trust_line(trusted, result.demo_keys)}")
         for line in result.approvals:
             print(f"  approved: {line}")
         for line in result.waived:
@@ -512,16 +539,90 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
+def _admin_key(args: argparse.Namespace):
+    from dashboard.core.signing import SigningError, load_private_key_file
+
+    try:
+        return load_private_key_file(args.key, _passphrase(args.passphrase_env))
+    except SigningError as e:
+        raise InputRefused(f"{args.key}: {e}") from e
+
+
+def _issuer(args: argparse.Namespace) -> str:
+    if args.issuer:
+        return str(args.issuer)
+    pub = Path(args.key).with_suffix(".pub")
+    parts = pub.read_text(encoding="utf-8").split() if pub.exists() else []
+    if len(parts) < 3:
+        raise UsageError("pass --issuer (your principal; it is not in the key's .pub file)")
+    return parts[2]
+
+
+def cmd_trust_set(args: argparse.Namespace) -> int:
+    from dashboard.core.reviews import load_trusted
+    from dashboard.reviewing import record_trust_root
+
+    new = load_trusted(args.file)
+    key = _admin_key(args)
+    store = _open_store(args, must_exist=True)
+    try:
+        entry = record_trust_root(store, new, key, _issuer(args))
+    finally:
+        store.close()
+    print(f"trust root version {new.version} ({new.digest}) recorded as entry {entry.seq}")
+    return EXIT_OK
+
+
+def cmd_trust_govern(args: argparse.Namespace) -> int:
+    from dashboard.core.policy import load_policy
+    from dashboard.reviewing import record_governing_policy
+
+    policy = load_policy(args.policy)
+    key = _admin_key(args)
+    store = _open_store(args, must_exist=True)
+    try:
+        entry = record_governing_policy(store, args.governance_version, policy, key, _issuer(args))
+    finally:
+        store.close()
+    print(f"{args.governance_version} is governed by {policy.policy_id} v{policy.version} ({policy.digest}); "
+          f"entry {entry.seq}")
+    return EXIT_OK
+
+
+def cmd_trust_show(args: argparse.Namespace) -> int:
+    from dashboard.reviewing import demo_root_digest, verify_store
+
+    store = _open_store(args, read_only=True)
+    try:
+        trusted = _trusted(args, store)
+        report = verify_store(store, trusted)
+    finally:
+        store.close()
+    demo = demo_root_digest()
+    print(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    for i, d in enumerate(report.trust_roots, start=1):
+        print(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
+    for gov in sorted(report.governing):
+        policy = report.governing_policy(gov)
+        assert policy is not None
+        print(f"  governing policy {gov}: {policy.policy_id} v{policy.version} ({policy.digest})")
+    for f in report.findings:
+        print(f"  {f}")
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
     from dashboard.reporting import render, report_data
 
     policy = load_policy(args.policy)
     previous = load_policy(args.previous_policy) if args.previous_policy else None
-    trusted = _trusted(args) if (args.trusted or os.environ.get("READINESS_TRUSTED") or
-                                 (REPO_DATA / "reviewers" / "trusted_reviewers.yaml").exists()) else None
     store = _open_store(args, must_exist=True)
     try:
+        try:
+            trusted = _trusted(args, store)
+        except UsageError:
+            trusted = None  # no trust root chosen: the report has no signed-reviews section
         no_baseline = args.baseline == "none"
         data = report_data(store, policy, args.release, None if no_baseline else args.baseline, args.profile, trusted,
                            no_baseline=no_baseline, previous=previous)
@@ -612,7 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = keys_sub.add_parser("new", help="Make an Ed25519 key (encrypted) and print its trusted-reviewers entry.")
     sp.set_defaults(func=cmd_keys_new)
     sp.add_argument("--reviewer", required=True, help="the reviewer's principal (email)")
-    sp.add_argument("--role", required=True, help="engineering, product, security, risk (or log for the log key)")
+    sp.add_argument("--role", required=True, help="engineering, product, security, risk (or log for the log key, "
+                    "admin for a trust administrator)")
     sp.add_argument("--out", required=True, help="folder for <reviewer>.key and <reviewer>.pub")
     sp.add_argument("--passphrase-env", help="read the passphrase from this environment variable")
 
@@ -624,13 +726,15 @@ def build_parser() -> argparse.ArgumentParser:
         rp.set_defaults(func=fn)
         rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
         if trusted:
-            rp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
+            rp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; "
+                            "only a demo store defaults to the demo keys)")
         return rp
 
     sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.")
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline")
-    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY)")
+    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
+                    "only a review against the governing policy counts)")
     sp.add_argument("--profile")
     sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"])
     sp.add_argument("--reviewer", help="your principal (default: the comment of the key's .pub file)")
@@ -661,17 +765,44 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--passphrase-env")
     sp.add_argument("--out")
 
-    sp = radd("export", cmd_review_export, "Write a self-contained bundle that verifies offline.")
+    sp = radd("export", cmd_review_export, "Write a bundle that verifies offline against a trust root you supply.",
+              trusted=False)
     sp.add_argument("--out", required=True)
+
+    trust_parser = sub.add_parser("trust", help="Trust administration: trust roots and governing policies.")
+    trust_sub = trust_parser.add_subparsers(dest="trust_command", required=True, metavar="SUBCOMMAND")
+
+    def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str, admin: bool = True):
+        tp = trust_sub.add_parser(name, help=help_, description=help_)
+        tp.set_defaults(func=fn)
+        tp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        if admin:
+            tp.add_argument("--key", required=True, help="your admin private key (role admin in the trust root)")
+            tp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
+            tp.add_argument("--issuer", help="your principal (default: the comment of the key's .pub file)")
+        return tp
+
+    sp = tadd("set", cmd_trust_set, "Record a trust root (trusted-reviewers file) in the log, signed by an admin "
+              "key: the first one, or the next version (signed by an admin of the version in effect).")
+    sp.add_argument("file", metavar="FILE")
+    sp = tadd("govern", cmd_trust_govern, "Register the gate policy that governs releases of a governance-policy "
+              "version (their gates, quorum and waiver roles), signed by an admin key.")
+    sp.add_argument("governance_version", metavar="GOVERNANCE_VERSION", help="as in manifests' governance_policy_version")
+    sp.add_argument("--policy", required=True)
+    sp = tadd("show", cmd_trust_show, "Show the log's trust roots and governing policies, verified against the trust "
+              "root you trust. Exit 0 valid, 1 invalid.", admin=False)
+    sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED)")
 
     sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready, "
              "2 usage or input error.")
     sp.set_defaults(verdict=True)
     sp.add_argument("--release", required=True)
     sp.add_argument("--baseline")
-    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the one the latest review judged)")
+    sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
+                    "any other policy makes the release NOT READY)")
     sp.add_argument("--profile")
-    sp.add_argument("--trusted", help="trusted-reviewers file (default: $READINESS_TRUSTED, else the demo's)")
+    sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; only a "
+                    "demo store defaults to the demo keys)")
     sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")

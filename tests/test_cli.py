@@ -140,60 +140,89 @@ def test_metrics_lists_the_catalogue(capsys):
 
 
 def test_review_flow_end_to_end_on_the_command_line(capsys, tmp_path, demo_store, monkeypatch):
-    """Test keys new -> review sign -> add -> checkpoint -> verify -> export -> verify bundle -> status."""
+    """Test keys new -> trust set / govern -> review sign -> add -> checkpoint -> verify -> export -> verify
+    bundle -> status."""
     import shutil
+
+    from dashboard.store.db import Store
 
     demo_store.query("CHECKPOINT")
     db = str(tmp_path / "r.duckdb")
     shutil.copy(demo_store.path, db)
+    fresh = Store(db)
+    fresh.query("DROP TABLE review_log")  # a store of our own: not the demo's trust root
+    fresh.close()
     monkeypatch.setenv("PW", "correct horse battery")
     keys = tmp_path / "keys"
     entries = []
     for who, role in (("eng@example.com", "engineering"), ("sec@example.com", "security"),
-                      ("risk@example.com", "risk"), ("log@example.com", "log")):
+                      ("risk@example.com", "risk"), ("log@example.com", "log"), ("admin@example.com", "admin")):
         code, out, _ = run(capsys, "keys", "new", "--reviewer", who, "--role", role, "--out", str(keys),
                            "--passphrase-env", "PW")
         assert code == 0 and "key_id: sha256:" in out
         entries.append("\n".join("  " + line for line in out.splitlines() if not line.startswith("#")))
     trusted = tmp_path / "trusted.yaml"
-    trusted.write_text("reviewers:\n" + "\n".join(entries) + "\n")
+    trusted.write_text("schema_version: 2\nversion: 1\nreviewers:\n" + "\n".join(entries) + "\n")
     policy = str(REPO / "data" / "policies" / "case-management.yaml")
+    code, _, err = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--db", db)
+    assert code == 2 and "no trust root: pass --trusted" in err  # no default trust root outside the demo
+    admin = ["--key", str(keys / "admin_example.com.key"), "--passphrase-env", "PW", "--db", db]
+    code, out, err = run(capsys, "trust", "set", str(trusted), *admin)
+    assert code == 0 and "trust root version 1" in out, err
+    code, out, err = run(capsys, "trust", "govern", "gov.case-ai.v3", "--policy", policy, *admin)
+    assert code == 0 and "governed by case-management-readiness" in out, err
     code, _, err = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--policy", policy, "--trusted",
                        str(trusted), "--db", db)
     assert code == 1  # not ready: no review yet
     code, _, err = run(capsys, "status", "--release", "no-such-release", "--policy", policy, "--trusted",
                        str(trusted), "--db", db)
     assert code == 2 and "not in the store" in err
-    monkeypatch.setenv("READINESS_POLICY", policy)
-    for who in ("eng", "sec", "risk"):  # reviewer from the key's .pub, role from its trusted entry
+    monkeypatch.setenv("READINESS_TRUSTED", str(trusted))
+    for who in ("eng", "sec", "risk"):  # reviewer from the key's .pub, role from its trusted entry, governing policy
         env = tmp_path / f"{who}.dsse"
         code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--decision", "approve",
                              "--key", str(keys / f"{who}_example.com.key"), "--passphrase-env", "PW",
-                             "--trusted", str(trusted), "--comment", "<b>looks fine</b>", "--out", str(env),
-                             "--db", db)
+                             "--comment", "<b>looks fine</b>", "--out", str(env), "--db", db)
         assert code == 0, err
-        code, out, err = run(capsys, "review", "add", str(env), "--trusted", str(trusted), "--db", db)
+        code, out, err = run(capsys, "review", "add", str(env), "--db", db)
         assert code == 0 and "added as entry" in out, err
+    code, out, err = run(capsys, "review", "add", str(tmp_path / "eng.dsse"), "--db", db)
+    assert code == 1 and "replay refused" in err
     monkeypatch.setenv("READINESS_LOG_KEY", str(keys / "log_example.com.key"))
     code, out, _ = run(capsys, "review", "checkpoint", "--passphrase-env", "PW", "--out", str(tmp_path / "cp.json"),
                        "--db", db)
     assert code == 0
-    code, out, _ = run(capsys, "review", "verify", "--trusted", str(trusted), "--db", db,
-                       "--checkpoint", str(tmp_path / "cp.json"))
-    assert code == 0 and out.strip().endswith(out.strip().splitlines()[-1]) and "VALID: 3 entries" in out
-    code, out, _ = run(capsys, "review", "export", "--out", str(tmp_path / "bundle.json"), "--trusted", str(trusted),
-                       "--db", db)
+    code, out, _ = run(capsys, "review", "verify", "--db", db, "--checkpoint", str(tmp_path / "cp.json"))
+    assert code == 0 and "VALID: 5 entries" in out and "DEMO" not in out
+    code, out, _ = run(capsys, "review", "export", "--out", str(tmp_path / "bundle.json"), "--db", db)
     assert code == 0
     code, out, _ = run(capsys, "review", "verify", "--bundle", str(tmp_path / "bundle.json"))
     assert code == 0 and "VALID" in out
+    monkeypatch.delenv("READINESS_TRUSTED")
+    code, out, err = run(capsys, "review", "verify", "--bundle", str(tmp_path / "bundle.json"))
+    assert code == 2 and "never trusted" in err
     code, out, _ = run(capsys, "status", "--release", "rel-2026.11.0-rc3", "--trusted", str(trusted), "--db", db)
-    assert code == 0 and out.startswith("READY") and "case-management-readiness" in out  # the reviewed policy
+    assert code == 0 and out.startswith("READY") and "governing policy: gov.case-ai.v3: case-management" in out
     monkeypatch.setenv("PW", "wrong passphrase!")
     code, _, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc3", "--policy", policy,
                        "--decision", "block", "--reviewer", "eng@example.com", "--role", "engineering",
                        "--key", str(keys / "eng_example.com.key"), "--passphrase-env", "PW", "--out",
                        str(tmp_path / "x.dsse"), "--db", db)
     assert code == 1 and "wrong passphrase" in err
+
+
+def test_the_demo_store_verifies_with_the_demo_keys_and_says_so(capsys, tmp_path, demo_store):
+    """Test that a demo store defaults to the demo trust root, and every verifying output says DEMO KEYS."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    db = str(tmp_path / "d.duckdb")
+    shutil.copy(demo_store.path, db)
+    code, out, err = run(capsys, "status", "--release", "rel-2026.11.0-rc1", "--db", db)
+    assert code == 1 and "DEMO KEYS" in out and "DEMO KEYS" in err
+    assert "governing policy: gov.case-ai.v3: case-management-readiness" in out
+    code, out, err = run(capsys, "review", "verify", "--db", db)
+    assert code == 0 and "DEMO KEYS" in out
 
 
 def test_core_is_pure_and_only_the_store_speaks_sql():

@@ -10,12 +10,15 @@ import pytest
 from dashboard.core.errors import InputRefused
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import load_policy
-from dashboard.core.reviews import Waiver, load_trusted
+from dashboard.core.reviews import Waiver, load_trusted, trusted_entry
 from dashboard.core.signing import SigningError, load_private_key_file
 from dashboard.reviewing import (
     add_review,
+    current_root,
     export_bundle,
     make_checkpoint,
+    record_governing_policy,
+    record_trust_root,
     review_predicate,
     sign_review,
     status,
@@ -25,11 +28,12 @@ from dashboard.reviewing import (
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from tests.conftest import REPO
-from tests.reviewers import PASS, make_keys, trusted_with
+from tests.reviewers import PASS, SINCE, make_keys, trusted_with
 
 POLICY = load_policy(REPO / "data" / "policies" / "case-management.yaml")
 RC3, RC4 = "rel-2026.11.0-rc3", "rel-2026.11.0-rc4"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SETUP = NOW - timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,20 @@ def env(demo_store, tmp_path, keys):
 
     shutil.copy(demo_store.path, tmp_path / "r.duckdb")
     store = Store(tmp_path / "r.duckdb")
-    yield store, keys[0], load_trusted(keys[1]), keys[1]
+    store.query("DROP TABLE review_log")  # the demo's trust root: these tests use their own keys
+    store.close()
+    store = Store(tmp_path / "r.duckdb")
+    trusted = load_trusted(keys[1])
+    record_trust_root(store, trusted, keys[0]["admin"], "admin@example.com", SETUP)
+    record_governing_policy(store, "gov.case-ai.v3", POLICY, keys[0]["admin"], "admin@example.com", SETUP)
+    yield store, keys[0], trusted, keys[1]
     store.close()
 
 
-def review(store, keys, who, role, release, choice="approve", when=NOW, **kw):
-    decision = gate_release(store, POLICY, release)
-    predicate = review_predicate(decision, f"{who}@example.com", role, choice, now=when, **kw)
+def review(store, keys, who, role, release, choice="approve", when=NOW, policy=POLICY, **kw):
+    decision = gate_release(store, policy, release)
+    root = current_root(store, when)
+    predicate = review_predicate(decision, f"{who}@example.com", role, choice, now=when, trust_root=root.digest, **kw)
     return sign_review(store, decision, predicate, keys[who])
 
 
@@ -104,7 +115,7 @@ def test_waiver_for_a_gate_that_did_not_fail_is_refused(env):
     store, keys, _trusted, _ = env
     decision = gate_release(store, POLICY, RC3)
     with pytest.raises(InputRefused, match="did not fail"):
-        review_predicate(decision, "risk@example.com", "risk", "approve",
+        review_predicate(decision, "risk@example.com", "risk", "approve", trust_root="sha256:x",
                          waivers=[Waiver(gate_id="approval_bypass", justification="x", expires_at=NOW, ticket="T")])
 
 
@@ -125,11 +136,11 @@ def _errors(store, trusted, checkpoints=None):
 def test_edited_decision_in_an_envelope_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    edited = _edit_payload(store.review_entries()[1].envelope, decision="block")
-    _tamper(store, "UPDATE review_log SET envelope = ? WHERE seq = 2", [edited])
+    edited = _edit_payload(store.review_entries()[3].envelope, decision="block")  # entries 1, 2: trust setup
+    _tamper(store, "UPDATE review_log SET envelope = ? WHERE seq = 4", [edited])
     errors = _errors(store, trusted)
-    assert any("entry 2: the envelope bytes were changed" in e for e in errors)
-    assert any("entry 2: the signature does not verify" in e for e in errors)
+    assert any("entry 4: the envelope bytes were changed" in e for e in errors)
+    assert any("entry 4: the signature does not verify" in e for e in errors)
 
 
 def _edit_payload(envelope: bytes, **changes) -> bytes:
@@ -160,11 +171,11 @@ def _rehash_chain(store, replace: dict[int, bytes]) -> None:
 def test_edited_entry_with_the_chain_rehashed_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    edited = _edit_payload(store.review_entries()[0].envelope, decision="block", comment="edited later")
-    _rehash_chain(store, {1: edited})
+    edited = _edit_payload(store.review_entries()[2].envelope, decision="block", comment="edited later")
+    _rehash_chain(store, {3: edited})
     errors = _errors(store, trusted)
-    assert errors == ["ERROR entry 1: the signature does not verify with any trusted key (unknown key or edited "
-                      "envelope)"]
+    assert errors == ["ERROR entry 3: the signature does not verify with any trusted reviewer key (unknown key, a "
+                      "log or admin key, or an edited envelope)"]
 
 
 def test_rewritten_history_is_caught_by_a_checkpoint(env):
@@ -173,7 +184,7 @@ def test_rewritten_history_is_caught_by_a_checkpoint(env):
     _three(store, keys, trusted)
     cp = make_checkpoint(store, keys["log"], NOW)
     _tamper(store, "DELETE FROM checkpoints")  # the attacker controls the server, not the published checkpoint
-    _rehash_chain(store, {1: review(store, keys, "eng", "engineering", RC3, "block")})
+    _rehash_chain(store, {3: review(store, keys, "eng", "engineering", RC3, "block")})
     assert _errors(store, trusted) == []
     assert any("diverges from the checkpoint" in e for e in _errors(store, trusted, [cp]))
 
@@ -181,16 +192,16 @@ def test_rewritten_history_is_caught_by_a_checkpoint(env):
 def test_deleted_entry_is_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    _tamper(store, "DELETE FROM review_log WHERE seq = 2")
+    _tamper(store, "DELETE FROM review_log WHERE seq = 4")
     errors = _errors(store, trusted)
-    assert any("entry 3: expected entry 2 here" in e for e in errors)
-    assert any("entry 3: the chain is broken" in e for e in errors)
+    assert any("entry 5: expected entry 4 here" in e for e in errors)
+    assert any("entry 5: the chain is broken" in e for e in errors)
 
 
 def test_reordered_entries_are_detected(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
-    _tamper(store, "UPDATE review_log SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 ELSE seq END")
+    _tamper(store, "UPDATE review_log SET seq = CASE seq WHEN 4 THEN 5 WHEN 5 THEN 4 ELSE seq END")
     assert any("the chain is broken" in e for e in _errors(store, trusted))
 
 
@@ -198,10 +209,10 @@ def test_truncated_tail_is_detected_against_a_checkpoint(env):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
     cp = make_checkpoint(store, keys["log"], NOW)
-    _tamper(store, "DELETE FROM review_log WHERE seq = 3")
+    _tamper(store, "DELETE FROM review_log WHERE seq = 5")
     _tamper(store, "DELETE FROM checkpoints")
     assert _errors(store, trusted) == []  # a clean, shorter chain ...
-    assert any("the log was truncated: a checkpoint" in e and "covers 3 entries, the log has 2" in e
+    assert any("the log was truncated: a checkpoint" in e and "covers 5 entries, the log has 4" in e
                for e in _errors(store, trusted, [cp]))  # ... but not against the published checkpoint
 
 
@@ -210,23 +221,29 @@ def test_unknown_key_is_refused(env, tmp_path):
     from tests.reviewers import make_keys as other_keys
 
     strangers, _ = other_keys(tmp_path)
-    with pytest.raises(InputRefused, match="does not verify with any trusted key"):
+    with pytest.raises(InputRefused, match="does not verify with any trusted reviewer key"):
         add_review(store, review(store, strangers, "eng", "engineering", RC3), trusted, NOW)
 
 
 def test_revoked_key_is_refused_and_flagged(env):
     store, keys, trusted, path = env
     add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
-    revoked = trusted_with(path, **{"eng@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
-    assert any("was revoked at" in e for e in _errors(store, revoked))
+    # a revocation is a new trust-root version, signed by an admin; it covers what the key signed after revoked_at
+    revoked = trusted_with(path, next_version=True,
+                           **{"eng@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
+    record_trust_root(store, revoked, keys["admin"], "admin@example.com", NOW)
+    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, trusted))
+    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, revoked))
     with pytest.raises(InputRefused, match="was revoked"):
-        add_review(store, review(store, keys, "eng", "engineering", RC3, comment="again"), revoked, NOW)
+        add_review(store, review(store, keys, "eng", "engineering", RC3, comment="again", when=NOW + timedelta(seconds=1)),
+                   revoked, NOW + timedelta(seconds=1))
 
 
 def test_principal_mismatch_is_refused(env):
     store, keys, trusted, _ = env
     decision = gate_release(store, POLICY, RC3)
-    forged = review_predicate(decision, "sec@example.com", "security", "approve", now=NOW)
+    forged = review_predicate(decision, "sec@example.com", "security", "approve", now=NOW,
+                              trust_root=trusted.digest)
     envelope = sign_review(store, decision, forged, keys["eng"])  # eng's key, claiming to be sec
     with pytest.raises(InputRefused, match="signed with eng@example.com's key, but the review claims reviewer "
                                            "sec@example.com"):
@@ -238,11 +255,11 @@ def test_principal_mismatch_is_refused(env):
 def test_review_replayed_onto_another_release_is_detected(env):
     store, keys, trusted, _ = env
     add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
-    _tamper(store, "UPDATE review_log SET release_id = ? WHERE seq = 1", [RC4])
+    _tamper(store, "UPDATE review_log SET release_id = ? WHERE seq = 3", [RC4])
     assert any("replayed onto another release" in e for e in _errors(store, trusted))
-    env_bytes = store.query("SELECT envelope FROM review_log WHERE seq = 1")[0][0]
+    env_bytes = store.query("SELECT envelope FROM review_log WHERE seq = 3")[0][0]
     with pytest.raises(InputRefused, match="already in the log"):
-        store.append_review(RC4, env_bytes)
+        add_review(store, env_bytes, trusted, NOW)
 
 
 def test_gate_decision_changed_after_review_is_detected(env):
@@ -265,10 +282,13 @@ def test_new_data_makes_old_reviews_stale(env, tmp_path):
 
 def test_twenty_concurrent_signers_keep_one_chain(env):
     store, keys, trusted, _ = env
-    decision = gate_release(store, POLICY, RC3)
-    envelopes = [sign_review(store, decision, review_predicate(decision, "eng@example.com", "engineering", "approve",
-                                                               comment=f"review {i}", now=NOW), keys["eng"])
-                 for i in range(20)]
+    envelopes = []
+    for release in ("rel-2026.10.0", "rel-2026.11.0-rc1", "rel-2026.11.0-rc2", RC3, RC4):
+        decision = gate_release(store, POLICY, release)
+        for who, role in (("eng", "engineering"), ("sec", "security"), ("risk", "risk"), ("prod", "product")):
+            predicate = review_predicate(decision, f"{who}@example.com", role, "approve", trust_root=trusted.digest,
+                                         now=NOW)
+            envelopes.append(sign_review(store, decision, predicate, keys[who]))
     errors: list[BaseException] = []
 
     def add(e):
@@ -284,8 +304,8 @@ def test_twenty_concurrent_signers_keep_one_chain(env):
         t.join()
     assert not errors
     report = verify_store(store, trusted, now=NOW)
-    assert report.ok and report.entries == 20 and len(report.reviews) == 20
-    assert [e.seq for e in store.review_entries()] == list(range(1, 21))
+    assert report.ok and report.entries == 22 and len(report.reviews) == 20
+    assert [e.seq for e in store.review_entries()] == list(range(1, 23))
 
 
 def test_wrong_passphrase_is_a_clear_error(keys, tmp_path_factory):
@@ -299,11 +319,289 @@ def test_exported_bundle_verifies_offline_and_catches_tampering(env, tmp_path):
     store, keys, trusted, _ = env
     _three(store, keys, trusted)
     make_checkpoint(store, keys["log"], NOW)
-    bundle = export_bundle(store, trusted)
+    bundle = export_bundle(store)
     import json
 
     copy = json.loads(json.dumps(bundle))  # as if written to disk and read on another machine
-    assert verify_bundle(copy, now=NOW).ok
+    assert verify_bundle(copy, trusted=trusted, now=NOW).ok
     copy["entries"].pop()
-    report = verify_bundle(copy, now=NOW)
+    report = verify_bundle(copy, trusted=trusted, now=NOW)
     assert not report.ok and any("truncated" in f.message for f in report.findings)
+
+
+# ----- issue 11 "Trust is explicit" and issue 12.1-12.3: each attack is a test --------------------------------
+def _bundle_of(store):
+    import json
+
+    return json.loads(json.dumps(export_bundle(store)))
+
+
+def test_a_forged_bundle_with_its_own_keys_does_not_verify(env, demo_store, tmp_path):
+    """The attacker builds a whole log of their own (their trust root, their admin, their reviewers)."""
+    import shutil
+
+    store, keys, trusted, _ = env
+    evil_keys, evil_path = make_keys(tmp_path)
+    demo_store.query("CHECKPOINT")
+    shutil.copy(demo_store.path, tmp_path / "evil.duckdb")
+    evil = Store(tmp_path / "evil.duckdb")
+    evil.query("DROP TABLE review_log")
+    evil.close()
+    evil = Store(tmp_path / "evil.duckdb")
+    evil_root = load_trusted(evil_path)
+    record_trust_root(evil, evil_root, evil_keys["admin"], "admin@example.com", SETUP)
+    record_governing_policy(evil, "gov.case-ai.v3", POLICY, evil_keys["admin"], "admin@example.com", SETUP)
+    _three(evil, evil_keys, evil_root)
+    forged = _bundle_of(evil)
+    evil.close()
+    assert verify_bundle(forged, trusted=evil_root, now=NOW).ok  # it verifies only for whoever trusts its keys
+    report = verify_bundle(forged, trusted=trusted, now=NOW)
+    assert not report.ok and any("is not in this log's trust-root history" in f.message for f in report.findings)
+    with pytest.raises(InputRefused, match="never trusted"):
+        verify_bundle(forged, now=NOW)
+
+
+def test_a_forged_trusted_reviewers_file_gains_nothing(env, tmp_path):
+    """Attacker keys added under real principals: as the verifier's file, as a trust-root change signed by the
+    attacker, and written straight into the log."""
+    from dashboard.core.signing import new_key, public_key_text
+
+    store, keys, trusted, path = env
+    _data, public = new_key(PASS)
+    extra = [trusted_entry("eng@example.com", ["engineering"], public_key_text(public), SINCE)]
+    forged = trusted_with(path, name="forged.yaml", extra=extra)
+    _three(store, keys, trusted)
+    assert any("is not in this log's trust-root history" in e for e in _errors(store, forged))
+    with pytest.raises(InputRefused, match="not in this store's trust-root history"):
+        add_review(store, review(store, keys, "sec", "security", RC4), forged, NOW)
+    # as the next version, signed by a reviewer key instead of an admin key
+    forged_next = trusted_with(path, name="forged_next.yaml", next_version=True, extra=extra)
+    with pytest.raises(InputRefused, match="does not verify with an admin key"):
+        record_trust_root(store, forged_next, keys["eng"], "eng@example.com", NOW)
+    # straight into the log (store write access): the entry is flagged, the root never takes effect
+    from dashboard.core.canonical import canonical_json
+    from dashboard.core.reviews import AdminEvent
+    from dashboard.core.signing import ADMIN_PAYLOAD_TYPE, open_envelope, sign_envelope, statement_id
+
+    event = AdminEvent(schema_version=1, kind="trust_root", issuer="eng@example.com", issued_at=NOW,
+                       under_trust_root=trusted.digest, trusted_reviewers=forged_next)
+    raw = sign_envelope(canonical_json(event.model_dump(mode="json")), ADMIN_PAYLOAD_TYPE, keys["eng"])
+    store.append_review("", raw, NOW, kind="admin", statement_id=statement_id(open_envelope(raw)))
+    errors = _errors(store, trusted)
+    assert any("entry 6: admin event: the admin event's signature does not verify" in e for e in errors)
+
+
+def test_log_admin_and_reviewer_keys_are_disjoint(env, tmp_path):
+    store, keys, trusted, path = env
+    # the log key cannot sign a review, whatever role the review claims
+    decision = gate_release(store, POLICY, RC4)
+    with pytest.raises(InputRefused, match="role"):
+        review_predicate(decision, "log@example.com", "log", "block", trust_root=trusted.digest, now=NOW)
+    predicate = review_predicate(decision, "log@example.com", "security", "block", trust_root=trusted.digest, now=NOW)
+    with pytest.raises(InputRefused, match="does not verify with any trusted reviewer key"):
+        add_review(store, sign_review(store, decision, predicate, keys["log"]), trusted, NOW)
+    # one key cannot be both a reviewer key and the log key
+    with pytest.raises(InputRefused, match="log, admin and reviewer keys are disjoint"):
+        trusted_with(path, name="both.yaml", **{"log@example.com": {"roles": ["log", "security"]}})
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    log_entry = next(e for e in data["reviewers"] if e["principal"] == "log@example.com")
+    with pytest.raises(InputRefused, match="must be different keys"):
+        trusted_with(path, name="both2.yaml", extra=[{**log_entry, "principal": "sec@example.com",
+                                                      "roles": ["security"]}])
+
+
+def test_naive_timestamps_are_refused_with_file_and_field(env, tmp_path):
+    import base64
+    import json
+
+    from dashboard.core.signing import IN_TOTO_PAYLOAD_TYPE, REVIEW_PREDICATE_TYPE, sign_envelope, statement
+
+    store, keys, trusted, path = env
+    for field, value in (("revoked_at", "2026-06-01"), ("valid_from", "2026-01-01T00:00:00"),
+                         ("valid_until", "2027-01-01 10:00")):
+        bad = tmp_path / f"naive_{field}.yaml"
+        bad.write_text(path.read_text().replace("revoked_at: null", f"{field}: {value}", 1)
+                       if field == "revoked_at" else path.read_text().replace(
+                           "valid_from: '2026-01-01T00:00:00+00:00'", f"valid_from: '{value}'", 1)
+                       if field == "valid_from" else path.read_text().replace("valid_until: null",
+                                                                              f"valid_until: {value}", 1))
+        with pytest.raises(InputRefused) as caught:
+            load_trusted(bad)
+        assert f"naive_{field}.yaml: reviewers.0.{field}:" in str(caught.value), str(caught.value)
+    # a signed reviewed_at (and a waiver expiry) without a zone: refused, named, no TypeError
+    decision = gate_release(store, POLICY, RC3)
+    good = review_predicate(decision, "eng@example.com", "engineering", "approve", trust_root=trusted.digest, now=NOW)
+    for change in ({"reviewed_at": "2026-11-26T12:00:00"},
+                   {"waivers": [{"gate_id": "x", "justification": "j", "expires_at": "2026-12-01", "ticket": "T"}]}):
+        body = {**good.model_dump(mode="json"), **change}
+        payload = statement(RC3, good.candidate_manifest_digest.removeprefix("sha256:"), REVIEW_PREDICATE_TYPE, body)
+        raw = sign_envelope(payload, IN_TOTO_PAYLOAD_TYPE, keys["eng"])
+        with pytest.raises(InputRefused, match="timezone|time zone") as caught:
+            add_review(store, raw, trusted, NOW)
+        assert next(iter(change)) in str(caught.value)
+    assert json.loads(base64.b64decode(json.loads(raw)["payload"]))  # the envelope itself was well formed
+
+
+def test_a_reindented_copy_of_an_earlier_approval_cannot_lift_a_later_block(env):
+    """Issue 12.1: approve, then block; a re-indented copy of the approval is a replay, and even written straight
+    into the log it never supersedes the newer block."""
+    import json
+
+    store, keys, trusted, _ = env
+    for who, role in (("sec", "security"), ("risk", "risk")):
+        add_review(store, review(store, keys, who, role, RC3), trusted, NOW)
+    approval = review(store, keys, "eng", "engineering", RC3)
+    add_review(store, approval, trusted, NOW)
+    assert status(store, POLICY, RC3, trusted, now=NOW)[0].ready
+    later = NOW + timedelta(hours=1)
+    add_review(store, review(store, keys, "eng", "engineering", RC3, "block", when=later, comment="regression"),
+               trusted, later)
+    assert not status(store, POLICY, RC3, trusted, now=later)[0].ready
+    copy = json.dumps(json.loads(approval), indent=2).encode()
+    assert copy != approval
+    with pytest.raises(InputRefused, match="replay refused: this signed statement is already in the log as entry 5"):
+        add_review(store, copy, trusted, later)
+    # an older approval that was never logged (held back) is not newer than the block either
+    held = review(store, keys, "eng", "engineering", RC3, when=NOW + timedelta(minutes=30), comment="held back")
+    with pytest.raises(InputRefused, match="is not newer and cannot supersede it"):
+        add_review(store, held, trusted, later)
+    # with store write access: both appended anyway
+    from dashboard.core.signing import open_envelope, statement_id
+
+    store.append_review(RC3, copy, later, statement_id="sha256:fake", kind="review")
+    store.append_review(RC3, held, later, statement_id=statement_id(open_envelope(held)), kind="review")
+    result, _, report = status(store, POLICY, RC3, trusted, now=later)
+    assert not result.ready and any("eng@example.com (engineering) blocked" in r for r in result.reasons)
+    assert any("replays entry 5" in str(f) for f in report.findings)
+    assert any("does not supersede it" in str(f) for f in report.findings if f.level == "warning")
+
+
+def test_a_reviewer_cannot_choose_the_policy_that_judges_the_release(env, tmp_path):
+    """Issue 12.2: a product reviewer signs blocked rc4 against a self-written one-gate policy whose quorum is
+    just `product`: it stays NOT READY, and status says why."""
+    from dashboard.core.policy import parse_policy
+
+    store, keys, trusted, _ = env
+    own = parse_policy("policy_id: my-policy\nversion: '1'\ngates:\n  - {id: ok, name: ok, category: quality, "
+                       "severity: blocker, metric: pass_rate, condition: '>= 0'}\nreview:\n  risk_level: low\n  "
+                       "quorum: {low: [product]}\n")
+    assert gate_release(store, own, RC4).status == "approved"
+    add_review(store, review(store, keys, "prod", "product", RC4, policy=own), trusted, NOW)
+    result, decision, _ = status(store, None, RC4, trusted, now=NOW)  # no policy named: the governing one
+    assert decision.policy.digest == POLICY.digest and decision.status == "blocked"
+    assert not result.ready
+    assert any("signed against policy my-policy v1" in s and "does not count toward quorum" in s
+               for s in result.stale_reviews)
+    result, _, _ = status(store, own, RC4, trusted, now=NOW)  # naming the self-written policy does not help
+    assert not result.ready and any("is not the governing policy" in r for r in result.reasons)
+
+
+def test_no_governing_policy_means_not_ready(env):
+    store, keys, trusted, _ = env
+    store.query("UPDATE releases SET manifest_json = replace(manifest_json, 'gov.case-ai.v3', 'gov.other') "
+                "WHERE release_id = ?", [RC3])
+    with pytest.raises(InputRefused, match="no governing policy is registered for gov.other"):
+        status(store, None, RC3, trusted, now=NOW)
+    result, _, _ = status(store, POLICY, RC3, trusted, now=NOW)
+    assert not result.ready and "no governing policy is registered" in result.reasons[0]
+
+
+def test_a_trust_root_change_is_an_admin_signed_logged_event_and_binds_reviews(env):
+    store, keys, trusted, path = env
+    add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
+    signed_under_v1 = review(store, keys, "sec", "security", RC3)
+    v2 = trusted_with(path, name="v2.yaml", next_version=True, **{"risk@example.com": {"roles": ["risk", "product"]}})
+    import yaml
+
+    skip = yaml.safe_load(path.read_text())
+    skip.update(version=3, previous=trusted.digest)
+    (path.parent / "skip.yaml").write_text(yaml.safe_dump(skip))
+    with pytest.raises(InputRefused, match="does not follow version 1"):
+        record_trust_root(store, load_trusted(path.parent / "skip.yaml"), keys["admin"], "admin@example.com", NOW)
+    with pytest.raises(InputRefused, match="does not name the root in effect"):
+        record_trust_root(store, trusted_with(path, name="nolink.yaml", previous=None), keys["admin"],
+                          "admin@example.com", NOW)
+    record_trust_root(store, v2, keys["admin"], "admin@example.com", NOW)
+    with pytest.raises(InputRefused, match="signed under trust root"):
+        add_review(store, signed_under_v1, trusted, NOW)
+    add_review(store, review(store, keys, "sec", "security", RC3), trusted, NOW)  # re-signed under v2
+    report = verify_store(store, trusted, now=NOW)  # anchored at v1, the log carries v2
+    assert report.ok and report.trust_roots == [trusted.digest, v2.digest], [str(f) for f in report.findings]
+    assert verify_store(store, v2, now=NOW).ok
+    cp = make_checkpoint(store, keys["log"], NOW)
+    import base64
+    import json
+
+    assert json.loads(base64.b64decode(json.loads(cp)["payload"]))["trusted_reviewers_digest"] == v2.digest
+
+
+def test_checkpoint_keys_are_checked_when_they_signed(env):
+    store, keys, trusted, path = env
+    _three(store, keys, trusted)
+    cp = make_checkpoint(store, keys["log"], NOW)
+    v2 = trusted_with(path, name="v2.yaml", next_version=True,
+                      **{"log@example.com": {"revoked_at": (NOW - timedelta(days=1)).isoformat()}})
+    record_trust_root(store, v2, keys["admin"], "admin@example.com", NOW)
+    assert any("checkpoint" in e and "was revoked" in e for e in _errors(store, trusted, [cp]))
+    with pytest.raises(InputRefused, match="was revoked"):
+        make_checkpoint(store, keys["log"], NOW)
+
+
+def test_received_at_must_not_go_backwards(env):
+    store, keys, trusted, _ = env
+    _three(store, keys, trusted)
+    from dashboard.core.reviews import entry_hash
+
+    prev = "0" * 64
+    for e in store.review_entries():  # the attacker moves entry 4 back in time and re-hashes the chain
+        when = e.received_at - timedelta(days=2) if e.seq == 4 else e.received_at
+        new = entry_hash(e.seq, prev, e.envelope_hash, when)
+        _tamper(store, "UPDATE review_log SET received_at = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+                [when, prev, new, e.seq])
+        prev = new
+    assert any("entry 4: received_at" in e and "before the previous entry" in e for e in _errors(store, trusted))
+
+
+def test_every_published_checkpoint_is_checked_and_they_must_agree(env):
+    store, keys, trusted, _ = env
+    _three(store, keys, trusted)
+    older = make_checkpoint(store, keys["log"], NOW)  # covers 5 entries
+    _tamper(store, "DELETE FROM review_log WHERE seq = 5")  # rolled back ...
+    _tamper(store, "DELETE FROM checkpoints")
+    newer = make_checkpoint(store, keys["log"], NOW + timedelta(minutes=1))  # ... and the server signs the shorter log
+    _tamper(store, "DELETE FROM checkpoints")
+    errors = _errors(store, trusted, [newer, older])
+    assert any("covers 5 entries, the log has 4" in e for e in errors)
+    assert any("covers 4 entries, fewer than the earlier checkpoint" in e and "rolled back" in e for e in errors)
+
+
+def test_verification_reports_bad_input_as_findings(env, tmp_path, capsys):
+    """An edited stored decision that is no longer JSON, an unknown bundle version, garbage checkpoints and
+    bundles: findings and exit 1, never a traceback."""
+    import json
+
+    from dashboard.cli import main
+
+    store, keys, trusted, path = env
+    _three(store, keys, trusted)
+    _tamper(store, "UPDATE decisions SET decision_json = '{\"truncated'")
+    assert any("the stored gate decision was changed after the review" in e for e in _errors(store, trusted))
+    assert any("checkpoint: not a DSSE envelope" in e for e in _errors(store, trusted, [b"\xff\x00garbage"]))
+    bundle = json.loads(json.dumps(export_bundle(store)))
+    report = verify_bundle({**bundle, "format": "readiness.review-bundle/v9"}, trusted=trusted, now=NOW)
+    assert not report.ok and "is not 'readiness.review-bundle/v2'" in report.findings[0].message
+    report = verify_bundle({**bundle, "surprise": 1}, trusted=trusted, now=NOW)
+    assert not report.ok and "bundle: surprise: Extra inputs are not permitted" in report.findings[0].message
+    del bundle["entries"][0]["entry_hash"]
+    report = verify_bundle(bundle, trusted=trusted, now=NOW)
+    assert not report.ok and "bundle: entries.0.entry_hash: Field required" in report.findings[0].message
+    (tmp_path / "b.json").write_bytes(b'{"format": "readiness.review-bundle/v2", "entries": [')
+    code = main(["review", "verify", "--bundle", str(tmp_path / "b.json"), "--trusted", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1 and "ERROR log: bundle: not JSON" in out and "INVALID" in out
+    with pytest.raises(InputRefused, match="schema_version: Input should be 2"):
+        from dashboard.core.reviews import parse_trusted
+
+        parse_trusted({"schema_version": 3, "version": 1, "reviewers": []}, "t.yaml")

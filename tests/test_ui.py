@@ -170,7 +170,8 @@ def test_review_page_signs_a_review_end_to_end(ui_db, monkeypatch, tmp_path):
     at.button(key="FormSubmitter:review_form-Sign and record").click().run()
     assert not at.exception
     body = texts(at)
-    assert "Recorded as entry 1" in body, body
+    assert "Recorded as entry 3" in body, body  # entries 1 and 2: the demo's trust root and governing policy
+    assert "DEMO KEYS" in body
     at.run()
     frames = [df.value for df in at.dataframe if "reviewer" in df.value.columns]
     assert frames and frames[0]["reviewer"].tolist() == ["eng@example.com"]
@@ -239,7 +240,7 @@ def test_review_page_forgets_the_passphrase_and_records_waivers(ui_db, monkeypat
     at.file_uploader(key="rv_key").set_value(("risk.key", key, "application/octet-stream"))
     at.text_input(key="rv_passphrase").input("readiness-demo")
     at.button(key="FormSubmitter:review_form-Sign and record").click().run()
-    assert not at.exception and "Recorded as entry 1" in texts(at), texts(at)
+    assert not at.exception and "Recorded as entry 3" in texts(at), texts(at)
     assert at.session_state["rv_passphrase"] == ""
     frames = [df.value for df in at.dataframe if "waivers" in df.value.columns]
     assert frames and "RISK-42" in frames[0]["waivers"].iloc[0]

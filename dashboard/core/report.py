@@ -148,6 +148,8 @@ def to_markdown(data: ReportData) -> str:
     if not data.changes:
         out.append("| – | – | – | nothing changed |")
     out += ["", "## Signed reviews", ""]
+    if data.status is not None and data.status.demo_keys:
+        out.append("**Trust root: DEMO KEYS** (their passphrase is public; not for real releases)\n")
     if data.log_ok is False:
         out.append("**The review log does not verify:** " + "; ".join(e(f) for f in data.log_findings))
     if data.reviews:
@@ -281,6 +283,8 @@ def to_html(data: ReportData) -> str:
                          _h(ROLLBACK_METHOD[c.kind])] for c in data.changes]) if data.changes
                 else "<p>Nothing changed since the baseline.</p>")
     body.append("<h2>Signed reviews</h2><div class='for'>For governance</div>")
+    if data.status is not None and data.status.demo_keys:
+        body.append("<p class='fail'>Trust root: DEMO KEYS (their passphrase is public; not for real releases)</p>")
     if data.log_ok is False:
         body.append("<p class='fail'>The review log does not verify: " + _h("; ".join(data.log_findings)) + "</p>")
     body.append(_table(["entry", "reviewer", "role", "decision", "reviewed at", "comment"],

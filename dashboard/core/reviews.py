@@ -10,26 +10,38 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem
 from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import pydantic_problems
+from dashboard.core.policy import GatePolicy
 from dashboard.core.signing import (
+    ADMIN_PAYLOAD_TYPE,
     CHECKPOINT_PAYLOAD_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
+    OLD_REVIEW_PREDICATE_TYPES,
     REVIEW_PREDICATE_TYPE,
     STATEMENT_TYPE,
+    OpenedEnvelope,
     SigningError,
     key_id,
     open_envelope,
     parse_public_key,
+    statement_id,
     verify_signature,
 )
 
 ReviewDecision = Literal["approve", "approve_with_conditions", "block"]
-ROLES = ("engineering", "product", "security", "risk", "log")
-LOG_DOMAIN = b"readiness-review-log/v1\n"
+REVIEW_ROLES = ("engineering", "product", "security", "risk")
+ReviewRole = Literal["engineering", "product", "security", "risk"]
+# `log` signs checkpoints, `admin` signs trust-root changes and governing policies. A key holds either
+# reviewer roles, or `log`, or `admin`: never two of these classes (a log key cannot sign a review).
+ROLES = (*REVIEW_ROLES, "log", "admin")
+Role = Literal["engineering", "product", "security", "risk", "log", "admin"]
+TRUSTED_SCHEMA_VERSION = 2
+LOG_DOMAIN = b"readiness-review-log/v2\n"
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -42,17 +54,18 @@ class Waiver(_Frozen):
 
     gate_id: str = Field(min_length=1)
     justification: str = Field(min_length=1)
-    expires_at: datetime
+    expires_at: AwareDatetime
     ticket: str = Field(min_length=1)
 
 
 class ReviewPredicate(_Frozen):
-    """What a reviewer saw and decided: every digest that binds the review to exactly that."""
+    """What a reviewer saw and decided: every digest that binds the review to exactly that, and the trust
+    root (trusted-reviewers file) it was signed under."""
 
     reviewer: str = Field(min_length=3, description="The reviewer's principal (email).")
-    role: str
+    role: ReviewRole
     decision: ReviewDecision
-    reviewed_at: datetime
+    reviewed_at: AwareDatetime
     candidate_release_id: str
     baseline_release_id: str | None
     candidate_manifest_digest: str
@@ -63,6 +76,7 @@ class ReviewPredicate(_Frozen):
     policy_digest: str
     evidence_digest: str | None
     data_digests: list[str]
+    trusted_reviewers_digest: str = Field(description="Digest of the trust root in effect when signed.")
     comment: str = ""
     conditions: list[str] = Field(default_factory=list)
     accepted_risks: list[str] = Field(default_factory=list)
@@ -76,11 +90,17 @@ class TrustedKey(_Frozen):
 
     key_id: str
     principal: str
-    roles: list[str]
+    roles: list[Role] = Field(min_length=1)
     public_key: str  # OpenSSH line
-    valid_from: datetime
-    valid_until: datetime | None = None
-    revoked_at: datetime | None = None
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None = None
+    revoked_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_class(self) -> TrustedKey:
+        if ("log" in self.roles or "admin" in self.roles) and len(set(self.roles)) > 1:
+            raise ValueError("a log or admin key holds no other role (log, admin and reviewer keys are disjoint)")
+        return self
 
     def window_problem(self, at: datetime) -> str | None:
         if at < self.valid_from:
@@ -92,28 +112,66 @@ class TrustedKey(_Frozen):
         return None
 
 
+def _role_class(roles: list[str]) -> str:
+    return "log" if "log" in roles else "admin" if "admin" in roles else "reviewer"
+
+
 class TrustedReviewers(_Frozen):
+    """The trust root: every key that may sign reviews, checkpoints and trust changes. Versioned: each new
+    version names the digest of the one it replaces and is recorded in the log, signed by an admin key of
+    the version before it."""
+
+    schema_version: Literal[2]
+    version: int = Field(ge=1, description="Increases by one with every change of the trust root.")
+    previous: str | None = Field(default=None, description="Digest of the version this one replaces.")
     reviewers: list[TrustedKey]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> TrustedReviewers:
+        classes: dict[str, str] = {}
+        for k in self.reviewers:
+            c = _role_class(list(k.roles))
+            if classes.setdefault(k.key_id, c) != c:
+                raise ValueError(f"key {k.key_id} is listed both as a {classes[k.key_id]} key and as a {c} key: "
+                                 "log, admin and reviewer keys must be different keys")
+        return self
+
+    @property
+    def digest(self) -> str:
+        return digest(self.model_dump(mode="json"))
+
+    def keys_with(self, roles: tuple[str, ...]) -> list[TrustedKey]:
+        return [k for k in self.reviewers if any(r in roles for r in k.roles)]
+
+
+def parse_trusted(data: object, source: str) -> TrustedReviewers:
+    """Validate a trusted-reviewers document; every problem names the source, entry and field."""
+    if isinstance(data, dict) and "schema_version" not in data:
+        raise InputRefused([Problem(source, "", "schema_version", "missing: this is a version-1 trusted-reviewers "
+                                    "file; add `schema_version: 2`, `version: 1` (and `previous: null`), then "
+                                    "record it with `readiness trust set` (README, Reviews)")])
+    try:
+        trusted = TrustedReviewers.model_validate(data)
+    except ValidationError as e:
+        raise InputRefused(pydantic_problems(source, "", e)) from e
+    for i, k in enumerate(trusted.reviewers):
+        try:
+            actual = key_id(parse_public_key(k.public_key))
+        except SigningError as e:
+            raise InputRefused([Problem(source, f"entry {i + 1}", "public_key", str(e))]) from e
+        if actual != k.key_id:
+            raise InputRefused([Problem(source, f"entry {i + 1}", "key_id", f"does not match the public key ({actual})")])
+    return trusted
 
 
 def load_trusted(path: str | Path) -> TrustedReviewers:
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise InputRefused([Problem(str(p), "", "", f"cannot read the trusted-reviewers file: {e}")]) from e
-    try:
-        trusted = TrustedReviewers.model_validate(data)
-    except ValidationError as e:
-        raise InputRefused(pydantic_problems(str(p), "", e)) from e
-    for i, k in enumerate(trusted.reviewers):
-        try:
-            actual = key_id(parse_public_key(k.public_key))
-        except SigningError as e:
-            raise InputRefused([Problem(str(p), f"entry {i + 1}", "public_key", str(e))]) from e
-        if actual != k.key_id:
-            raise InputRefused([Problem(str(p), f"entry {i + 1}", "key_id", f"does not match the public key ({actual})")])
-    return trusted
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise InputRefused([Problem(str(p), "", "", f"cannot read the trusted-reviewers file: "
+                                    f"{'nested too deeply' if isinstance(e, RecursionError) else e}")]) from e
+    return parse_trusted(data, str(p))
 
 
 def trusted_entry(principal: str, roles: list[str], public_key_line: str, valid_from: datetime) -> dict:
@@ -122,14 +180,41 @@ def trusted_entry(principal: str, roles: list[str], public_key_line: str, valid_
             "revoked_at": None}
 
 
+class AdminEvent(_Frozen):
+    """A change of trust, signed by an admin key and recorded in the log: a new trust root, or the gate policy
+    that governs releases of a governance-policy version (and with it their review quorum)."""
+
+    schema_version: Literal[1]
+    kind: Literal["trust_root", "governing_policy"]
+    issuer: str
+    issued_at: AwareDatetime
+    under_trust_root: str = Field(description="Digest of the trust root in effect when signed (for the first "
+                                  "trust root: its own digest).")
+    trusted_reviewers: TrustedReviewers | None = None
+    governance_policy_version: str | None = None
+    policy: dict | None = None
+    policy_digest: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AdminEvent:
+        if self.kind == "trust_root" and self.trusted_reviewers is None:
+            raise ValueError("a trust_root event carries trusted_reviewers")
+        if self.kind == "governing_policy" and not (self.governance_policy_version and self.policy
+                                                    and self.policy_digest):
+            raise ValueError("a governing_policy event carries governance_policy_version, policy and policy_digest")
+        return self
+
+
 # ----- the log -------------------------------------------------------------------------------------------
 class LogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seq: int
     release_id: str
     prev_hash: str
     envelope: bytes
     envelope_hash: str
-    received_at: datetime
+    received_at: AwareDatetime
     entry_hash: str
 
 
@@ -158,35 +243,73 @@ class Finding(BaseModel):
 class VerifiedReview(BaseModel):
     seq: int
     envelope_hash: str
+    statement_id: str
     received_at: datetime
     key_id: str
     predicate: ReviewPredicate
 
 
+def _json_object(payload: bytes, what: str) -> dict:
+    try:
+        value = json.loads(payload)
+    except RecursionError as e:
+        raise SigningError(f"the signed {what} is nested too deeply") from e
+    except ValueError as e:
+        raise SigningError(f"the signed {what} is not JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise SigningError(f"the signed {what} is not a JSON object")
+    return value
+
+
+def _validation_text(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()[:5])
+
+
+def _signer(opened: OpenedEnvelope, keys: list[TrustedKey]) -> TrustedKey | None:
+    keys = sorted(keys, key=lambda k: k.key_id != opened.keyid)  # the keyid is only a hint
+    return next((k for k in keys if verify_signature(opened, parse_public_key(k.public_key))), None)
+
+
 def check_envelope(envelope: bytes, trusted: TrustedReviewers, at: datetime) -> tuple[TrustedKey, ReviewPredicate, str]:
-    """Signature first (with any trusted key; the keyid is only a hint), then the statement and the signer's
-    principal, role and validity at `at`. Returns (key, predicate, subject digest) or raises SigningError."""
+    """Signature first (with any trusted reviewer key; the keyid is only a hint), then the statement and the
+    signer's principal, role and validity when it signed and when it reached the log. Returns (key, predicate,
+    subject digest) or raises SigningError."""
     opened = open_envelope(envelope)
+    return check_review(opened, trusted, at)
+
+
+def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime) -> tuple[TrustedKey, ReviewPredicate,
+                                                                                          str]:
     if opened.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise SigningError(f"unexpected payload type {opened.payload_type!r}")
-    keys = sorted(trusted.reviewers, key=lambda k: k.key_id != opened.keyid)
-    signer = next((k for k in keys if verify_signature(opened, parse_public_key(k.public_key))), None)
+    signer = _signer(opened, trusted.keys_with(REVIEW_ROLES))
     if signer is None:
-        raise SigningError("the signature does not verify with any trusted key (unknown key or edited envelope)")
+        raise SigningError("the signature does not verify with any trusted reviewer key (unknown key, a log or "
+                           "admin key, or an edited envelope)")
+    stmt = _json_object(opened.payload, "statement")
+    if stmt.get("predicateType") in OLD_REVIEW_PREDICATE_TYPES:
+        raise SigningError(f"a {stmt.get('predicateType')} statement (older format, not bound to a trust root): "
+                           "sign the review again")
+    if stmt.get("_type") != STATEMENT_TYPE or stmt.get("predicateType") != REVIEW_PREDICATE_TYPE:
+        raise SigningError("not a readiness-review statement")
     try:
-        stmt = json.loads(opened.payload)
-        if stmt.get("_type") != STATEMENT_TYPE or stmt.get("predicateType") != REVIEW_PREDICATE_TYPE:
-            raise SigningError("not a readiness-review statement")
-        predicate = ReviewPredicate.model_validate(stmt["predicate"])
+        predicate = ReviewPredicate.model_validate(stmt.get("predicate"))
         subject = stmt["subject"][0]["digest"]["sha256"]
-    except (ValueError, KeyError, IndexError, TypeError, ValidationError) as e:
-        raise SigningError(f"the signed statement is malformed: {e}") from e
+        if not isinstance(subject, str):
+            raise TypeError("subject digest is not a string")
+    except ValidationError as e:
+        raise SigningError(f"the signed statement is malformed: {_validation_text(e)}") from e
+    except (KeyError, IndexError, TypeError) as e:
+        raise SigningError(f"the signed statement has no subject digest: {type(e).__name__} {e}") from e
     if signer.principal != predicate.reviewer:
         raise SigningError(f"signed with {signer.principal}'s key, but the review claims reviewer "
                            f"{predicate.reviewer}")
     if predicate.role not in signer.roles:
         raise SigningError(f"{predicate.reviewer} may not sign as {predicate.role} (trusted roles: "
                            f"{', '.join(signer.roles)})")
+    if predicate.trusted_reviewers_digest != trusted.digest:
+        raise SigningError(f"signed under trust root {predicate.trusted_reviewers_digest[:19]}…, but the trust root "
+                           f"in effect is version {trusted.version} ({trusted.digest[:19]}…)")
     if predicate.reviewed_at > at + CLOCK_SKEW:
         raise SigningError(f"reviewed_at {predicate.reviewed_at.isoformat()} is after the review reached the log")
     # The key must be valid when the review was written and when it reached the (tamper-evident) log.
@@ -196,61 +319,196 @@ def check_envelope(envelope: bytes, trusted: TrustedReviewers, at: datetime) -> 
     return signer, predicate, subject
 
 
+def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, at: datetime) -> AdminEvent:
+    """An admin event is signed by an admin key of the trust root in effect (the first trust root: by an admin
+    key of itself), valid when it signed and when it was logged; a new root follows the one in effect."""
+    event = AdminEvent.model_validate(_json_object(opened.payload, "admin event"))
+    root = current
+    if event.kind == "trust_root":
+        new = event.trusted_reviewers
+        assert new is not None
+        if current is None:
+            if new.previous is not None:
+                raise SigningError("the first trust root of a log names no previous version")
+            root = new
+        else:
+            if new.previous != current.digest:
+                raise SigningError(f"trust root version {new.version} does not name the root in effect "
+                                   f"({current.digest[:19]}…) as its previous version")
+            if new.version != current.version + 1:
+                raise SigningError(f"trust root version {new.version} does not follow version {current.version}")
+    elif current is None:
+        raise SigningError("a governing policy before any trust root was recorded")
+    assert root is not None
+    if event.under_trust_root != root.digest:
+        raise SigningError(f"signed under trust root {event.under_trust_root[:19]}…, not the one in effect "
+                           f"({root.digest[:19]}…)")
+    signer = _signer(opened, root.keys_with(("admin",)))
+    if signer is None:
+        raise SigningError("the admin event's signature does not verify with an admin key of the trust root in "
+                           "effect")
+    if signer.principal != event.issuer:
+        raise SigningError(f"signed with {signer.principal}'s key, but the event claims issuer {event.issuer}")
+    if event.issued_at > at + CLOCK_SKEW:
+        raise SigningError(f"issued_at {event.issued_at.isoformat()} is after the event reached the log")
+    problem = signer.window_problem(event.issued_at) or signer.window_problem(at)
+    if problem:
+        raise SigningError(problem)
+    if event.kind == "governing_policy":
+        try:
+            policy = GatePolicy.model_validate(event.policy)
+        except ValidationError as e:
+            raise SigningError(f"the governing policy is not a valid gate policy: {_validation_text(e)}") from e
+        if policy.digest != event.policy_digest:
+            raise SigningError("the governing policy does not have the digest the event names")
+    return event
+
+
 class VerifyReport(BaseModel):
     entries: int
     head: str
     findings: list[Finding]
     reviews: list[VerifiedReview]
+    trust_roots: list[str] = Field(default_factory=list, description="Digests of the trust roots, in log order.")
+    trust_root: str | None = Field(default=None, description="The trust root in effect at the head of the log.")
+    pinned: str | None = Field(default=None, description="The trust root the verifier supplied (its anchor).")
+    governing: dict[str, str] = Field(default_factory=dict,
+                                      description="governance policy version -> governing policy JSON")
+    current_root: TrustedReviewers | None = Field(default=None, exclude=True)
 
     @property
     def ok(self) -> bool:
         return not any(f.level == "error" for f in self.findings)
 
+    def governing_policy(self, governance_version: str) -> GatePolicy | None:
+        text = self.governing.get(governance_version)
+        return GatePolicy.model_validate_json(text) if text is not None else None
+
 
 class Checkpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[2]
     log_id: str
-    size: int
+    size: int = Field(ge=0)
     head: str
-    issued_at: datetime
+    issued_at: AwareDatetime
+    trusted_reviewers_digest: str
 
 
 def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_digests: dict[str, str],
                decisions: dict[str, str], now: datetime, checkpoints: list[bytes] | None = None,
                log_id: str | None = None) -> VerifyReport:
-    """Check the chain, every envelope, and each review's binding to its release and gate decision.
+    """Check the chain, the trust-root history (anchored at `trusted`, the root the verifier chose), every
+    envelope, replays, each review's binding to its release and gate decision, and every checkpoint.
 
     `decisions` maps decision digest -> stored decision JSON; `manifest_digests` release id -> digest.
     """
     findings: list[Finding] = []
     reviews: list[VerifiedReview] = []
-    prev = GENESIS
-    for expected_seq, e in enumerate(sorted(entries, key=lambda x: x.seq), start=1):
+    roots: list[TrustedReviewers] = []
+    root_after: dict[int, TrustedReviewers] = {}
+    root_index: dict[int, int] = {}
+    governing: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    latest: dict[tuple[str, str], tuple[datetime, int]] = {}
+    prev, prev_received = GENESIS, None
+    ordered = sorted(entries, key=lambda x: x.seq)
+    for expected_seq, e in enumerate(ordered, start=1):
+        def err(message: str, e: LogEntry = e) -> None:
+            findings.append(Finding(seq=e.seq, level="error", message=message))
+
         if e.seq != expected_seq:
-            findings.append(Finding(seq=e.seq, level="error", message=f"expected entry {expected_seq} here: an entry "
-                                    "was deleted or the entries were reordered"))
-        actual_env = envelope_hash(e.envelope)
-        if actual_env != e.envelope_hash:
-            findings.append(Finding(seq=e.seq, level="error", message="the envelope bytes were changed after they "
-                                    "were logged"))
+            err(f"expected entry {expected_seq} here: an entry was deleted or the entries were reordered")
+        if envelope_hash(e.envelope) != e.envelope_hash:
+            err("the envelope bytes were changed after they were logged")
         if e.prev_hash != prev:
-            findings.append(Finding(seq=e.seq, level="error", message="the chain is broken: prev_hash does not match "
-                                    "the previous entry (an entry was removed, inserted or reordered)"))
+            err("the chain is broken: prev_hash does not match the previous entry (an entry was removed, inserted "
+                "or reordered)")
         if entry_hash(e.seq, e.prev_hash, e.envelope_hash, e.received_at) != e.entry_hash:
-            findings.append(Finding(seq=e.seq, level="error", message="the entry hash does not match its contents"))
-        prev = e.entry_hash
+            err("the entry hash does not match its contents")
+        if prev_received is not None and e.received_at < prev_received:
+            err(f"received_at {e.received_at.isoformat()} is before the previous entry's "
+                f"({prev_received.isoformat()}): the log's times go backwards")
+        if e.received_at > now + CLOCK_SKEW:
+            err(f"received_at {e.received_at.isoformat()} is in the future")
+        prev, prev_received = e.entry_hash, max(e.received_at, prev_received or e.received_at)
+        current = roots[-1] if roots else None
+        root_after[e.seq] = current  # type: ignore[assignment]
+        root_index[e.seq] = len(roots) - 1
         try:
-            signer, predicate, subject = check_envelope(e.envelope, trusted, e.received_at)
-        except SigningError as err:
-            findings.append(Finding(seq=e.seq, level="error", message=str(err)))
+            opened = open_envelope(e.envelope)
+        except SigningError as problem:
+            err(str(problem))
             continue
-        findings += binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now)
-        if not any(f.seq == e.seq and f.level == "error" for f in findings):
-            reviews.append(VerifiedReview(seq=e.seq, envelope_hash=e.envelope_hash, received_at=e.received_at,
-                                          key_id=signer.key_id, predicate=predicate))
-    head = prev
-    for raw in checkpoints or []:
-        findings += _checkpoint_findings(raw, trusted, entries, log_id)
-    return VerifyReport(entries=len(entries), head=head, findings=findings, reviews=reviews)
+        sid = statement_id(opened)
+        if sid in seen:
+            err(f"replays entry {seen[sid]}: the same signed statement was logged twice")
+            continue
+        seen[sid] = e.seq
+        if opened.payload_type == ADMIN_PAYLOAD_TYPE:
+            try:
+                event = check_admin_event(opened, current, e.received_at)
+            except ValidationError as problem:
+                err(f"admin event is malformed: {_validation_text(problem)}")
+                continue
+            except SigningError as problem:
+                err(f"admin event: {problem}")
+                continue
+            if event.kind == "trust_root":
+                assert event.trusted_reviewers is not None
+                roots.append(event.trusted_reviewers)
+                root_after[e.seq] = event.trusted_reviewers
+            else:
+                assert event.governance_policy_version is not None
+                governing[event.governance_policy_version] = GatePolicy.model_validate(event.policy).model_dump_json()
+            continue
+        if current is None:
+            err("a review before any trust root was recorded in the log")
+            continue
+        try:
+            signer, predicate, subject = check_review(opened, current, e.received_at)
+        except SigningError as problem:
+            err(str(problem))
+            continue
+        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now)
+        findings.extend(binding)
+        who = (predicate.reviewer, predicate.candidate_release_id)
+        if who in latest and predicate.reviewed_at <= latest[who][0]:
+            findings.append(Finding(seq=e.seq, level="warning", message=f"reviewed_at {predicate.reviewed_at.isoformat()}"
+                                    f" is not after {predicate.reviewer}'s review in entry {latest[who][1]}: it does "
+                                    "not supersede it"))
+        else:
+            latest[who] = (predicate.reviewed_at, e.seq)
+        if not any(f.level == "error" for f in binding):
+            reviews.append(VerifiedReview(seq=e.seq, envelope_hash=e.envelope_hash, statement_id=sid,
+                                          received_at=e.received_at, key_id=signer.key_id, predicate=predicate))
+    # A revocation recorded in a later trust root also covers what the key signed before it was recorded.
+    for r in list(reviews):
+        revoked = _revoked_later(r.key_id, [r.predicate.reviewed_at, r.received_at], roots, root_index[r.seq])
+        if revoked:
+            findings.append(Finding(seq=r.seq, level="error", message=revoked))
+            reviews.remove(r)
+    digests = [r.digest for r in roots]
+    if trusted.digest not in digests and (entries or checkpoints):
+        findings.append(Finding(seq=None, level="error", message=(
+            f"the trusted-reviewers file you trust (version {trusted.version}, {trusted.digest}) is not in this log's "
+            "trust-root history" + (f" ({', '.join(d[:19] + '…' for d in digests)})" if digests else " (it records "
+            "none)") + ": the log was made under other keys, or its trust root was replaced without an admin "
+            "signature")))
+    findings += _checkpoint_findings(checkpoints or [], ordered, root_after, roots, log_id, now)
+    return VerifyReport(entries=len(entries), head=prev, findings=findings, reviews=reviews, trust_roots=digests,
+                        trust_root=digests[-1] if digests else None, pinned=trusted.digest, governing=governing,
+                        current_root=roots[-1] if roots else None)
+
+
+def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers], index: int) -> str | None:
+    for later in roots[index + 1:]:
+        for k in later.reviewers:
+            if k.key_id == kid and k.revoked_at is not None and any(t >= k.revoked_at for t in times):
+                return (f"key {kid[:19]}… was revoked at {k.revoked_at.isoformat()} (trust root version "
+                        f"{later.version}), before it signed this")
+    return None
 
 
 def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, subject: str,
@@ -267,17 +525,21 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
         out.append(Finding(seq=seq, level="error", message=f"the review is bound to manifest sha256:{subject}, but "
                            f"{p.candidate_release_id}'s manifest is {manifest}"))
     stored = decisions.get(p.gate_decision_digest)
+    decision = None
+    if stored is not None:
+        try:
+            decision = GateDecision.model_validate_json(stored)
+        except (ValidationError, ValueError):
+            decision = None
     if stored is None:
         out.append(Finding(seq=seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
                            "is not stored"))
-    else:
-        decision = GateDecision.model_validate_json(stored)
-        if not decision.verify_digest() or decision.digest != p.gate_decision_digest:
-            out.append(Finding(seq=seq, level="error", message="the stored gate decision was changed after the "
-                               "review: its content no longer has the reviewed digest"))
-        elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
-            out.append(Finding(seq=seq, level="error", message="the review's release or policy differs from the "
-                               "gate decision it names"))
+    elif decision is None or not decision.verify_digest() or decision.digest != p.gate_decision_digest:
+        out.append(Finding(seq=seq, level="error", message="the stored gate decision was changed after the "
+                           "review: its content no longer has the reviewed digest"))
+    elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
+        out.append(Finding(seq=seq, level="error", message="the review's release or policy differs from the "
+                           "gate decision it names"))
     for w in p.waivers:
         if w.expires_at <= now:
             out.append(Finding(seq=seq, level="warning", message=f"the waiver for gate {w.gate_id} expired at "
@@ -285,27 +547,77 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
     return out
 
 
-def _checkpoint_findings(raw: bytes, trusted: TrustedReviewers, entries: list[LogEntry],
-                         log_id: str | None) -> list[Finding]:
-    try:
-        opened = open_envelope(raw)
-    except SigningError as e:
-        return [Finding(seq=None, level="error", message=f"checkpoint: {e}")]
-    log_keys = [k for k in trusted.reviewers if "log" in k.roles]
-    if opened.payload_type != CHECKPOINT_PAYLOAD_TYPE or not any(
-            verify_signature(opened, parse_public_key(k.public_key)) for k in log_keys):
-        return [Finding(seq=None, level="error", message="checkpoint signature does not verify with a trusted log key")]
-    cp = Checkpoint.model_validate_json(opened.payload)
-    if log_id is not None and cp.log_id != log_id:
-        return [Finding(seq=None, level="error", message=f"checkpoint is for log {cp.log_id}, not {log_id}")]
+def _checkpoint_findings(raws: list[bytes], entries: list[LogEntry], root_after: dict[int, TrustedReviewers],
+                         roots: list[TrustedReviewers], log_id: str | None, now: datetime) -> list[Finding]:
+    """Each checkpoint: signed by a log key of the trust root in effect at its size, valid when it was issued,
+    issued after the entries it covers; the log still holds it; and the checkpoints agree with each other
+    (a later checkpoint never covers fewer entries, one size has one head)."""
+    out: list[Finding] = []
+    good: list[Checkpoint] = []
     by_seq = {e.seq: e for e in entries}
-    if cp.size > len(entries):
-        return [Finding(seq=None, level="error", message=f"the log was truncated: a checkpoint of "
-                        f"{cp.issued_at.isoformat()} covers {cp.size} entries, the log has {len(entries)}")]
-    if cp.size and (cp.size not in by_seq or by_seq[cp.size].entry_hash != cp.head):
-        return [Finding(seq=cp.size, level="error", message="the log diverges from the checkpoint at this entry "
-                        "(rewritten history)")]
-    return []
+
+    def bad(message: str, seq: int | None = None) -> None:
+        out.append(Finding(seq=seq, level="error", message="checkpoint: " + message))
+
+    for raw in raws:
+        try:
+            opened = open_envelope(raw)
+            if opened.payload_type != CHECKPOINT_PAYLOAD_TYPE:
+                raise SigningError(f"unexpected payload type {opened.payload_type!r}")
+            cp = Checkpoint.model_validate(_json_object(opened.payload, "checkpoint"))
+        except SigningError as e:
+            bad(str(e))
+            continue
+        except ValidationError as e:
+            bad(f"malformed (made by an older readiness?): {_validation_text(e)}")
+            continue
+        when = cp.issued_at.isoformat()
+        if 0 < cp.size <= len(entries):
+            root = root_after.get(cp.size)
+        else:  # an empty log's checkpoint, or one past the end (truncation): the first / latest root
+            root = (roots[-1] if cp.size else roots[0]) if roots else None
+        if root is None:
+            bad(f"of {when} covers {cp.size} entries: no trust root is in effect there (or the log is shorter)")
+            continue
+        signer = _signer(opened, root.keys_with(("log",)))
+        if signer is None:
+            bad(f"of {when}: the signature does not verify with a log key of the trust root in effect")
+            continue
+        problem = signer.window_problem(cp.issued_at) or _revoked_later(
+            signer.key_id, [cp.issued_at], roots, next(i for i, r in enumerate(roots) if r is root))
+        if problem:
+            bad(f"of {when}: {problem}")
+            continue
+        if cp.trusted_reviewers_digest != root.digest:
+            bad(f"of {when} names trust root {cp.trusted_reviewers_digest[:19]}…, not the one in effect")
+            continue
+        if cp.issued_at > now + CLOCK_SKEW:
+            bad(f"of {when} is issued in the future")
+            continue
+        if log_id is not None and cp.log_id != log_id:
+            bad(f"is for log {cp.log_id}, not {log_id}")
+            continue
+        good.append(cp)  # authentic: it must agree with every other one, and the log must still hold it
+        if cp.size > len(entries):
+            out.append(Finding(seq=None, level="error", message=f"the log was truncated: a checkpoint of {when} covers "
+                               f"{cp.size} entries, the log has {len(entries)}"))
+            continue
+        if cp.size and (cp.size not in by_seq or by_seq[cp.size].entry_hash != cp.head):
+            out.append(Finding(seq=cp.size, level="error", message="the log diverges from the checkpoint at this "
+                               "entry (rewritten history)"))
+            continue
+        if cp.size and cp.issued_at + CLOCK_SKEW < by_seq[cp.size].received_at:
+            bad(f"of {when} is older than entry {cp.size} it covers")
+    good.sort(key=lambda c: (c.issued_at, c.size))
+    heads: dict[int, str] = {}
+    for c in good:
+        if heads.setdefault(c.size, c.head) != c.head:
+            bad(f"two checkpoints of {c.size} entries name different heads: the log was forked")
+    for a, b in zip(good, good[1:], strict=False):
+        if b.size < a.size:
+            bad(f"of {b.issued_at.isoformat()} covers {b.size} entries, fewer than the earlier checkpoint of "
+                f"{a.issued_at.isoformat()} ({a.size}): the log was rolled back between them")
+    return out
 
 
 # ----- release status ----------------------------------------------------------------------------------
@@ -319,20 +631,38 @@ class StatusReport(BaseModel):
     blocks: list[str]
     waived: list[str]
     stale_reviews: list[str]
+    governing_policy: str | None = None
+    trust_root: str | None = None
+    demo_keys: bool = False
+
+
+def _newest_first(r: VerifiedReview) -> tuple[datetime, bool, int]:
+    # by the signed review time; at the same time a block wins (fail closed); then log order
+    return (r.predicate.reviewed_at, r.predicate.decision == "block", r.seq)
 
 
 def release_status(decision: GateDecision, reviews: list[VerifiedReview], quorum: list[str],
                    waiver_roles: list[str], now: datetime) -> StatusReport:
     """Ready when the gate decision is not blocked (or each blocker has a valid, unexpired waiver from a role
     allowed to waive it) and the quorum of roles approved; a reviewer's signed block holds until that same
-    reviewer supersedes it with a later review."""
+    reviewer signs a newer review (newer by its signed review time, never by its place in the log)."""
     mine = [r for r in reviews if r.predicate.candidate_release_id == decision.candidate.release_id]
     current = [r for r in mine if r.predicate.gate_decision_digest == decision.digest]
-    stale = [f"{r.predicate.reviewer} ({r.predicate.role}) reviewed decision {r.predicate.gate_decision_digest[:19]}…, "
-             f"not the current {decision.digest[:19]}…" for r in mine if r not in current]
+    stale = []
+    for r in mine:
+        if r in current:
+            continue
+        p = r.predicate
+        if p.policy_digest != decision.policy.digest:
+            stale.append(f"{p.reviewer} ({p.role}) signed against policy {p.policy_id} v{p.policy_version} "
+                         f"({p.policy_digest[:19]}…), not the governing policy {decision.policy.policy_id} "
+                         f"v{decision.policy.version}: it does not count toward quorum")
+        else:
+            stale.append(f"{p.reviewer} ({p.role}) reviewed decision {p.gate_decision_digest[:19]}…, not the current "
+                         f"{decision.digest[:19]}…")
     latest: dict[str, VerifiedReview] = {}
-    for r in sorted(mine, key=lambda r: r.seq):
-        latest[r.predicate.reviewer] = r  # later reviews by the same reviewer supersede earlier ones
+    for r in sorted(mine, key=_newest_first):
+        latest[r.predicate.reviewer] = r  # a newer signed review by the same reviewer supersedes older ones
     reasons: list[str] = []
     blocks = [f"{r.predicate.reviewer} ({r.predicate.role}) blocked: {r.predicate.comment or 'no comment'}"
               for r in latest.values() if r.predicate.decision == "block"]

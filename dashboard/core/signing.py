@@ -24,8 +24,11 @@ from dashboard.core.canonical import canonical_json
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-REVIEW_PREDICATE_TYPE = "https://readiness.dev/readiness-review/v1"
+# v2: the predicate names the trust root it was signed under (v1 statements are refused with a clear message).
+REVIEW_PREDICATE_TYPE = "https://readiness.dev/readiness-review/v2"
+OLD_REVIEW_PREDICATE_TYPES = ("https://readiness.dev/readiness-review/v1",)
 CHECKPOINT_PAYLOAD_TYPE = "application/vnd.readiness.log-checkpoint+json"
+ADMIN_PAYLOAD_TYPE = "application/vnd.readiness.admin-event+json"
 
 
 class SigningError(Exception):
@@ -115,6 +118,8 @@ def open_envelope(envelope: bytes) -> OpenedEnvelope:
     """The envelope's parts, without trusting anything yet (the payload is not parsed here)."""
     try:
         outer = json.loads(envelope)
+        if not isinstance(outer, dict):
+            raise SigningError("not a DSSE envelope: not a JSON object")
         sigs = outer["signatures"]
         if not isinstance(sigs, list) or len(sigs) != 1:
             raise SigningError("an envelope must carry exactly one signature")
@@ -123,8 +128,16 @@ def open_envelope(envelope: bytes) -> OpenedEnvelope:
                               signature=base64.b64decode(sigs[0]["sig"], validate=True))
     except SigningError:
         raise
+    except RecursionError as e:
+        raise SigningError("not a DSSE envelope: nested too deeply") from e
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise SigningError(f"not a DSSE envelope: {e}") from e
+        raise SigningError(f"not a DSSE envelope: {type(e).__name__} {e}") from e
+
+
+def statement_id(opened: OpenedEnvelope) -> str:
+    """A signed statement's identity: the digest of exactly what was signed (payload type and payload), so a
+    re-indented or re-encoded copy of an envelope is the same statement."""
+    return "sha256:" + hashlib.sha256(pae(opened.payload_type, opened.payload)).hexdigest()
 
 
 def verify_signature(opened: OpenedEnvelope, public: Ed25519PublicKey) -> bool:

@@ -270,6 +270,28 @@ class Store:
             with self._write_lock:
                 for ddl in DDL:
                     self.con.execute(ddl)
+                self._migrate_review_log()
+
+    def _migrate_review_log(self) -> None:
+        """A format-1 review log (before statement ids and trust roots): an empty one is recreated; one with
+        entries cannot be migrated (its reviews are bound to no trust root) and is refused when used."""
+        cols = {r[0] for r in self.con.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                               "table_name = 'review_log'").fetchall()}
+        if "statement_id" in cols:
+            return
+        if self.con.execute("SELECT count(*) FROM review_log").fetchall()[0][0] == 0:
+            self.con.execute("DROP TABLE review_log")
+            self.con.execute(next(d for d in DDL if "TABLE IF NOT EXISTS review_log" in d))
+            self.con.execute("DELETE FROM checkpoints")
+
+    def _check_review_log_format(self) -> None:
+        cols = {r[0] for r in self.query("SELECT column_name FROM information_schema.columns WHERE "
+                                         "table_name = 'review_log'")}
+        if cols and "statement_id" not in cols:
+            raise InputRefused(f"{self.path}: the review log is in format 1 (before trust roots and statement ids); "
+                               "its reviews cannot be migrated because they are bound to no trust root: keep this "
+                               "store for the record (verify it with the readiness version that wrote it) and record new "
+                               "reviews in a new store")
 
     def close(self) -> None:
         self.con.close()
@@ -799,22 +821,44 @@ class Store:
             self.query("INSERT INTO log_meta VALUES (?)", [new])
             return new
 
-    def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None) -> LogEntry:
-        """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain."""
+    def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None, *,
+                      kind: str = "review", statement_id: str, reviewer: str | None = None,
+                      reviewed_at: datetime | None = None) -> LogEntry:
+        """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain. Refused:
+        a statement already logged (however it is encoded), and a review not newer (by its signed review time)
+        than the reviewer's latest review of the release."""
+        self._check_review_log_format()
         when = (received_at or datetime.now(UTC)).astimezone(UTC)
         env_hash = envelope_hash(envelope)
         with self._transaction() as cur:
-            if cur.execute("SELECT seq FROM review_log WHERE envelope_hash = ?", [env_hash]).fetchall():
-                raise InputRefused("this exact review is already in the log (a replay is not a new review)")
-            last = cur.execute("SELECT seq, entry_hash FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
+            dup = cur.execute("SELECT seq FROM review_log WHERE statement_id = ? OR envelope_hash = ?",
+                              [statement_id, env_hash]).fetchall()
+            if dup:
+                raise InputRefused(f"replay refused: this signed statement is already in the log as entry {dup[0][0]} "
+                                   "(a copy, however it is encoded, is not a new review)")
+            if reviewer is not None and reviewed_at is not None:
+                newer = cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = ? "
+                                    "AND release_id = ? AND reviewed_at >= ? ORDER BY reviewed_at DESC LIMIT 1",
+                                    [reviewer, release_id, reviewed_at]).fetchall()
+                if newer:
+                    raise InputRefused(f"replay refused: {reviewer} already has a review of {release_id} signed at "
+                                       f"{newer[0][1].astimezone(UTC).isoformat()} (entry {newer[0][0]}); a review "
+                                       f"signed at {reviewed_at.astimezone(UTC).isoformat()} is not newer and cannot "
+                                       "supersede it")
+            last = cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
             seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+            if last and when < last[0][2]:
+                when = last[0][2].astimezone(UTC)  # the log's times never go backwards
             entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
                              envelope_hash=env_hash, received_at=when, entry_hash=entry_hash(seq, prev, env_hash, when))
-            cur.execute("INSERT INTO review_log VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash])
+            cur.execute("INSERT INTO review_log (seq, release_id, prev_hash, envelope, envelope_hash, received_at, "
+                        "entry_hash, kind, statement_id, reviewer, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash, kind,
+                         statement_id, reviewer, reviewed_at])
         return entry
 
     def review_entries(self) -> list[LogEntry]:
+        self._check_review_log_format()
         rows = self.query("SELECT seq, release_id, prev_hash, envelope, envelope_hash, received_at, entry_hash "
                           "FROM review_log ORDER BY seq")
         keys = ("seq", "release_id", "prev_hash", "envelope", "envelope_hash", "received_at", "entry_hash")

@@ -10,7 +10,10 @@ Tables
 - policies: gate policies seen by the gate engine, by digest.
 - evidence: non-eval evidence attached to a release (secrets scan, rollback plan, ...).
 - decisions: gate decisions that reviews were signed against, by digest (canonical JSON).
-- review_log: the append-only, hash-chained log of signed review envelopes (bytes as received).
+- review_log: the append-only, hash-chained log of signed envelopes (bytes as received): reviews and admin
+  events (trust-root changes, governing policies). Format 2: `statement_id` (digest of what was signed) is
+  unique, so a re-encoded copy of a statement is a replay; `kind`, `reviewer`, `reviewed_at` are derived
+  from the envelope for admission checks only (verification recomputes everything from the envelope).
 - log_meta: this store's log id; checkpoints: signed (size, head) checkpoints issued for the log.
 """
 
@@ -111,7 +114,11 @@ DDL = [
         envelope BLOB NOT NULL,
         envelope_hash VARCHAR NOT NULL UNIQUE,
         received_at TIMESTAMPTZ NOT NULL,
-        entry_hash VARCHAR NOT NULL
+        entry_hash VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        statement_id VARCHAR NOT NULL UNIQUE,
+        reviewer VARCHAR,
+        reviewed_at TIMESTAMPTZ
     )""",
     """CREATE TABLE IF NOT EXISTS log_meta (log_id VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS checkpoints (

@@ -90,6 +90,8 @@ def readiness_banner(result: StatusReport, required_roles: list[str]) -> None:
     head = (":material/verified: **READY TO RELEASE**" if result.ready
             else ":material/pending: **NOT READY TO RELEASE**")
     lines = [f"{head} · quorum: {esc(', '.join(required_roles) or 'none')}"]
+    if result.demo_keys:
+        lines.append("- trust root: **DEMO KEYS** (their passphrase is public; not for real releases)")
     lines += [f"- approved: {esc(a)}" for a in result.approvals]
     lines += [f"- waived: {esc(w)}" for w in result.waived]
     lines += [f"- {esc(r)}" for r in result.reasons]

@@ -148,8 +148,9 @@ def metrics_with_intervals(gen: str, release: str, spec_json: str, metrics: tupl
     return values
 
 
-def trusted_path() -> str:
-    return os.environ.get("READINESS_TRUSTED") or str(BUNDLED_POLICIES.parent / "reviewers" / "trusted_reviewers.yaml")
+def trusted_path() -> str | None:
+    """The trust root the operator chose; None means: only a demo store's own demo keys (no default otherwise)."""
+    return os.environ.get("READINESS_TRUSTED") or None
 
 
 @st.cache_data(show_spinner=False)
@@ -159,8 +160,16 @@ def trusted(path: str, mtime: float) -> TrustedReviewers:
 
 
 def load_trusted_reviewers() -> TrustedReviewers:
+    from dashboard.reviewing import resolve_trusted
+
     path = trusted_path()
-    return trusted(path, Path(path).stat().st_mtime)
+    if path is None:
+        return resolve_trusted(store(), None)[0]  # the demo keys for a demo store; InputRefused otherwise
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError as e:
+        raise InputRefused(f"READINESS_TRUSTED={path}: cannot read the trusted-reviewers file: {e}") from e
+    return trusted(path, mtime)
 
 
 @st.cache_data(show_spinner="Checking the reviews ...")

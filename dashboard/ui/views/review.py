@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.core.errors import InputRefused
-from dashboard.core.reviews import ROLES, Waiver
+from dashboard.core.reviews import REVIEW_ROLES, Waiver
 from dashboard.core.signing import SigningError, load_private_key
-from dashboard.reviewing import add_review, review_predicate, sign_review
+from dashboard.reviewing import add_review, current_root, review_predicate, sign_review
 from dashboard.ui import components as ui
 from dashboard.ui import data
 from dashboard.ui.state import require_selection
@@ -24,7 +24,7 @@ def _waiver_frame(failed_gates: list[str]) -> pd.DataFrame:
                          "ticket": [""] * len(failed_gates)})
 
 
-def _sign(decision, failed_gates, trusted_keys) -> None:
+def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
     """Form callback: sign with the uploaded key in memory, record the review, then forget the passphrase."""
     state = st.session_state
     try:
@@ -52,7 +52,7 @@ def _sign(decision, failed_gates, trusted_keys) -> None:
         lines = lambda name: [x.strip() for x in (state.get(name) or "").splitlines() if x.strip()]  # noqa: E731
         predicate = review_predicate(
             decision, (state.get("rv_reviewer") or "").strip(), str(state.get("rv_role")), str(state.get("rv_choice")),
-            comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
+            trust_root=trust_root, comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
             accepted_risks=lines("rv_risks"), release_owner=state.get("rv_release_owner") or None,
             rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers)
         envelope = sign_review(data.store(), decision, predicate, key)
@@ -79,11 +79,22 @@ st.code(f"gate decision  {d.digest}\ncandidate      {d.candidate.release_id}  ma
 try:
     trusted = data.load_trusted_reviewers()
 except InputRefused as e:
-    st.error("The trusted-reviewers file cannot be read; set READINESS_TRUSTED. " + ui.esc(e))
+    st.error("No trust root: set READINESS_TRUSTED to the trusted-reviewers file you trust. " + ui.esc(e))
+    st.stop()
+root = current_root(data.store())
+if root is None:
+    st.error("This store has no trust root yet: an administrator records one with `readiness trust set`.")
     st.stop()
 result, report = data.readiness_status(sel.generation, sel.candidate, sel.baseline, sel.policy_path,
                                        sel.policy.digest, sel.profile, datetime.now(UTC).strftime("%Y-%m-%dT%H"))
 ui.readiness_banner(result, sel.policy.review.required_roles())
+if result.demo_keys:
+    st.warning("This store uses the **DEMO KEYS** (data/reviewers, passphrase `readiness-demo`): anyone can sign "
+               "with them. Never use them for a real release.", icon=":material/key:")
+if result.governing_policy is None or sel.policy.digest not in result.governing_policy:
+    st.warning("The selected policy is not this release's governing policy ("
+               + ui.esc(result.governing_policy or "none registered") + "): a review signed against it does not "
+               "count toward quorum.", icon=":material/policy:")
 
 st.subheader("Signed reviews")
 mine = [r for r in report.reviews if r.predicate.candidate_release_id == sel.candidate]
@@ -107,7 +118,7 @@ failed = d.blockers + d.warnings
 with st.form("review_form"):
     c1, c2, c3 = st.columns([2, 1, 2])
     c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer")
-    c2.selectbox("Role", [r for r in ROLES if r != "log"], key="rv_role")
+    c2.selectbox("Role", list(REVIEW_ROLES), key="rv_role")
     c3.radio("Decision", ["approve", "approve_with_conditions", "block"], horizontal=True, key="rv_choice")
     st.text_area("Comment", key="rv_comment")
     c4, c5 = st.columns(2)
@@ -122,7 +133,7 @@ with st.form("review_form"):
                        column_config={"expires": st.column_config.DateColumn("expires (UTC)")})
     st.file_uploader("Your private key (OpenSSH, encrypted)", type=None, key="rv_key")
     st.text_input("Key passphrase", type="password", key="rv_passphrase")
-    st.form_submit_button("Sign and record", type="primary", on_click=_sign, args=(d, failed, trusted))
+    st.form_submit_button("Sign and record", type="primary", on_click=_sign, args=(d, failed, trusted, root.digest))
 
 outcome = st.session_state.pop("rv_outcome", None)
 if outcome is not None:
