@@ -412,7 +412,8 @@ class Store:
         try:
             self._load_native(cur, path, fmt, release_id, source_digest)
             records = self._check_loaded(cur, release_id, source_digest)
-        except (duckdb.Error, _Refuse) as e:  # the caller's transaction rolls back
+        except (duckdb.Error, UnicodeDecodeError, _Refuse) as e:  # the caller's transaction rolls back; a
+            # DuckDB message quoting invalid UTF-8 cannot even be decoded (UnicodeDecodeError)
             problems = diagnose(path, fmt, source_digest)
             if not problems:  # the record-level check found nothing: report what the bulk pass saw
                 problems = [Problem(src, "", "", _clean_duckdb_message(e))]
