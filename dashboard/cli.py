@@ -80,10 +80,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dashboard.core.canonical import file_digest
     from dashboard.importers.native import detect_format, diagnose
 
+    from dashboard.core.errors import check_input_file
+
     bad = 0
     for f in args.files:
-        if not Path(f).is_file():
-            _out(f"{f}: no such file", file=sys.stderr)
+        try:
+            check_input_file(f, "file")  # a regular file: never a FIFO or a device
+        except InputRefused as e:
+            _out(str(e), file=sys.stderr)
             bad += 1
             continue
         problems = diagnose(f, detect_format(f), file_digest(f))
