@@ -9,15 +9,29 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Any
 
-from dashboard.core.errors import InputRefused
+from dashboard.core.errors import InputRefused, ReadinessError, UsageError
+from dashboard.core.render import terminal_safe
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+__all__ = ["UsageError", "main"]
 
 
-class UsageError(Exception):
-    """The command was called wrongly (exit 2)."""
+def _out(*parts: Any, file: IO[str] | None = None, end: str = "\n") -> None:
+    """Everything the CLI prints goes through here: control characters from eval data, manifests and names
+    (ANSI colour, OSC hyperlinks and window titles, carriage returns, bidi overrides) are shown escaped, never
+    interpreted by the terminal. (A test checks that cli.py prints through nothing else.)"""
+    (file or sys.stdout).write(terminal_safe(" ".join(str(p) for p in parts)) + end)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage and error messages (which echo arguments) printed terminal-safe."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            _out(message, file=file or sys.stderr, end="")
 
 
 def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False):
@@ -33,7 +47,7 @@ def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: b
 
 
 def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+    _out(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
 # ----- commands ----------------------------------------------------------------------------------
@@ -52,12 +66,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK
     if manifest is not None:
-        print(f"manifest {args.release}: {report.manifest}")
+        _out(f"manifest {args.release}: {report.manifest}")
     for f in report.files:
         if f.status == "unchanged":
-            print(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
+            _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
         else:
-            print(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
+            _out(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
     return EXIT_OK
 
 
@@ -66,18 +80,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dashboard.core.canonical import file_digest
     from dashboard.importers.native import detect_format, diagnose
 
+    from dashboard.core.errors import check_input_file
+
     bad = 0
     for f in args.files:
-        if not Path(f).is_file():
-            print(f"{f}: no such file", file=sys.stderr)
+        try:
+            check_input_file(f, "file")  # a regular file: never a FIFO or a device
+        except InputRefused as e:
+            _out(str(e), file=sys.stderr)
             bad += 1
             continue
         problems = diagnose(f, detect_format(f), file_digest(f))
         for p in problems:
-            print(p, file=sys.stderr)
+            _out(p, file=sys.stderr)
         bad += bool(problems)
         if not problems:
-            print(f"{f}: valid")
+            _out(f"{f}: valid")
     return EXIT_REFUSED if bad else EXIT_OK
 
 
@@ -91,10 +109,10 @@ def cmd_releases(args: argparse.Namespace) -> int:
         _print_json([r.model_dump(mode="json") for r in rows])
         return EXIT_OK
     if not rows:
-        print("no releases stored")
+        _out("no releases stored")
     for r in rows:
         base = f" baseline={r.baseline_release_id}" if r.baseline_release_id else ""
-        print(f"{r.release_id}  {r.environment}  v{r.application_version}  runs={r.runs} cases={r.cases}"
+        _out(f"{r.release_id}  {r.environment}  v{r.application_version}  runs={r.runs} cases={r.cases}"
               f"{base}  manifest={r.manifest_digest}")
     return EXIT_OK
 
@@ -113,7 +131,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                      for r in rows])
         return EXIT_OK
     for r in rows:
-        print(f"{r.run_id}  {r.suite}  {r.dataset_version}  cases={r.cases} passed={r.passed} failed={r.failed}"
+        _out(f"{r.run_id}  {r.suite}  {r.dataset_version}  cases={r.cases} passed={r.passed} failed={r.failed}"
               f"  source={r.source_digest}")
     return EXIT_OK
 
@@ -133,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError("--cases must be at least 1")
     if args.out:
         files = demo.write_demo(Path(args.out), args.cases, args.file_format)
-        print(f"wrote {len(files)} files under {args.out}")
+        _out(f"wrote {len(files)} files under {args.out}")
         return EXIT_OK
     from dashboard.reviewing import install_demo_trust
 
@@ -143,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         install_demo_trust(store)
     finally:
         store.close()
-    print(f"loaded {len(loaded)} releases ({args.cases} cases per run) into {store.path}: {', '.join(loaded)}")
+    _out(f"loaded {len(loaded)} releases ({args.cases} cases per run) into {store.path}: {', '.join(loaded)}")
     return EXIT_OK
 
 
@@ -173,15 +191,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         if not store.releases():
-            print(f"empty store {path}: loading the bundled demo ...")
-            print("loaded " + ", ".join(load_bundled_demo(store)))
+            _out(f"empty store {path}: loading the bundled demo ...")
+            _out("loaded " + ", ".join(load_bundled_demo(store)))
         else:
             from dashboard.reviewing import install_demo_trust, log_trust_roots
 
             demo_ids = {p.name for p in (REPO_DATA / "demo").iterdir() if p.is_dir()} if (REPO_DATA / "demo").is_dir() \
                 else set()
             if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
-                print("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
+                _out("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
                 install_demo_trust(store)
     finally:
         store.close()
@@ -192,7 +210,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
     if args.headless:
         cmd += ["--server.headless", "true"]
-    print(f"Readiness dashboard on http://{args.address}:{args.port}  (store: {path})")
+    _out(f"Readiness dashboard on http://{args.address}:{args.port}  (store: {path})")
     return subprocess.call(cmd, env=env)
 
 
@@ -221,9 +239,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     text = renderers[args.format]()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"{decision.status}: {decision.candidate.release_id} (digest {decision.digest}) -> {args.out}")
+        _out(f"{decision.status}: {decision.candidate.release_id} (digest {decision.digest}) -> {args.out}")
     else:
-        sys.stdout.write(text)
+        _out(text, end="")
     return EXIT_REFUSED if decision.status == "blocked" else EXIT_OK
 
 
@@ -231,17 +249,17 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
 
     policy = load_policy(args.file)
-    print(f"{args.file}: valid. {policy.policy_id} v{policy.version} ({policy.digest})")
+    _out(f"{args.file}: valid. {policy.policy_id} v{policy.version} ({policy.digest})")
     for profile in policy.profiles:
         gates = policy.gates_for(profile)
-        print(f"profile {profile}{' (default)' if profile == policy.default_profile else ''}: {len(gates)} gates")
+        _out(f"profile {profile}{' (default)' if profile == policy.default_profile else ''}: {len(gates)} gates")
         for g in gates:
             extra = f"  when {', '.join(g.when_changed)} change" if g.when_changed else ""
-            print(f"  {g.severity:<13} {g.id}: {g.metric} {g.condition.text} on {g.slice.label()}{extra}")
+            _out(f"  {g.severity:<13} {g.id}: {g.metric} {g.condition.text} on {g.slice.label()}{extra}")
     if policy.change_requirements:
-        print("change requirements:")
+        _out("change requirements:")
         for kind, reqs in sorted(policy.change_requirements.items()):
-            print(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
+            _out(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
     return EXIT_OK
 
 
@@ -255,8 +273,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return EXIT_OK
     for d in CATALOGUE.values():
         arrow = "higher is better" if d.higher_is_better else "lower is better"
-        print(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
-    print("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
+        _out(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
+    _out("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
           "0 when failed; missing fails closed. evidence.owners_named: release and rollback owners named.")
     return EXIT_OK
 
@@ -279,7 +297,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         status = store.put_evidence(evidence)
     finally:
         store.close()
-    print(f"evidence for {args.release}: {status}")
+    _out(f"evidence for {args.release}: {status}")
     return EXIT_OK
 
 
@@ -310,7 +328,7 @@ def _trusted(args: argparse.Namespace, store=None):
     except InputRefused as e:
         raise UsageError(str(e)) from e
     if demo:
-        print(f"readiness: trust root: {DEMO_LABEL}", file=sys.stderr)
+        _out(f"readiness: trust root: {DEMO_LABEL}", file=sys.stderr)
     return trusted
 
 
@@ -345,9 +363,9 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     key_path.chmod(0o600)
     pub_path.write_text(f"{public_key_text(public)} {args.reviewer}\n")
     entry = trusted_entry(args.reviewer, [args.role], public_key_text(public), datetime.now(UTC).replace(microsecond=0))
-    print(f"# private key: {key_path} (encrypted: OpenSSH format, bcrypt KDF)  public key: {pub_path}")
-    print("# add this entry under `reviewers:` in the trusted-reviewers file:")
-    print(yaml.safe_dump([entry], sort_keys=False).rstrip())
+    _out(f"# private key: {key_path} (encrypted: OpenSSH format, bcrypt KDF)  public key: {pub_path}")
+    _out("# add this entry under `reviewers:` in the trusted-reviewers file:")
+    _out(yaml.safe_dump([entry], sort_keys=False).rstrip())
     return EXIT_OK
 
 
@@ -421,7 +439,7 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
     finally:
         store.close()
     Path(args.out).write_bytes(envelope)
-    print(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}; policy "
+    _out(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}; policy "
           f"{decision.policy.policy_id} v{decision.policy.version}) -> {args.out}")
     return EXIT_OK
 
@@ -435,7 +453,7 @@ def cmd_review_add(args: argparse.Namespace) -> int:
         entry = add_review(store, envelope, _trusted(args, store))
     finally:
         store.close()
-    print(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")
+    _out(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")
     return EXIT_OK
 
 
@@ -461,14 +479,14 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
         finally:
             store.close()
     demo = demo_root_digest()
-    print(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
     for f in report.findings:
-        print(str(f))
+        _out(str(f))
     for r in report.reviews:
         p = r.predicate
-        print(f"ok entry {r.seq}: {p.reviewer} ({p.role}) {p.decision} {p.candidate_release_id} at "
+        _out(f"ok entry {r.seq}: {p.reviewer} ({p.role}) {p.decision} {p.candidate_release_id} at "
               f"{p.reviewed_at.isoformat()} (gate decision {p.gate_decision_digest[:19]}…)")
-    print(f"{'VALID' if report.ok else 'INVALID'}: {report.entries} entries, head {report.head}")
+    _out(f"{'VALID' if report.ok else 'INVALID'}: {report.entries} entries, head {report.head}")
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
@@ -490,9 +508,9 @@ def cmd_review_checkpoint(args: argparse.Namespace) -> int:
         store.close()
     if args.out:
         Path(args.out).write_bytes(envelope)
-        print(f"checkpoint -> {args.out}")
+        _out(f"checkpoint -> {args.out}")
     else:
-        print(envelope.decode())
+        _out(envelope.decode())
     return EXIT_OK
 
 
@@ -505,7 +523,7 @@ def cmd_review_export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     Path(args.out).write_text(json.dumps(bundle, indent=1, sort_keys=True), encoding="utf-8")
-    print(f"{len(bundle['entries'])} entries, {len(bundle['checkpoints'])} checkpoints -> {args.out}")
+    _out(f"{len(bundle['entries'])} entries, {len(bundle['checkpoints'])} checkpoints -> {args.out}")
     return EXIT_OK
 
 
@@ -524,18 +542,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(result.model_dump(mode="json"))
     else:
-        print(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
+        _out(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
               f"{decision.digest}; policy {decision.policy.policy_id} v{decision.policy.version})")
-        print(f"  governing policy: {result.governing_policy or 'none registered'}")
-        print(f"  {_trust_line(trusted, result.demo_keys)}")
+        _out(f"  governing policy: {result.governing_policy or 'none registered'}")
+        _out(f"  {_trust_line(trusted, result.demo_keys)}")
         for line in result.approvals:
-            print(f"  approved: {line}")
+            _out(f"  approved: {line}")
         for line in result.waived:
-            print(f"  waived: {line}")
+            _out(f"  waived: {line}")
         for line in result.reasons:
-            print(f"  not ready: {line}")
+            _out(f"  not ready: {line}")
         for line in result.stale_reviews:
-            print(f"  stale: {line}")
+            _out(f"  stale: {line}")
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
@@ -569,7 +587,7 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
         entry = record_trust_root(store, new, key, _issuer(args))
     finally:
         store.close()
-    print(f"trust root version {new.version} ({new.digest}) recorded as entry {entry.seq}")
+    _out(f"trust root version {new.version} ({new.digest}) recorded as entry {entry.seq}")
     return EXIT_OK
 
 
@@ -584,7 +602,7 @@ def cmd_trust_govern(args: argparse.Namespace) -> int:
         entry = record_governing_policy(store, args.governance_version, policy, key, _issuer(args))
     finally:
         store.close()
-    print(f"{args.governance_version} is governed by {policy.policy_id} v{policy.version} ({policy.digest}); "
+    _out(f"{args.governance_version} is governed by {policy.policy_id} v{policy.version} ({policy.digest}); "
           f"entry {entry.seq}")
     return EXIT_OK
 
@@ -599,15 +617,15 @@ def cmd_trust_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     demo = demo_root_digest()
-    print(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
     for i, d in enumerate(report.trust_roots, start=1):
-        print(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
+        _out(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
     for gov in sorted(report.governing):
         policy = report.governing_policy(gov)
         assert policy is not None
-        print(f"  governing policy {gov}: {policy.policy_id} v{policy.version} ({policy.digest})")
+        _out(f"  governing policy {gov}: {policy.policy_id} v{policy.version} ({policy.digest})")
     for f in report.findings:
-        print(f"  {f}")
+        _out(f"  {f}")
     return EXIT_OK if report.ok else EXIT_REFUSED
 
 
@@ -629,14 +647,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         store.close()
     Path(args.out).write_bytes(render(data, args.format))
-    print(f"{args.format} report of {args.release} ({data.decision.status}, decision {data.decision.digest}) -> "
+    _out(f"{args.format} report of {args.release} ({data.decision.status}, decision {data.decision.digest}) -> "
           f"{args.out}")
     return EXIT_OK
 
 
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="readiness", description="Release-readiness gates for AI applications.")
+    p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an internal error "
+                   "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True):
@@ -824,24 +844,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every ReadinessError is reported the same way (its message, its exit code); any other
+    exception is a bug, reported in one line with exit 2 (its traceback with --debug or READINESS_DEBUG=1)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("READINESS_DEBUG", "") not in ("", "0")
     try:
         code: int = args.func(args)
         return code
-    except UsageError as e:
-        print(f"readiness: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the interpreter's flush at exit)
         return EXIT_OK
     except InputRefused as e:
         verdict = getattr(args, "verdict", False)
-        print("input error:" if verdict else "refused, nothing was written:", file=sys.stderr)
+        _out("input error:" if verdict else "refused, nothing was written:", file=sys.stderr)
         for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
+            _out(f"  {problem}", file=sys.stderr)
         # Commands whose exit code is a verdict (1 = blocked / not ready / invalid) report bad input as 2.
-        return EXIT_USAGE if verdict else EXIT_REFUSED
+        return EXIT_USAGE if verdict else e.exit_code
+    except ReadinessError as e:
+        _out(f"readiness: {e}", file=sys.stderr)
+        return EXIT_USAGE if getattr(args, "verdict", False) and e.exit_code == EXIT_REFUSED else e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        _out(f"readiness: internal error ({type(e).__name__}{': ' + first if first else ''}). This is a bug; "
+             "run with --debug (or READINESS_DEBUG=1) for the traceback", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

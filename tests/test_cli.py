@@ -238,3 +238,110 @@ def test_core_is_pure_and_only_the_store_speaks_sql():
             assert not imports_duckdb and not re.search(r"^\s*(import streamlit|from streamlit)", text, re.M), rel
         if not rel.startswith("store/"):
             assert not imports_duckdb, rel
+
+
+# ----- hostile input: one error class, one printer, no traceback (issue 11; issue 12 items 11, 12) ---------------
+EVIL = "\x1b]0;pwned\x07\x1b[31mred\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\\r\x9b2J\u202egnp.exe"
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\r", "\u202e")
+
+
+def _hostile_store(tmp_path, capsys) -> tuple[str, str]:
+    """A store whose release id, suite, run and slice names all hold terminal escapes."""
+    import yaml
+
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    release = "rel-" + EVIL
+    manifest.update(release_id=release, baseline_release_id=None, application_version=EVIL)
+    mpath = tmp_path / "m.yaml"
+    mpath.write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    cases = [good_case(case_id=f"c{i}", suite="s" + EVIL, run_id="r" + EVIL, slices={"task": EVIL},
+                       passed=i % 2 == 0) for i in range(4)]
+    path = write_jsonl(tmp_path / "evil.jsonl", cases)
+    db = str(tmp_path / "evil.duckdb")
+    code, out, _ = run(capsys, "ingest", str(path), "--release", release, "--manifest", str(mpath), "--db", db)
+    assert code == 0 and not any(c in out for c in RAW_CONTROLS)
+    return db, release
+
+
+def test_terminal_output_neutralises_control_characters(tmp_path, capsys):
+    db, release = _hostile_store(tmp_path, capsys)
+    policy = tmp_path / "p.yaml"
+    policy.write_text("policy_id: 'p\\e]0;x\\a'\nversion: '1'\ngates:\n  - id: g\n    name: \"n\\e[31m\"\n"
+                      "    category: quality\n    severity: blocker\n    metric: pass_rate\n    condition: '>= 0.9'\n"
+                      "    slice: {for_each: task}\n", encoding="utf-8")
+    outputs = [run(capsys, "releases", "--db", db), run(capsys, "runs", "--release", release, "--db", db),
+               run(capsys, "policy", "check", str(policy)),
+               run(capsys, "gate", "--candidate", release, "--baseline", "none", "--policy", str(policy), "--db", db),
+               run(capsys, "gate", "--candidate", release, "--baseline", "none", "--policy", str(policy), "--db", db,
+                   "--format", "markdown"),
+               run(capsys, "runs", "--release", release + "x", "--db", db),  # the refusal quotes the id
+               run(capsys, "ingest", str(tmp_path / ("missing" + EVIL)), "--release", release, "--db", db)]
+    for code, out, err in outputs:
+        assert not any(c in out + err for c in RAW_CONTROLS), (out, err)
+        assert "Traceback" not in err
+    assert "\\u001b]0;pwned\\u0007" in outputs[1][1]  # shown, visibly escaped, not dropped
+    code, out, _ = run(capsys, "gate", "--candidate", release, "--baseline", "none", "--policy", str(policy),
+                       "--db", db, "--format", "json")
+    assert json.loads(out)["candidate"]["release_id"] == release  # JSON stays valid and exact
+
+
+def test_junit_is_well_formed_whatever_the_names_hold(tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+
+    db, release = _hostile_store(tmp_path, capsys)
+    policy = str(REPO / "data" / "policies" / "tiered.yaml")
+    code, out, _ = run(capsys, "gate", "--candidate", release, "--baseline", "none", "--policy", policy, "--db", db,
+                       "--format", "junit")
+    root = ET.fromstring(out)  # parses: no character XML 1.0 forbids
+    assert root.find("testsuite").get("name") == "readiness:" + release.replace("\x1b", "\\u001b").replace(
+        "\x07", "\\u0007").replace("\x9b", "\\u009b").replace("\u202e", "\\u202e")
+    code, _, _ = run(capsys, "gate", "--candidate", release, "--baseline", "none", "--policy", policy, "--db", db,
+                     "--format", "junit", "--out", str(tmp_path / "j.xml"))
+    ET.parse(tmp_path / "j.xml")
+
+
+def test_every_project_error_is_a_readiness_error_with_a_message_and_exit_code():
+    from dashboard.cli import UsageError
+    from dashboard.core.errors import InputRefused, Problem, ReadinessError
+    from dashboard.store.db import StoreUnavailable
+
+    for cls, code in ((InputRefused, 1), (UsageError, 2), (StoreUnavailable, 2)):
+        assert issubclass(cls, ReadinessError) and cls.exit_code == code
+    e = InputRefused([Problem("f.jsonl", "line 3", "risk", "bad")])
+    assert str(e) == "f.jsonl:line 3: risk: bad" and e.exit_code == 1
+    assert str(UsageError("pass --policy")) == "pass --policy"
+
+
+def test_an_unexpected_error_is_one_line_and_exit_2_unless_debugging(capsys, monkeypatch):
+    import dashboard.cli as cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "cmd_metrics", boom)
+    monkeypatch.delenv("READINESS_DEBUG", raising=False)
+    code, out, err = run(capsys, "metrics")
+    assert code == 2 and err.count("\n") == 1 and "internal error (ZeroDivisionError: division by zero)" in err
+    assert "Traceback" not in err and "--debug" in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "metrics"])
+    monkeypatch.setenv("READINESS_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["metrics"])
+
+
+def test_the_cli_prints_only_through_its_output_function():
+    """Every line the CLI writes passes `_out` (control characters escaped): no print() or direct write elsewhere."""
+    import ast
+
+    source = (REPO / "dashboard" / "cli.py").read_text(encoding="utf-8")
+    bypasses = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id == "print":
+                bypasses.append(node.lineno)
+            if isinstance(f, ast.Attribute) and f.attr in ("write", "writelines") and isinstance(f.value, ast.Attribute) \
+                    and f.value.attr in ("stdout", "stderr"):
+                bypasses.append(node.lineno)
+    assert bypasses == [], f"cli.py prints around _out at lines {bypasses}"

@@ -160,3 +160,162 @@ def test_cli_ingests_a_tool_file(tmp_path, capsys):
     assert main(["ingest", str(DEEPEVAL), "--release", "rel-2026.10.0", "--db", db, "--format", "promptfoo",
                  "--dataset", "case_policy_golden"]) == 1
     assert "it looks like deepeval output" in capsys.readouterr().err
+
+
+# ----- hostile input (issue 12 items 4 and 8) ---------------------------------------------------------------------
+def _zip_with_methods(path: Path, members: dict[str, tuple[int, bytes]], declared: dict[str, int] | None = None):
+    """A zip whose members carry the given compression method (93 = Zstandard, as Inspect writes) and bytes as
+    stored; zipfile cannot write method 93, so members are stored and the method fields patched afterwards."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, (_, data) in members.items():
+            zf.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        start = zf.start_dir  # type: ignore[attr-defined]
+    for info in infos:
+        method = members[info.filename][0]
+        struct.pack_into("<H", raw, info.header_offset + 8, method)
+    pos = start
+    for info in infos:
+        assert raw[pos:pos + 4] == b"PK\x01\x02"
+        struct.pack_into("<H", raw, pos + 10, members[info.filename][0])
+        if declared and info.filename in declared:
+            struct.pack_into("<I", raw, pos + 24, declared[info.filename])  # uncompressed size it claims
+        n, m, k = struct.unpack_from("<HHH", raw, pos + 28)
+        pos += 46 + n + m + k
+    path.write_bytes(bytes(raw))
+
+
+def _zstd_zeros(size: int) -> bytes:
+    """A Zstandard frame of `size` zero bytes that declares its size, made in 1 MiB steps (low memory)."""
+    import zstandard
+
+    cobj = zstandard.ZstdCompressor(level=1, write_content_size=True).compressobj(size=size)
+    block, parts, left = bytes(1 << 20), [], size
+    while left:
+        parts.append(cobj.compress(block[: min(left, len(block))]))
+        left -= min(left, len(block))
+    parts.append(cobj.flush())
+    return b"".join(parts)
+
+
+def test_a_zstd_bomb_that_declares_its_size_is_refused_under_the_cap(tmp_path):
+    """A small `.eval` whose zstd member declares (and holds) more than the per-member cap: refused as a stream,
+    never allocated whole (on the old code the frame's own size overrode max_output_size)."""
+    import time
+
+    from dashboard.importers import tools
+
+    bomb = _zstd_zeros(tools.MAX_ZIP_MEMBER_BYTES + (1 << 20))
+    assert len(bomb) < 100_000
+    path = tmp_path / "bomb.eval"
+    _zip_with_methods(path, {"header.json": (93, bomb)}, declared={"header.json": 64})
+    t0 = time.perf_counter()
+    with pytest.raises(InputRefused, match="header.json: the member decompresses to more than the limit"):
+        tools.read_inspect(path, tools.ImportContext("d", "v"))
+    assert time.perf_counter() - t0 < 20
+
+
+@pytest.mark.parametrize("method", [8, 93])  # deflate, Zstandard
+def test_zip_caps_per_member_in_all_and_on_member_count(tmp_path, monkeypatch, method):
+    import zipfile
+
+    from dashboard.importers import tools
+
+    def write(path: Path, members: dict[str, bytes]) -> None:
+        if method == 93:
+            import zstandard
+
+            _zip_with_methods(path, {k: (93, zstandard.ZstdCompressor().compress(v)) for k, v in members.items()})
+        else:  # zipfile writes deflate members (with their true sizes) itself
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+                for k, v in members.items():
+                    zf.writestr(k, v)
+
+    ctx = tools.ImportContext("d", "v")
+    monkeypatch.setattr(tools, "MAX_ZIP_MEMBER_BYTES", 1 << 20)
+    path = tmp_path / "member.eval"
+    write(path, {"header.json": bytes(4 << 20)})
+    with pytest.raises(InputRefused, match="more than the limit of 1,048,576 bytes"):
+        tools.read_inspect(path, ctx)
+
+    monkeypatch.setattr(tools, "MAX_ZIP_TOTAL_BYTES", 2 << 20)
+    path = tmp_path / "total.eval"
+    write(path, {f"samples/{i}.json": bytes(900_000) for i in range(3)})
+    with pytest.raises(InputRefused, match="samples/2.json: the zip decompresses to more than the limit"):
+        tools.read_inspect(path, ctx)
+
+    monkeypatch.setattr(tools, "MAX_ZIP_MEMBERS", 10)
+    path = tmp_path / "count.eval"
+    write(path, {f"samples/{i}.json": b"{}" for i in range(11)})
+    with pytest.raises(InputRefused, match="11 members, more than the limit of 10"):
+        tools.read_inspect(path, ctx)
+
+
+def _mutated(doc, path: tuple, value):
+    import copy
+
+    doc = copy.deepcopy(doc)
+    node = doc
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return doc
+
+
+def _load(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("fmt, source, where, value, expected", [
+    ("promptfoo", PROMPTFOO, ("results", "results", 0, "testCase"), "x", "results.results[0]: testCase: expected an object"),
+    ("promptfoo", PROMPTFOO, ("results", "results", 0, "gradingResult", "componentResults"), {"a": 1},
+     "results.results[0]: gradingResult.componentResults: expected an array"),
+    ("promptfoo", PROMPTFOO, ("results", "results", 1, "namedScores"), [1], "results.results[1]: namedScores"),
+    ("promptfoo", PROMPTFOO, ("results", "results", 0), 7, "results.results[0]: expected an object"),
+    ("deepeval", DEEPEVAL, ("testCases", 0, "metricsData"), {"a": 1}, "testCases[0]"),
+    ("deepeval", DEEPEVAL, ("testCases", 0, "metricsData", 0), "m", "metricsData[0]: expected an object"),
+    ("deepeval", DEEPEVAL, ("testCases", 0, "tags"), 5, "tags: expected an array"),
+    ("inspect", INSPECT_JSON, ("samples", 0, "scores"), [], "scores: expected an object"),
+    ("inspect", INSPECT_JSON, ("samples", 0, "model_usage"), {"m": 3}, "model_usage.m: expected an object"),
+    ("inspect", INSPECT_JSON, ("samples", 0, "output"), "text", "output: expected an object"),
+    ("inspect", INSPECT_JSON, ("eval",), [], "eval: expected an object"),
+])
+def test_tool_fields_of_the_wrong_type_are_refused_naming_record_and_field(tmp_path, fmt, source, where, value,
+                                                                         expected):
+    from dashboard.importers.tools import READERS, ImportContext
+
+    path = tmp_path / source.name
+    path.write_text(json.dumps(_mutated(_load(source), where, value)), encoding="utf-8")
+    with pytest.raises(InputRefused) as e:
+        READERS[fmt](path, ImportContext("case_policy_golden", "v9"))
+    assert expected in str(e.value) and str(path) in str(e.value)
+
+
+def test_lm_eval_lines_of_the_wrong_shape_are_refused_naming_the_line(tmp_path):
+    from dashboard.importers.tools import READERS, ImportContext
+
+    lines = LM_EVAL.read_text(encoding="utf-8").splitlines()
+    for bad, expected in (({"doc_id": 1, "doc": "x", "acc": 1}, "line 2: doc: expected an object"),
+                          ({"doc_id": 1, "doc": {}, "acc": 1, "metrics": "acc"}, "line 2: metrics: expected an array"),
+                          ([1, 2], "line 2: not an lm-evaluation-harness samples line"),
+                          ("[" * 100_000, "line 2")):
+        path = tmp_path / LM_EVAL.name
+        path.write_text(lines[0] + "\n" + (bad if isinstance(bad, str) else json.dumps(bad)) + "\n", encoding="utf-8")
+        with pytest.raises(InputRefused, match=expected.replace("[", r"\[")):
+            READERS["lm-eval"](path, ImportContext("case_policy_golden", "v9"))
+
+
+@pytest.mark.parametrize("source, fmt", [(PROMPTFOO, "promptfoo"), (DEEPEVAL, "deepeval"), (INSPECT_JSON, "inspect")])
+def test_deeply_nested_tool_files_are_refused_not_a_recursion_error(tmp_path, source, fmt):
+    from dashboard.importers.tools import READERS, ImportContext
+
+    path = tmp_path / source.name
+    path.write_text(source.read_text(encoding="utf-8")[:-1].rstrip() + ', "deep": ' + "[" * 200_000 + "}",
+                    encoding="utf-8")
+    with pytest.raises(InputRefused, match="nested more than"):
+        READERS[fmt](path, ImportContext("case_policy_golden", "v9"))

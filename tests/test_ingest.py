@@ -10,7 +10,7 @@ import pytest
 from dashboard import demo
 from dashboard.core.errors import InputRefused
 from dashboard.store.db import Store
-from tests.conftest import BASELINE, good_case, write_jsonl
+from tests.conftest import BASELINE, REPO, good_case, write_jsonl
 
 BAD_INPUTS = {
     "malformed JSON line": ([good_case(), '{"case_id": "c2", '], "line 2", "malformed JSON"),
@@ -32,6 +32,10 @@ BAD_INPUTS = {
     "manifest mismatch": ([good_case(dataset_version="eval.case_policy_golden.v8")], "dataset_version",
                           "does not match the manifest"),
     "dataset not in manifest": ([good_case(dataset="other_golden")], "dataset_version", "does not list"),
+    "too many slice keys": ([good_case(), good_case(case_id="c2", slices={f"k{i}": "v" for i in range(65)})],
+                            "line 2: slices", "at most 64"),
+    "too many score keys": ([good_case(scores={f"s{i}": 0.5 for i in range(1001)})], "line 1: scores", "at most 1000"),
+    "deep nesting": ([good_case(), '{"case_id": ' + "[" * 50_000], "line 2", "malformed JSON"),
 }
 
 
@@ -159,3 +163,132 @@ def test_bundled_demo_matches_its_generator(tmp_path):
     for path in sorted(shipped.rglob("*")):
         if path.is_file():
             assert filecmp.cmp(path, tmp_path / path.relative_to(shipped), shallow=False), path
+
+
+# ----- hostile input (issue 12 items 5, 7, 8, 9; issue 11 "names are data") ---------------------------------------
+CSV_HEADER = "case_id,suite,dataset,dataset_version,risk,passed"
+CSV_ROW = "c1,rag_policy_qa,case_policy_golden,eval.case_policy_golden.v9,high,true"
+
+
+def test_a_utf8_bom_in_a_csv_is_accepted(store, tmp_path):
+    """Excel writes a byte-order mark: the first column is `case_id`, not `\\ufeffcase_id`."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + CSV_HEADER + "\n" + CSV_ROW + "\n").encode("utf-8"))
+    assert store.ingest([path], BASELINE).files[0].records == 1
+    from dashboard.importers.native import diagnose
+
+    assert diagnose(path, "csv", "sha256:" + "0" * 64) == []
+
+
+@pytest.mark.parametrize("encoding, where, what", [("utf-16", "", "UTF-16"), ("latin-1", "line 2", "not UTF-8")])
+def test_a_csv_in_another_encoding_is_refused_clearly(store, tmp_path, encoding, where, what):
+    path = tmp_path / "legacy.csv"
+    path.write_bytes((CSV_HEADER + "\n" + CSV_ROW.replace("c1", "café") + "\n").encode(encoding))
+    with pytest.raises(InputRefused) as e:
+        store.ingest([path], BASELINE)
+    assert str(path) in str(e.value) and where in str(e.value) and what in str(e.value)
+    assert store.table_counts()["cases"] == 0
+
+
+def test_names_are_data_commas_quotes_and_dollars(store, tmp_path):
+    """A suite name with a comma (promptfoo's description) is one suite; a CSV column `scores.$default_run` is a
+    score, not a piece of SQL."""
+    path = write_jsonl(tmp_path / "comma.jsonl", [good_case(suite="support bot (baseline, prompt v1)", run_id=None),
+                                                  good_case(case_id="c2", suite="support bot (baseline, prompt v1)")])
+    report = store.ingest([path], BASELINE)
+    assert [r.suite for r in store.runs(BASELINE)] == ["support bot (baseline, prompt v1)"]
+    assert report.files[0].runs[0].startswith("support bot (baseline, prompt v1)@")
+    csv_path = tmp_path / "dollar.csv"
+    csv_path.write_text(CSV_HEADER.replace("case_id", "run_id,case_id") + ',scores.$default_run,slices.a"b\'c\n'
+                        + "r-csv," + CSV_ROW + ",0.25,x\n", encoding="utf-8")
+    store.ingest([csv_path], BASELINE)
+    assert store.query("SELECT scores['$default_run'], slices['a\"b''c'] FROM cases WHERE run_id = 'r-csv'") == [
+        (0.25, "x")]
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [good_case(run_id="m", suite="a"),
+                                                   good_case(run_id="m", case_id="c2", suite="b")])
+    with pytest.raises(InputRefused, match="mixes suites"):
+        store.ingest([mixed], BASELINE)
+
+
+def test_distinct_keys_per_file_are_capped(store, tmp_path, monkeypatch):
+    from dashboard.store import db
+
+    monkeypatch.setattr(db, "MAX_DISTINCT_KEYS", 5)
+    path = write_jsonl(tmp_path / "many.jsonl", [good_case(case_id=f"c{i}", scores={f"s{i}": 0.5}) for i in range(6)])
+    with pytest.raises(InputRefused, match="scores: the file names 6 distinct keys, more than the limit of 5"):
+        store.ingest([path], BASELINE)
+    assert store.table_counts()["cases"] == 0
+
+
+def _cli(*args: str, timeout: float = 30):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "dashboard.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("args", [("policy", "check", "{}"),
+                                  ("ingest", "x.jsonl", "--release", "r", "--manifest", "{}", "--db", "s.duckdb")])
+def test_devices_and_fifos_are_refused_not_read_forever(tmp_path, args):
+    """`/dev/zero` would be read until memory runs out, a FIFO would block forever: only regular files are read.
+    (In a subprocess with a timeout, so the old behaviour fails the test instead of hanging it.)"""
+    import os
+    import time
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for target, kind in (("/dev/zero", "a device"), (str(fifo), "a pipe (FIFO)")):
+        t0 = time.perf_counter()
+        done = _cli(*[a.replace("{}", target).replace("s.duckdb", str(tmp_path / "s.duckdb")) for a in args])
+        assert done.returncode in (1, 2) and f"it is {kind}; only regular files are read" in done.stderr
+        assert "Traceback" not in done.stderr and time.perf_counter() - t0 < 25
+
+
+def test_eval_and_evidence_files_must_be_regular_files(store, tmp_path):
+    import os
+
+    from dashboard.core.manifests import load_structured
+
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    for target, kind in (("/dev/zero", "a device"), (str(fifo), "a pipe (FIFO)"), (str(tmp_path), "a directory")):
+        with pytest.raises(InputRefused) as e:
+            store.ingest([target], BASELINE)
+        assert f"{target}: cannot read eval file: it is {kind}; only regular files are read" in str(e.value)
+        with pytest.raises(InputRefused) as e:
+            load_structured(target)
+        assert f"it is {kind}" in str(e.value)
+
+
+def test_oversized_documents_are_refused_with_the_limit(tmp_path):
+    from dashboard.core.errors import MAX_DOCUMENT_BYTES
+    from dashboard.core.manifests import load_manifest, load_structured
+
+    big = tmp_path / "evidence.yaml"
+    with open(big, "wb") as f:
+        f.truncate(MAX_DOCUMENT_BYTES + 1)  # sparse: no disk, no memory
+    for fn in (load_structured, load_manifest):
+        with pytest.raises(InputRefused, match="more than the limit of 16,777,216 bytes"):
+            fn(big)
+    from dashboard.core.policy import load_policy
+
+    with pytest.raises(InputRefused, match="more than the limit"):
+        load_policy(big)
+
+
+@pytest.mark.parametrize("suffix, text", [(".yaml", "a: " + "[" * 100_000), (".json", "[" * 100_000),
+                                          (".yaml", "a: &a [x]\n" + "".join(f"b{i}: &b{i} [*{'a' if i == 0 else f'b{i - 1}'}"
+                                                                           f"{f', *b{i - 1}' * 9 if i else ''}]\n"
+                                                                           for i in range(9))),
+                                          (".yaml", "a: &a [*a]\n")])
+def test_deep_nesting_and_alias_bombs_in_documents_are_refused(tmp_path, suffix, text):
+    """Manifest, policy and evidence: RecursionError on deep nesting (and alias bombs) becomes a clear refusal."""
+    from dashboard.core.manifests import load_manifest, load_structured
+    from dashboard.core.policy import load_policy
+
+    path = tmp_path / f"doc{suffix}"
+    path.write_text(text, encoding="utf-8")
+    for fn in (load_structured, load_manifest, load_policy):
+        with pytest.raises(InputRefused, match="nested more than 64 levels|invalid"):
+            fn(path)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from dashboard.core.errors import InputRefused, Problem, read_text
+from dashboard.core.errors import InputRefused, Problem, parse_json, parse_yaml, read_text
 from dashboard.core.models import ARTIFACT_KINDS, ReleaseManifest
 
 
@@ -26,19 +24,12 @@ def pydantic_problems(source: str, location: str, err: ValidationError) -> list[
 
 
 def load_structured(path: str | Path) -> Any:
-    """JSON or YAML content of a file; a parse error names the file and line."""
+    """JSON or YAML content of a file (a bounded regular file); a parse error names the file and line."""
     p = Path(path)
     text = read_text(p)
-    try:
-        if p.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise InputRefused([Problem(str(p), f"line {e.lineno}", "", f"invalid JSON: {e.msg}")]) from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        loc = f"line {mark.line + 1}" if mark is not None else ""
-        raise InputRefused([Problem(str(p), loc, "", f"invalid YAML: {e}")]) from e
+    if p.suffix.lower() == ".json":
+        return parse_json(text, p)
+    return parse_yaml(text, p)
 
 
 def load_manifest(path: str | Path) -> ReleaseManifest:

@@ -16,6 +16,9 @@ RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
 Environment = Literal["dev", "staging", "production"]
 FinalStatus = Literal["completed", "failed", "max_steps_exceeded", "escalated", "aborted"]
 FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "max_steps_exceeded", "escalated", "aborted")
+# Keys per case (docs/security-inputs.md): slice dimensions, and names in scores / checks / counters.
+MAX_SLICE_KEYS = 64
+MAX_MAP_KEYS = 1_000
 
 # Artifact kinds of a manifest, as named in policies (`when_changed`) and in the manifest diff.
 ARTIFACT_KINDS: dict[str, str] = {
@@ -127,19 +130,21 @@ class EvalCase(_Strict):
     )
     risk: RiskLevel = Field(description="Risk level of the case: low, medium, high or critical.")
     slices: dict[str, str] = Field(
-        default_factory=dict, description="Free slice dimensions, e.g. task, tenant, language."
+        default_factory=dict, max_length=MAX_SLICE_KEYS,
+        description=f"Free slice dimensions, e.g. task, tenant, language (at most {MAX_SLICE_KEYS}).",
     )
     passed: bool = Field(description="The case's overall verdict.")
     scores: dict[str, float] = Field(
-        default_factory=dict, description="Named scores, e.g. groundedness, citation_support (0..1)."
+        default_factory=dict, max_length=MAX_MAP_KEYS,
+        description="Named scores, e.g. groundedness, citation_support (0..1).",
     )
     checks: dict[str, bool] = Field(
-        default_factory=dict,
+        default_factory=dict, max_length=MAX_MAP_KEYS,
         description="Named boolean checks, e.g. grounded, citation_supported, unsupported_claim, "
         "refusal_expected, refusal_observed, stale_source, injection_succeeded, redaction_failure.",
     )
     counters: dict[str, NonNegativeInt] = Field(
-        default_factory=dict,
+        default_factory=dict, max_length=MAX_MAP_KEYS,
         description="Named non-negative counters, e.g. unauthorized_retrieval, cross_tenant_access, "
         "idempotency_violations, unsafe_handoffs.",
     )

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused, Problem, read_text
+from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_text
 from dashboard.core.metrics import CATALOGUE, is_known_metric
 from dashboard.core.models import ARTIFACT_KINDS, RISK_LEVELS
 
@@ -412,12 +412,7 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise InputRefused([Problem(source, "", "", f"the policy is larger than {MAX_POLICY_BYTES >> 20} MiB "
                                     "(docs/policy.md, Limits)")])
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputRefused([Problem(source, f"line {mark.line + 1}" if mark else "", "",
-                                    f"invalid YAML: {getattr(e, 'problem', e)}")]) from e
+    data = parse_yaml(text, source)  # bounded depth; a parse error names the line
     if not isinstance(data, dict):
         raise InputRefused([Problem(source, "", "", "a policy must be a YAML mapping")])
     gates = data.get("gates")

@@ -2,12 +2,14 @@
 
 Every rendering names the decision digest, the policy id/version/digest and the releases judged.
 Untrusted text never reaches these renderings unescaped: Markdown cells are escaped, XML is built
-with ElementTree.
+with ElementTree and holds only characters XML 1.0 allows (others are written as visible \\uXXXX), and text
+meant for a terminal has its control characters escaped (`terminal_safe`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 from dashboard.core.gates import GateDecision, GateResult
@@ -18,8 +20,37 @@ STATUS_ICONS = {"approved": "✅", "approved_with_warnings": "⚠️", "blocked"
 GATE_ICONS = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
 
 
+# What a terminal could interpret: C0 controls but tab and newline, DEL, C1 controls (CSI 0x9b, OSC 0x9d, ...),
+# line/paragraph separators and the bidi overrides that reorder what is shown.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                              "\u2066-\u2069]")
+# What XML 1.0 forbids (and C1 controls, which it only discourages).
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character a terminal could act on written as a visible `\\uXXXX` (also
+    valid inside a JSON string), and lone surrogates as `\\udXXX`, so printing it can neither colour, link,
+    retitle, rewrite nor reorder the screen, nor fail to encode."""
+    text = _TERMINAL_UNSAFE.sub(_escape_char, text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def xml_safe(text: str) -> str:
+    """`text` holding only characters XML 1.0 allows; anything else is written as a visible `\\uXXXX`."""
+    return _XML_UNSAFE.sub(_escape_char, text)
+
+
 def to_json(decision: GateDecision) -> str:
-    return json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
+    return terminal_safe(json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def _header_lines(d: GateDecision) -> list[str]:
@@ -65,7 +96,7 @@ def to_text(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = N
         lines.append(f"paired cases: {regressions[0]} regressions (pass->fail), {regressions[1]} fixes (fail->pass)")
     lines.append("")
     lines.append(f"blockers: {len(d.blockers)}  warnings: {len(d.warnings)}  gates: {len(d.gates)}")
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def md_escape(text: str) -> str:
@@ -177,5 +208,9 @@ def to_junit(d: GateDecision) -> str:
             out.text = f"informational: {g.reason}"
     suites = ET.Element("testsuites", {"name": "readiness"})
     suites.append(suite)
+    for el in suites.iter():  # every value, whoever set it: only what XML 1.0 allows
+        el.attrib = {k: xml_safe(v) for k, v in el.attrib.items()}
+        if el.text:
+            el.text = xml_safe(el.text)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

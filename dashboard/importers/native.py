@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dashboard.core.errors import Problem
+from dashboard.core.errors import InputRefused, Problem, decode_text
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.models import EvalCase
 
@@ -49,7 +49,10 @@ def csv_row_to_record(row: dict[str, str | None]) -> dict[str, Any]:
         if head in MAP_FIELDS and rest:
             record.setdefault(head, {})[rest] = value
         elif key in JSON_TEXT_FIELDS:
-            record[key] = json.loads(value)
+            try:
+                record[key] = json.loads(value)
+            except RecursionError as e:
+                raise json.JSONDecodeError("nested too deeply", value, 0) from e
         else:
             record[key] = value
     return record
@@ -63,7 +66,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, bytes | dict[str, Any] | N
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, bytes | dict[str, Any] | None, str | None]]:
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel) is dropped
         reader = csv.DictReader(f)
         for row in reader:
             where = f"line {reader.line_num}"
@@ -110,6 +113,8 @@ def diagnose(path: str | Path, fmt: str, source_digest: str) -> list[Problem]:
                         case = EvalCase.model_validate_json(raw)
                     else:
                         case = EvalCase.model_validate(raw)
+                except RecursionError:
+                    problems.append(Problem(src, where, "", "the record is nested too deeply"))
                 except ValidationError as e:
                     if isinstance(raw, bytes) and any(x["type"] == "json_invalid" for x in e.errors()):
                         problems.append(Problem(src, where, "", "malformed JSON: " + e.errors()[0]["msg"]))
@@ -125,7 +130,9 @@ def diagnose(path: str | Path, fmt: str, source_digest: str) -> list[Problem]:
                         seen[key] = where
             if len(problems) >= MAX_PROBLEMS:
                 break
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except UnicodeDecodeError:
+        problems.append(_encoding_problem(path))
+    except (OSError, csv.Error) as e:
         problems.append(Problem(src, "", "", f"cannot read file: {e}"))
     except Exception as e:  # pyarrow raises its own types for a corrupt Parquet file
         problems.append(Problem(src, "", "", f"cannot read file: {e}"))
@@ -134,6 +141,19 @@ def diagnose(path: str | Path, fmt: str, source_digest: str) -> list[Problem]:
     return problems[:MAX_PROBLEMS]
 
 
+def _encoding_problem(path: Path) -> Problem:
+    """Where a text file stops being UTF-8: the line, read line by line in binary."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                decode_text(line if number == 1 else line.removeprefix(b"\xef\xbb\xbf"), path)
+            except InputRefused as e:
+                return Problem(str(path), f"line {number}", "", e.problems[0].message)
+    return Problem(str(path), "", "", "cannot read file: not UTF-8 text; save it as UTF-8")
+
+
 def csv_header(path: str | Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return next(csv.reader(io.StringIO(f.readline())), [])
+    """The header row of a CSV file (a UTF-8 byte-order mark dropped); InputRefused if it is not UTF-8 text."""
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20)
+    return next(csv.reader(io.StringIO(decode_text(first, path).rstrip("\r\n"))), [])

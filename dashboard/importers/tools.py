@@ -9,11 +9,13 @@ Tags such as `risk` or `slice` map onto the native slicing fields; other tags be
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,28 @@ from typing import Any
 from pydantic import ValidationError
 
 from dashboard.core.canonical import canonical_json
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import (
+    MAX_TOOL_FILE_BYTES,
+    InputRefused,
+    Problem,
+    check_input_file,
+    decode_text,
+    parse_json,
+    read_input_bytes,
+)
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.models import RISK_LEVELS, EvalCase
 
 TOOL_FORMATS = ("promptfoo", "inspect", "lm-eval", "deepeval")
 PROMPTFOO_VERSIONS = (3,)
 INSPECT_VERSIONS = (2,)
+
+# Inspect `.eval` zips are decompressed as a stream under these caps (docs/security-inputs.md): a small
+# zip must not become gigabytes in memory (a zstd frame may declare any size; deflate ratios reach 1000:1).
+MAX_ZIP_MEMBERS = 100_000
+MAX_ZIP_MEMBER_BYTES = 256 << 20
+MAX_ZIP_TOTAL_BYTES = 1 << 30
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,12 +61,54 @@ def _refuse(path: Path, where: str, message: str) -> InputRefused:
 
 
 def _load_json(path: Path) -> Any:
+    """A tool's JSON file: a bounded regular file, UTF-8, valid JSON; anything else is a clear refusal."""
+    text = decode_text(read_input_bytes(path, "file", MAX_TOOL_FILE_BYTES), path)
+    return parse_json(text, path, walk=False)
+
+
+@contextmanager
+def _record(path: Path, where: str) -> Iterator[None]:
+    """Map what a record of an unexpected shape raises in a reader onto a refusal naming file and record.
+
+    The readers check the types they rely on (`_obj`, `_seq`) and name the field; this is the backstop for
+    anything they did not foresee, so a tool file can never end in a traceback."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise _refuse(path, "", f"not UTF-8 text: {e}") from e
-    except json.JSONDecodeError as e:
-        raise _refuse(path, f"line {e.lineno}", f"invalid or truncated JSON: {e.msg} (column {e.colno})") from e
+        yield
+    except InputRefused:
+        raise
+    except RecursionError as e:
+        raise _refuse(path, where, "the record is nested too deeply") from e
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+        raise _refuse(path, where, f"a field has a type or value Readiness cannot read ({type(e).__name__}: "
+                                   f"{str(e)[:200]})") from e
+
+
+def _obj(path: Path, where: str, field: str, value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, {} if missing, else a refusal naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputRefused([Problem(str(path), where, field, f"expected an object, got {_kind(value)}")])
+    return value
+
+
+def _seq(path: Path, where: str, field: str, value: Any) -> list[Any]:
+    """`value` if it is a JSON array, [] if missing, else a refusal naming the field."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputRefused([Problem(str(path), where, field, f"expected an array, got {_kind(value)}")])
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _number(value: Any) -> float | int | None:
+    """A JSON number (not a boolean), else None."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _slices_and_risk(tags: dict[str, Any], ctx: ImportContext) -> tuple[dict[str, str], str]:
@@ -107,89 +166,141 @@ def read_promptfoo(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     if version not in PROMPTFOO_VERSIONS:
         raise _refuse(path, "results.version", f"promptfoo results version {version!r} is not supported "
                       f"(supported: {', '.join(map(str, PROMPTFOO_VERSIONS))})")
-    suite = str((data.get("config") or {}).get("description") or "promptfoo")
-    scorer = f"promptfoo {(data.get('metadata') or {}).get('promptfooVersion', '?')}"
-    prompts = data["results"].get("prompts") or []
+    suite = str(_obj(path, "", "config", data.get("config")).get("description") or "promptfoo")
+    scorer = f"promptfoo {_obj(path, '', 'metadata', data.get('metadata')).get('promptfooVersion', '?')}"
+    prompts = _seq(path, "", "results.prompts", data["results"].get("prompts"))
     records = []
-    for i, r in enumerate(data["results"].get("results") or []):
+    for i, r in enumerate(_seq(path, "", "results.results", data["results"].get("results"))):
         where = f"results.results[{i}]"
-        test = r.get("testCase") or {}
-        test_key = test.get("description") or f"vars-{_short_digest(test.get('vars') or r.get('vars') or {})}"
-        prompt = r.get("prompt") or (prompts[r["promptIdx"]] if isinstance(r.get("promptIdx"), int)
-                                     and r["promptIdx"] < len(prompts) else {})
-        prompt_label = prompt.get("label") or r.get("promptId") or f"prompt-{r.get('promptIdx')}"
-        provider = r.get("provider") or {}
-        provider_id = provider.get("label") or provider.get("id") or "provider"
-        slices, risk = _slices_and_risk({**(test.get("metadata") or {})}, ctx)
-        for k, v in (test.get("vars") or r.get("vars") or {}).items():
-            if isinstance(v, str | int | float | bool):
-                slices.setdefault(f"var.{k}", str(v)[:200])
-        slices["prompt"], slices["provider"] = str(prompt_label), str(provider_id)
-        grading = r.get("gradingResult") or {}
-        checks: dict[str, bool] = {}
-        for j, comp in enumerate(grading.get("componentResults") or []):
-            assertion = comp.get("assertion") or {}
-            name = str(assertion.get("metric") or assertion.get("type") or f"assertion_{j}")
-            checks[name if name not in checks else f"{name}_{j}"] = bool(comp.get("pass"))
-        scores = {str(k): float(v) for k, v in (r.get("namedScores") or {}).items() if isinstance(v, int | float)}
-        if isinstance(r.get("score"), int | float):
-            scores["score"] = float(r["score"])
-        usage = (r.get("response") or {}).get("tokenUsage") or r.get("tokenUsage") or {}
-        error = r.get("error") or ("error" if r.get("failureReason") == 2 else None)
-        records.append(_validated(path, where, {
-            "run_id": str(data["evalId"]), "case_id": f"{test_key}|{prompt_label}|{provider_id}", "suite": suite,
-            "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
-            "passed": bool(r.get("success")), "scores": scores, "checks": checks, "scorer_version": scorer,
-            "latency_ms": r.get("latencyMs"), "cost_usd": r.get("cost"),
-            "input_tokens": usage.get("prompt"), "output_tokens": usage.get("completion"),
-            "error": _text(error), "input": _text(prompt.get("raw")), "output": _text((r.get("response") or {})
-                                                                                     .get("output")),
-            "trace": {"prompt_version": str(prompt_label), "model_version": str(provider.get("id") or provider_id)},
-        }))
+        with _record(path, where):
+            records.append(_validated(path, where, _promptfoo_record(path, where, r, data, prompts, suite, scorer,
+                                                                     ctx)))
     if not records:
         raise _refuse(path, "results.results", "the promptfoo file holds no results")
     return records
 
 
+def _promptfoo_record(path: Path, where: str, r: Any, data: dict[str, Any], prompts: list[Any], suite: str,
+                      scorer: str, ctx: ImportContext) -> dict[str, Any]:
+    r = _obj(path, where, "", r)
+    test = _obj(path, where, "testCase", r.get("testCase"))
+    variables = _obj(path, where, "testCase.vars", test.get("vars")) or _obj(path, where, "vars", r.get("vars"))
+    test_key = _text(test.get("description")) or f"vars-{_short_digest(variables)}"
+    prompt_idx = r.get("promptIdx")
+    prompt = _obj(path, where, "prompt", r.get("prompt") or (
+        prompts[prompt_idx] if isinstance(prompt_idx, int) and 0 <= prompt_idx < len(prompts) else {}))
+    prompt_label = _text(prompt.get("label") or r.get("promptId") or f"prompt-{prompt_idx}")
+    provider = r.get("provider") or {}
+    if isinstance(provider, str):  # some promptfoo versions write the provider id alone
+        provider = {"id": provider}
+    provider = _obj(path, where, "provider", provider)
+    provider_id = _text(provider.get("label") or provider.get("id") or "provider")
+    slices, risk = _slices_and_risk(_obj(path, where, "testCase.metadata", test.get("metadata")), ctx)
+    for k, v in variables.items():
+        if isinstance(v, str | int | float | bool):
+            slices.setdefault(f"var.{k}", str(v)[:200])
+    slices["prompt"], slices["provider"] = str(prompt_label), str(provider_id)
+    grading = _obj(path, where, "gradingResult", r.get("gradingResult"))
+    checks: dict[str, bool] = {}
+    for j, comp in enumerate(_seq(path, where, "gradingResult.componentResults", grading.get("componentResults"))):
+        comp = _obj(path, where, f"gradingResult.componentResults[{j}]", comp)
+        assertion = _obj(path, where, f"gradingResult.componentResults[{j}].assertion", comp.get("assertion"))
+        name = str(assertion.get("metric") or assertion.get("type") or f"assertion_{j}")
+        checks[name if name not in checks else f"{name}_{j}"] = bool(comp.get("pass"))
+    named = _obj(path, where, "namedScores", r.get("namedScores"))
+    scores = {str(k): float(v) for k, v in named.items() if _number(v) is not None}
+    if _number(r.get("score")) is not None:
+        scores["score"] = float(r["score"])
+    response = _obj(path, where, "response", r.get("response"))
+    usage = _obj(path, where, "response.tokenUsage", response.get("tokenUsage") or r.get("tokenUsage"))
+    error = r.get("error") or ("error" if r.get("failureReason") == 2 else None)
+    return {
+        "run_id": str(data["evalId"]), "case_id": f"{test_key}|{prompt_label}|{provider_id}", "suite": suite,
+        "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
+        "passed": bool(r.get("success")), "scores": scores, "checks": checks, "scorer_version": scorer,
+        "latency_ms": r.get("latencyMs"), "cost_usd": r.get("cost"),
+        "input_tokens": usage.get("prompt"), "output_tokens": usage.get("completion"),
+        "error": _text(error), "input": _text(prompt.get("raw")), "output": _text(response.get("output")),
+        "trace": {"prompt_version": str(prompt_label), "model_version": str(provider.get("id") or provider_id)},
+    }
+
+
 # ----- Inspect AI ------------------------------------------------------------------------------------------
 def _zip_members(path: Path) -> dict[str, bytes]:
-    """Members of an Inspect `.eval` zip. Inspect compresses them with Zstandard (zip method 93), which
-    Python's zipfile cannot read, so those are decompressed here."""
+    """Members of an Inspect `.eval` zip, decompressed as a stream under hard caps (member count, bytes per
+    member, bytes in all). Inspect compresses members with Zstandard (zip method 93), which Python's zipfile
+    cannot read, so those are decompressed here; a size the member declares is never trusted."""
     import zstandard
 
+    check_input_file(path, "file", MAX_TOOL_FILE_BYTES)
     out: dict[str, bytes] = {}
+    total = 0
     try:
         with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
-            for info in zf.infolist():
-                if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    out[info.filename] = zf.read(info)
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise _refuse(path, "", f"the zip holds {len(infos):,} members, more than the limit of "
+                              f"{MAX_ZIP_MEMBERS:,}")
+            for info in infos:
+                if info.is_dir():
                     continue
-                if info.compress_type != 93:
+                if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    stream: Any = zf.open(info)
+                elif info.compress_type == 93:
+                    raw.seek(info.header_offset)
+                    header = raw.read(30)
+                    name_len, extra_len = struct.unpack("<HH", header[26:30])
+                    raw.seek(info.header_offset + 30 + name_len + extra_len)
+                    compressed = raw.read(min(info.compress_size, MAX_TOOL_FILE_BYTES))
+                    stream = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed),
+                                                                       read_across_frames=True)
+                else:
                     raise _refuse(path, info.filename, f"unsupported zip compression method {info.compress_type}")
-                raw.seek(info.header_offset)
-                header = raw.read(30)
-                name_len, extra_len = struct.unpack("<HH", header[26:30])
-                raw.seek(info.header_offset + 30 + name_len + extra_len)
-                out[info.filename] = zstandard.ZstdDecompressor().decompress(raw.read(info.compress_size),
-                                                                           max_output_size=info.file_size)
-    except (zipfile.BadZipFile, zstandard.ZstdError, struct.error, OSError) as e:
+                with stream:
+                    data = _read_capped(path, info.filename, stream, MAX_ZIP_TOTAL_BYTES - total)
+                total += len(data)
+                out[info.filename] = data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zstandard.ZstdError, struct.error, OSError, EOFError,
+            NotImplementedError, RuntimeError, ValueError) as e:
         raise _refuse(path, "", f"not a readable Inspect .eval log (truncated or corrupt zip): {e}") from e
     return out
 
 
-def _inspect_log(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read_capped(path: Path, member: str, stream: Any, total_left: int) -> bytes:
+    """A member's decompressed bytes, read in chunks; refused as soon as it passes a cap."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        block = stream.read(_CHUNK)
+        if not block:
+            return b"".join(chunks)
+        size += len(block)
+        if size > MAX_ZIP_MEMBER_BYTES:
+            raise _refuse(path, member, f"the member decompresses to more than the limit of "
+                          f"{MAX_ZIP_MEMBER_BYTES:,} bytes (refused: a decompression bomb?)")
+        if size > total_left:
+            raise _refuse(path, member, f"the zip decompresses to more than the limit of {MAX_ZIP_TOTAL_BYTES:,} "
+                          "bytes in all (refused: a decompression bomb?)")
+        chunks.append(block)
+
+
+def _inspect_log(path: Path) -> tuple[dict[str, Any], list[Any]]:
     """(log header with eval/plan/results, samples) from a `.eval` zip or a `.json` log."""
     if zipfile.is_zipfile(path):
         members = _zip_members(path)
         if "header.json" not in members and "_journal/start.json" not in members:
             raise _refuse(path, "", "not an Inspect AI .eval log (no header.json)")
-        header = json.loads(members.get("header.json") or members["_journal/start.json"])
-        samples = [json.loads(v) for k, v in sorted(members.items()) if k.startswith("samples/")]
+        name = "header.json" if "header.json" in members else "_journal/start.json"
+        header = parse_json(decode_text(members[name], f"{path}:{name}"), f"{path}:{name}", walk=False)
+        samples = [parse_json(decode_text(v, f"{path}:{k}"), f"{path}:{k}", walk=False)
+                   for k, v in sorted(members.items()) if k.startswith("samples/")]
+        if not isinstance(header, dict):
+            raise _refuse(path, name, "not an Inspect AI log header (expected an object)")
         return header, samples
     data = _load_json(path)
     if not isinstance(data, dict) or "eval" not in data or "version" not in data:
         raise _refuse(path, "", "not an Inspect AI log (expected {version, eval, samples})")
-    return data, list(data.get("samples") or [])
+    return data, _seq(path, "", "samples", data.get("samples"))
 
 
 _INSPECT_VALUES = {"C": (True, 1.0), "I": (False, 0.0), "P": (False, 0.5), "N": (False, 0.0)}
@@ -203,50 +314,64 @@ def read_inspect(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
                       f"(supported: {', '.join(map(str, INSPECT_VERSIONS))})")
     if header.get("status") not in ("success", None) and not samples:
         raise _refuse(path, "status", f"the Inspect run ended with status {header.get('status')!r} and no samples")
-    ev = header.get("eval") or {}
+    ev = _obj(path, "", "eval", header.get("eval"))
     run = str(ev.get("run_id") or ev.get("eval_id") or path.stem)
     task_name = str(ev.get("task") or "inspect")
     model = str(ev.get("model") or "")
-    solver = ",".join(str(s.get("solver")) for s in ((header.get("plan") or {}).get("steps") or []) if s.get("solver"))
+    steps = _seq(path, "", "plan.steps", _obj(path, "", "plan", header.get("plan")).get("steps"))
+    solver = ",".join(str(s.get("solver")) for s in steps if isinstance(s, dict) and s.get("solver"))
     records = []
     for i, s in enumerate(samples):
-        where = f"samples[{i}] (id {s.get('id')!r}, epoch {s.get('epoch')})"
-        verdicts, scores, checks = [], {}, {}
-        for name, sc in (s.get("scores") or {}).items():
-            value = sc.get("value") if isinstance(sc, dict) else sc
-            if isinstance(value, str) and value in _INSPECT_VALUES:
-                ok, num = _INSPECT_VALUES[value]
-            elif isinstance(value, bool):
-                ok, num = value, float(value)
-            elif isinstance(value, int | float):
-                ok, num = float(value) >= 1.0, float(value)
-            else:
-                raise _refuse(path, where, f"score {name!r} has a value Readiness cannot read: {value!r}")
-            verdicts.append(ok)
-            scores[str(name)], checks[str(name)] = num, ok
-        error = (s.get("error") or {}).get("message") if isinstance(s.get("error"), dict) else s.get("error")
-        usage = s.get("model_usage") or {}
-        tokens_in = sum(int(u.get("input_tokens") or 0) for u in usage.values()) if usage else None
-        tokens_out = sum(int(u.get("output_tokens") or 0) for u in usage.values()) if usage else None
-        cost = sum(float(u.get("total_cost") or 0) for u in usage.values()) if any(
-            "total_cost" in u and u["total_cost"] is not None for u in usage.values()) else None
-        slices, risk = _slices_and_risk(s.get("metadata") or {}, ctx)
-        target = s.get("target")
-        records.append(_validated(path, where, {
-            "run_id": f"{run}/epoch-{s.get('epoch', 1)}", "case_id": str(s.get("id")), "suite": task_name,
-            "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
-            "passed": bool(verdicts) and all(verdicts) and not error, "scores": scores, "checks": checks,
-            "scorer_version": f"inspect_ai task v{ev.get('task_version', 0)}",
-            "latency_ms": _seconds_to_ms(s.get("total_time")),
-            "input_tokens": tokens_in, "output_tokens": tokens_out, "cost_usd": cost, "error": _text(error),
-            "input": _message_text(s.get("input")), "output": _text((s.get("output") or {}).get("completion")),
-            "expected": "\n".join(target) if isinstance(target, list) else _text(target),
-            "trace": {"model_version": model or None, "prompt_version": f"{task_name}@{ev.get('task_version', 0)}",
-                      "workflow_version": solver or None},
-        }))
+        where = (f"samples[{i}] (id {s.get('id')!r}, epoch {s.get('epoch')})" if isinstance(s, dict)
+                 else f"samples[{i}]")
+        with _record(path, where):
+            records.append(_validated(path, where, _inspect_record(path, where, s, ev, run, task_name, model,
+                                                                   solver, ctx)))
     if not records:
         raise _refuse(path, "samples", "the Inspect log holds no samples")
     return records
+
+
+def _inspect_record(path: Path, where: str, s: Any, ev: dict[str, Any], run: str, task_name: str, model: str,
+                    solver: str, ctx: ImportContext) -> dict[str, Any]:
+    s = _obj(path, where, "", s)
+    verdicts, scores, checks = [], {}, {}
+    for name, sc in _obj(path, where, "scores", s.get("scores")).items():
+        value = sc.get("value") if isinstance(sc, dict) else sc
+        if isinstance(value, str) and value in _INSPECT_VALUES:
+            ok, num = _INSPECT_VALUES[value]
+        elif isinstance(value, bool):
+            ok, num = value, float(value)
+        elif isinstance(value, int | float):
+            ok, num = float(value) >= 1.0, float(value)
+        else:
+            raise InputRefused([Problem(str(path), where, f"scores.{name}",
+                                        f"a score value Readiness cannot read: {str(value)[:100]!r}")])
+        verdicts.append(ok)
+        scores[str(name)], checks[str(name)] = num, ok
+    error = (s.get("error") or {}).get("message") if isinstance(s.get("error"), dict) else s.get("error")
+    usage = _obj(path, where, "model_usage", s.get("model_usage"))
+    for m, u in usage.items():
+        _obj(path, where, f"model_usage.{m}", u)
+    tokens_in = sum(int(u.get("input_tokens") or 0) for u in usage.values()) if usage else None
+    tokens_out = sum(int(u.get("output_tokens") or 0) for u in usage.values()) if usage else None
+    cost = sum(float(u.get("total_cost") or 0) for u in usage.values()) if any(
+        "total_cost" in u and u["total_cost"] is not None for u in usage.values()) else None
+    slices, risk = _slices_and_risk(_obj(path, where, "metadata", s.get("metadata")), ctx)
+    target = s.get("target")
+    output = _obj(path, where, "output", s.get("output"))
+    return {
+        "run_id": f"{run}/epoch-{s.get('epoch', 1)}", "case_id": str(s.get("id")), "suite": task_name,
+        "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
+        "passed": bool(verdicts) and all(verdicts) and not error, "scores": scores, "checks": checks,
+        "scorer_version": f"inspect_ai task v{ev.get('task_version', 0)}",
+        "latency_ms": _seconds_to_ms(s.get("total_time")),
+        "input_tokens": tokens_in, "output_tokens": tokens_out, "cost_usd": cost, "error": _text(error),
+        "input": _message_text(s.get("input")), "output": _text(output.get("completion")),
+        "expected": "\n".join(map(str, target)) if isinstance(target, list) else _text(target),
+        "trace": {"model_version": model or None, "prompt_version": f"{task_name}@{ev.get('task_version', 0)}",
+                  "workflow_version": solver or None},
+    }
 
 
 def _seconds_to_ms(value: Any) -> float | None:
@@ -269,53 +394,63 @@ def _message_text(value: Any) -> str | None:
 _SAMPLES_NAME = re.compile(r"samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl$")
 
 
-def _lm_eval_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise _refuse(path, f"line {number}", f"invalid or truncated JSON: {e.msg}") from e
+def _lm_eval_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    text = decode_text(read_input_bytes(path, "file", MAX_TOOL_FILE_BYTES), path)
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, parse_json(line, path, f"line {number}", walk=False)
 
 
 def read_lm_eval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     m = _SAMPLES_NAME.search(path.name)
     task_name = m["task"] if m else path.stem
-    results = None
+    results: Any = None
     if m:
         for candidate in sorted(path.parent.glob(f"results_{m['stamp']}*.json")):
             results = _load_json(candidate)
-    model = str(((results or {}).get("config") or {}).get("model_args") or
-                ((results or {}).get("config") or {}).get("model") or "")
-    version = str(((results or {}).get("versions") or {}).get(task_name, ""))
+    results = _obj(path.parent / "results.json", "", "", results if isinstance(results, dict) else None)
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    versions = results.get("versions") if isinstance(results.get("versions"), dict) else {}
+    model = str(config.get("model_args") or config.get("model") or "")
+    version = str(versions.get(task_name, ""))
     records = []
     for number, s in _lm_eval_lines(path):
         where = f"line {number}"
-        if "doc_id" not in s or "doc" not in s:
-            raise _refuse(path, where, "not an lm-evaluation-harness samples line (no doc_id/doc)")
-        metric_names = s.get("metrics") or [k for k, v in s.items() if isinstance(v, int | float) and k != "doc_id"]
-        scores = {str(k): float(s[k]) for k in metric_names if isinstance(s.get(k), int | float | bool)}
-        if not scores:
-            raise _refuse(path, where, "the sample has no metric value")
-        primary = next(iter(scores))
-        doc = s.get("doc") or {}
-        slices, risk = _slices_and_risk({k: v for k, v in doc.items() if k in ("risk", "slice", "task", "category",
-                                                                            "subject", "tenant", "language")}, ctx)
-        records.append(_validated(path, where, {
-            "run_id": f"{task_name}@{m['stamp'] if m else path.stem}", "case_id": f"doc-{s['doc_id']}",
-            "suite": task_name, "dataset": ctx.dataset, "dataset_version": ctx.dataset_version,
-            "content_digest": f"lm-eval:{s['doc_hash']}" if s.get("doc_hash") else None, "risk": risk,
-            "slices": slices, "passed": scores[primary] >= 1.0, "scores": scores,
-            "scorer_version": f"lm-eval {task_name} v{version}" if version else None,
-            "input": _text((s.get("arguments") or {}).get("gen_args_0", {}).get("arg_0") if isinstance(
-                s.get("arguments"), dict) else None) or _text(doc.get("question") or doc.get("input")),
-            "output": _text(s.get("filtered_resps")), "expected": _text(s.get("target")),
-            "trace": {"model_version": model or None},
-        }))
+        with _record(path, where):
+            records.append(_validated(path, where, _lm_eval_record(path, where, s, task_name, m, model, version,
+                                                                   ctx)))
     if not records:
         raise _refuse(path, "", "the samples file holds no samples")
     return records
+
+
+def _lm_eval_record(path: Path, where: str, s: Any, task_name: str, m: re.Match[str] | None, model: str,
+                    version: str, ctx: ImportContext) -> dict[str, Any]:
+    if not isinstance(s, dict) or "doc_id" not in s or "doc" not in s:
+        raise _refuse(path, where, "not an lm-evaluation-harness samples line (no doc_id/doc)")
+    metric_names = s.get("metrics") or [k for k, v in s.items() if _number(v) is not None and k != "doc_id"]
+    metric_names = _seq(path, where, "metrics", metric_names)
+    scores = {str(k): float(s[k]) for k in metric_names
+              if isinstance(k, str) and isinstance(s.get(k), int | float | bool)}
+    if not scores:
+        raise _refuse(path, where, "the sample has no metric value")
+    primary = next(iter(scores))
+    doc = _obj(path, where, "doc", s.get("doc") or None)
+    slices, risk = _slices_and_risk({k: v for k, v in doc.items() if k in ("risk", "slice", "task", "category",
+                                                                        "subject", "tenant", "language")}, ctx)
+    arguments = s.get("arguments")
+    first_arg = arguments.get("gen_args_0") if isinstance(arguments, dict) else None
+    prompt = first_arg.get("arg_0") if isinstance(first_arg, dict) else None
+    return {
+        "run_id": f"{task_name}@{m['stamp'] if m else path.stem}", "case_id": f"doc-{_text(s['doc_id'])}",
+        "suite": task_name, "dataset": ctx.dataset, "dataset_version": ctx.dataset_version,
+        "content_digest": f"lm-eval:{_text(s['doc_hash'])}" if s.get("doc_hash") else None, "risk": risk,
+        "slices": slices, "passed": scores[primary] >= 1.0, "scores": scores,
+        "scorer_version": f"lm-eval {task_name} v{version}" if version else None,
+        "input": _text(prompt) or _text(doc.get("question") or doc.get("input")),
+        "output": _text(s.get("filtered_resps")), "expected": _text(s.get("target")),
+        "trace": {"model_version": model or None},
+    }
 
 
 # ----- DeepEval -----------------------------------------------------------------------------------------------
@@ -325,31 +460,40 @@ def read_deepeval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
         data = data["testRunData"]
     if not isinstance(data, dict) or "testCases" not in data:
         raise _refuse(path, "", "not a DeepEval test-run file (expected {testCases: [...]})")
-    run = f"deepeval-{_short_digest(data)}"
+    with _record(path, ""):
+        run = f"deepeval-{_short_digest(data)}"
     records = []
-    for i, t in enumerate(data.get("testCases") or []):
-        where = f"testCases[{i}] ({t.get('name')!r})"
-        tags = {**_tag_list(t.get("tags") or []), **(t.get("metadata") or t.get("additionalMetadata") or {})}
-        slices, risk = _slices_and_risk(tags, ctx)
-        metrics = t.get("metricsData") or []
-        scores = {str(m["name"]): float(m["score"]) for m in metrics if isinstance(m.get("score"), int | float)}
-        checks = {str(m["name"]): bool(m.get("success")) for m in metrics}
-        errors = [str(m["error"]) for m in metrics if m.get("error")]
-        judges = sorted({str(m["evaluationModel"]) for m in metrics if m.get("evaluationModel")})
-        records.append(_validated(path, where, {
-            "run_id": run, "case_id": str(t.get("name") or f"order-{t.get('order', i)}"), "suite": "deepeval",
-            "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
-            "passed": bool(t.get("success")) and not errors, "scores": scores, "checks": checks,
-            "judge_model": ", ".join(judges) or None,
-            "latency_ms": _seconds_to_ms(t.get("runDuration")),
-            "input_tokens": t.get("inputTokenCount"), "output_tokens": t.get("outputTokenCount"),
-            "cost_usd": t.get("tokenCost") or t.get("evaluationCost"), "error": "; ".join(errors) or None,
-            "input": _text(t.get("input")), "output": _text(t.get("actualOutput")),
-            "expected": _text(t.get("expectedOutput")),
-        }))
+    for i, t in enumerate(_seq(path, "", "testCases", data.get("testCases"))):
+        where = f"testCases[{i}] ({t.get('name')!r})" if isinstance(t, dict) else f"testCases[{i}]"
+        with _record(path, where):
+            records.append(_validated(path, where, _deepeval_record(path, where, t, i, run, ctx)))
     if not records:
         raise _refuse(path, "testCases", "the DeepEval run holds no test cases")
     return records
+
+
+def _deepeval_record(path: Path, where: str, t: Any, i: int, run: str, ctx: ImportContext) -> dict[str, Any]:
+    t = _obj(path, where, "", t)
+    metadata = t.get("metadata") or t.get("additionalMetadata")
+    tags = {**_tag_list(_seq(path, where, "tags", t.get("tags"))), **_obj(path, where, "metadata", metadata)}
+    slices, risk = _slices_and_risk(tags, ctx)
+    metrics = [_obj(path, where, f"metricsData[{j}]", m)
+               for j, m in enumerate(_seq(path, where, "metricsData", t.get("metricsData")))]
+    scores = {str(m.get("name")): float(m["score"]) for m in metrics if _number(m.get("score")) is not None}
+    checks = {str(m.get("name")): bool(m.get("success")) for m in metrics}
+    errors = [str(m["error"]) for m in metrics if m.get("error")]
+    judges = sorted({str(m["evaluationModel"]) for m in metrics if m.get("evaluationModel")})
+    return {
+        "run_id": run, "case_id": str(t.get("name") or f"order-{t.get('order', i)}"), "suite": "deepeval",
+        "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
+        "passed": bool(t.get("success")) and not errors, "scores": scores, "checks": checks,
+        "judge_model": ", ".join(judges) or None,
+        "latency_ms": _seconds_to_ms(t.get("runDuration")),
+        "input_tokens": t.get("inputTokenCount"), "output_tokens": t.get("outputTokenCount"),
+        "cost_usd": t.get("tokenCost") or t.get("evaluationCost"), "error": "; ".join(errors) or None,
+        "input": _text(t.get("input")), "output": _text(t.get("actualOutput")),
+        "expected": _text(t.get("expectedOutput")),
+    }
 
 
 READERS: dict[str, Callable[[Path, ImportContext], list[dict[str, Any]]]] = {
@@ -362,12 +506,12 @@ def detect_tool(path: Path) -> str:
         return "inspect"
     with open(path, "rb") as f:
         head = f.read(65536)
-    text = head.decode("utf-8", errors="replace").lstrip()
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("{"):
         first_line = text.split("\n", 1)[0]
         try:
             first = json.loads(first_line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             first = None
         if isinstance(first, dict) and "case_id" in first:
             return "native"
@@ -387,5 +531,5 @@ def to_native_jsonl(path: Path, fmt: str, ctx: ImportContext, out: Path) -> int:
     records = READERS[fmt](path, ctx)
     with open(out, "w", encoding="utf-8") as f:
         for r in records:
-            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+            f.write(json.dumps(r, sort_keys=True) + "\n")  # ASCII: a lone surrogate cannot break the write
     return len(records)

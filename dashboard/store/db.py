@@ -22,10 +22,17 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from dashboard.core.canonical import canonical_json, digest, file_digest
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import InputRefused, Problem, ReadinessError, check_input_file
 from dashboard.core.gates import GateDecision
 from dashboard.core.metrics import MetricValue, metric_value
-from dashboard.core.models import FINAL_STATUSES, RISK_LEVELS, ReleaseEvidence, ReleaseManifest
+from dashboard.core.models import (
+    FINAL_STATUSES,
+    MAX_MAP_KEYS,
+    MAX_SLICE_KEYS,
+    RISK_LEVELS,
+    ReleaseEvidence,
+    ReleaseManifest,
+)
 from dashboard.core.policy import SliceSpec
 from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
@@ -35,6 +42,7 @@ from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
 DEFAULT_DB = "readiness.duckdb"
+MAX_DISTINCT_KEYS = 10_000  # distinct names per map field (slices, scores, checks, counters) in one file
 PROGRESS_BAR_BYTES = 64 << 20
 
 
@@ -43,8 +51,10 @@ def default_db_path(explicit: str | None = None) -> str:
     return explicit or os.environ.get("READINESS_DB") or DEFAULT_DB
 
 
-class StoreUnavailable(Exception):
-    """The store file cannot be opened (another process holds it, or it is not a DuckDB file)."""
+class StoreUnavailable(ReadinessError):
+    """The store file cannot be opened (another process holds it, or it is not a DuckDB file). Exit code 2."""
+
+    exit_code = 2
 
 
 class ReleaseRow(BaseModel):
@@ -101,7 +111,8 @@ def _validated_select(source_sql: str) -> str:
     cols: dict[str, str] = {c: f'"{c}"' for c in CASE_COLUMNS}
     for c in required:
         cols[c] = fail(f'"{c}" IS NULL OR "{c}" = \'\'', f'"{c}"', f"{c}: missing or empty")
-    cols["run_id"] = fail("run_id = ''", "coalesce(run_id, $default_run)", "run_id: empty")
+    # The default run id depends on the suite; the file's short digest is a parameter (names are data).
+    cols["run_id"] = fail("run_id = ''", "coalesce(run_id, suite || '@' || $short_digest)", "run_id: empty")
     cols["risk"] = fail(f"risk IS NULL OR NOT list_contains({_sql_list(RISK_LEVELS)}, risk)", "risk",
                         "risk: missing or not one of low, medium, high, critical")
     cols["passed"] = fail("passed IS NULL", "passed", "passed: missing")
@@ -119,6 +130,10 @@ def _validated_select(source_sql: str) -> str:
                             "coalesce(counters, MAP {})", "counters: values must be >= 0")
     for c in ("slices", "checks"):
         cols[c] = f"coalesce({c}, MAP {{}})"
+    # Bounded keys per case (a case with 10^6 slice keys would make every slice query crawl).
+    for c in MAP_FIELDS:
+        limit = MAX_SLICE_KEYS if c == "slices" else MAX_MAP_KEYS
+        cols[c] = fail(f"cardinality({c}) > {int(limit)}", cols[c], f"{c}: more than {int(limit)} keys in one case")
     cols["trajectory"] = fail(
         f"trajectory IS NOT NULL AND NOT list_contains({_sql_list(FINAL_STATUSES)}, "
         "coalesce(trajectory.final_status, 'completed'))",
@@ -413,8 +428,7 @@ class Store:
     def _ingest_file(self, cur: duckdb.DuckDBPyConnection, path: Path, release_id: str,
                      manifest: ReleaseManifest, progress: bool, imports: _ImportOptions) -> FileResult:
         src = str(path)
-        if not path.is_file():
-            raise InputRefused([Problem(src, "", "", "no such file")])
+        check_input_file(path, "eval file")  # a regular file: never a FIFO or a device
         detected = detect_tool(path)
         tool = detected if imports.fmt == "auto" else imports.fmt
         if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
@@ -446,8 +460,8 @@ class Store:
         try:
             self._load_native(cur, path, fmt, release_id, source_digest)
             records = self._check_loaded(cur, release_id, source_digest)
-        except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException,
-                duckdb.OutOfRangeException, _Refuse) as e:  # the caller's transaction rolls back
+        except (duckdb.Error, UnicodeDecodeError, _Refuse) as e:  # the caller's transaction rolls back; a
+            # DuckDB message quoting invalid UTF-8 cannot even be decoded (UnicodeDecodeError)
             problems = diagnose(path, fmt, source_digest)
             if not problems:  # the record-level check found nothing: report what the bulk pass saw
                 problems = [Problem(src, "", "", _clean_duckdb_message(e))]
@@ -477,10 +491,23 @@ class Store:
             picked = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" if c in cols else f"NULL::{t} AS {_ident(c)}"
                                for c, t in CASE_COLUMNS.items())
             source = f"SELECT {picked} FROM read_parquet($path)"  # noqa: S608
-        # The default run id depends on the suite: substitute it per row.
-        short = source_digest.removeprefix("sha256:")[:12]
-        sql = _validated_select(source).replace("$default_run", f"(suite || '@{short}')")
-        cur.execute(f"INSERT INTO cases {sql}", params)  # noqa: S608 (built from trusted constants)
+        params["short_digest"] = source_digest.removeprefix("sha256:")[:12]
+        cur.execute(f"INSERT INTO cases {_validated_select(source)}", params)  # noqa: S608 (trusted constants)
+        self._check_distinct_keys(cur, release_id, source_digest)
+
+    @staticmethod
+    def _check_distinct_keys(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str) -> None:
+        """At most MAX_DISTINCT_KEYS distinct slice dimensions / score / check / counter names in one file."""
+        row = cur.execute(
+            """SELECT count(DISTINCT s), count(DISTINCT sc), count(DISTINCT ch), count(DISTINCT co) FROM (
+                 SELECT unnest(map_keys(slices)) AS s, unnest(map_keys(scores)) AS sc,
+                        unnest(map_keys(checks)) AS ch, unnest(map_keys(counters)) AS co
+                 FROM cases WHERE release_id = ? AND source_digest = ?)""",
+            [release_id, source_digest]).fetchall()[0]
+        for name, n in zip(MAP_FIELDS, row, strict=True):
+            if n > MAX_DISTINCT_KEYS:
+                raise _Refuse(f"{name}: the file names {n:,} distinct keys, more than the limit of "
+                              f"{MAX_DISTINCT_KEYS:,}")
 
     @staticmethod
     def _check_loaded(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str) -> int:
@@ -515,12 +542,13 @@ class Store:
     def _record_runs(cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
                      source_digest: str, records: int) -> list[str]:
         runs = cur.execute(
-            """SELECT run_id, string_agg(DISTINCT suite, ',' ORDER BY suite), min(dataset), min(dataset_version),
-                      count(DISTINCT dataset || '@' || dataset_version), count(*), count(*) FILTER (WHERE passed)
+            """SELECT run_id, min(suite), min(dataset), min(dataset_version),
+                      count(DISTINCT suite) + count(DISTINCT (dataset, dataset_version)) - 1,
+                      count(*), count(*) FILTER (WHERE passed)
                FROM cases WHERE release_id = ? AND source_digest = ? GROUP BY run_id ORDER BY run_id""",
             [release_id, source_digest]).fetchall()
-        for run_id, suite, dataset, version, n_datasets, n, passed in runs:
-            if "," in suite or n_datasets != 1:
+        for run_id, suite, dataset, version, n_distinct, n, passed in runs:
+            if n_distinct != 1:  # counted, never parsed from a joined string: names may hold any text
                 raise InputRefused([Problem(str(path), "", "run_id",
                                             f"run {run_id!r} mixes suites or eval datasets: one run is one suite "
                                             "on one dataset version")])
