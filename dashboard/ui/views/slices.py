@@ -1,7 +1,5 @@
 """Slices: a heatmap of slice x metric showing candidate - baseline, with sample sizes and significance."""
 
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -9,8 +7,9 @@ import streamlit as st
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.numbers import fmt_value
 from dashboard.ui import components as ui
-from dashboard.ui import data
+from dashboard.ui import data, drill
 from dashboard.ui.slices import compare
+from dashboard.ui.state import go as go_to
 from dashboard.ui.state import require_selection
 
 DEFAULT = ["pass_rate", "citation_support_rate", "groundedness_pass_rate", "recall_at_10", "latency_p95_ms",
@@ -75,9 +74,5 @@ detail = frame[frame["slice"] == pick]
 ui.show_table([{"metric": r["metric"], "candidate": fmt_value(r["candidate"]), "baseline": fmt_value(r["baseline"]),
                 "delta": fmt_value(r["delta"]), "n": int(r["n"]), "n baseline": int(r["n_baseline"]),
                 "significant": r["mark"] or "no"} for r in detail.to_dict("records")])
-if st.button("Show this slice's regressions in Cases", key="slices_to_cases"):
-    spec: dict[str, Any] = {"risk": [pick], "suite": None, "where": {}} if dimension == "risk" else (
-        {"risk": None, "suite": [pick], "where": {}} if dimension == "suite" else
-        {"risk": None, "suite": None, "where": {dimension: [pick]}})
-    st.session_state["cases_filter"] = {**spec, "kind": "regressions"}
-    st.switch_page("views/cases.py")
+if st.button("Show this slice's regressions in Cases", key="slices_to_cases", icon=":material/list_alt:"):
+    go_to(drill.CASES_PAGE, drill.slice_params(dimension, str(pick)))
