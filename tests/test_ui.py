@@ -256,3 +256,45 @@ def test_cases_behind_a_citation_gate_are_the_cases_failing_citation(app):
     assert app.selectbox(key="cases_check").value == "citation_supported"
     assert app.selectbox(key="cases_kind").value == "failed"
     assert app.multiselect(key="cases_risk").value == ["high", "critical"]
+
+
+def test_stopping_serve_stops_the_dashboard(tmp_path, demo_store):
+    """Test that SIGTERM to `readiness serve` stops Streamlit too and releases the store (issue 14, item 8)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.browser import free_port
+
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "serve.duckdb"
+    shutil.copy(demo_store.path, db)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "serve", "--db", str(db), "--port", str(port),
+                             "--headless"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def healthy() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.time() + 60
+        while not healthy():
+            assert proc.poll() is None and time.time() < deadline, "serve did not start"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        time.sleep(1)
+        assert not healthy(), "Streamlit kept running after serve was stopped"
+        from dashboard.store.db import Store
+
+        Store(db).close()  # the store is free again
+    finally:
+        if proc.poll() is None:
+            proc.kill()
