@@ -169,3 +169,119 @@ def test_urls_and_emails_in_untrusted_text_are_not_linked():
 
     text = md_escape("see https://evil.example/x or www.evil.example and mail eve@evil.example")
     assert "https\\://evil\\.example" in text and "eve\\@evil\\.example" in text
+
+
+# ----- issue 14: drill-downs land on the right cases ---------------------------------------------------------
+def choose(page, label: str, text: str) -> None:
+    """Pick an option of a main-area selectbox by typing it (the dropdown list is virtualised)."""
+    box = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text=label).first
+    box.locator("input").click()
+    box.locator("input").fill(text)
+    page.get_by_role("option", name=text, exact=True).click()
+    wait_for_app(page)
+
+
+def sidebar_value(page, label: str) -> str:
+    return page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label).locator(
+        "input").input_value()
+
+
+def test_gate_drill_down_keeps_the_release_and_lists_the_gates_cases(server, page):
+    """Test that Gates -> a failed per-task gate -> its cases opens Cases for the same candidate, with exactly
+    the regressions the gate counted (issue 14, items 1 and 3)."""
+    import re
+
+    page.goto(f"{server}/gates?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    choose(page, "Gate", "pass_rate_per_task[task=policy_qa]")
+    page.get_by_role("button", name=re.compile("Show (its failed cases|the cases behind this gate)")).click()
+    wait_for_app(page)
+    page.get_by_text("Cases behind gate").first.wait_for(timeout=20_000)
+    assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2"
+    body = page.inner_text("body")
+    assert "69 cases" in body, body[:600]  # the gate reported 69 regressions in task policy_qa
+    assert "Candidate: rel-2026.11.0-rc2" in body
+    assert "candidate=rel-2026.11.0-rc2" in page.url and "gate=" in page.url
+    page.screenshot(path=str(ARTIFACTS / "cases-behind-gate.png"))
+
+
+def _count(store, sql: str, params: list) -> int:
+    return int(store.query(sql, params)[0][0])
+
+
+@pytest.mark.parametrize("gate", ["approval_bypass", "p95_latency", "critical_pass_rate"])
+def test_every_gate_kind_opens_the_cases_that_make_it_fail(server, page, demo_store, gate):
+    """Test that a link to the cases behind a gate lists the cases whose step, latency or critical verdict
+    fails, not every regression (issue 14, item 3)."""
+    import urllib.parse
+
+    from dashboard.core.policy import load_policy
+    from dashboard.service import gate_release
+    from tests.conftest import REPO
+
+    cand = "rel-2026.11.0-rc4"
+    d = gate_release(demo_store, load_policy(REPO / "data" / "policies" / "case-management.yaml"), cand, None,
+                     "release")
+    g = next(x for x in d.gates if x.gate_id == gate)
+    expected = {
+        "approval_bypass": ("SELECT count(DISTINCT (suite, case_id)) FROM cases WHERE release_id = ? AND len(list_filter("
+                            "coalesce(trajectory.steps, []), lambda s: s.approval_required AND NOT coalesce(s.approved, "
+                            "false))) > 0", [cand]),
+        "p95_latency": ("SELECT count(DISTINCT (suite, case_id)) FROM cases WHERE release_id = ? AND latency_ms > ?",
+                        [cand, g.threshold]),
+        "critical_pass_rate": ("SELECT count(DISTINCT (suite, case_id)) FROM cases WHERE release_id = ? "
+                               "AND risk = 'critical' AND NOT passed", [cand]),
+    }[gate]
+    n = _count(demo_store, *expected)
+    kind = "failed" if gate == "critical_pass_rate" else "all"
+    page.goto(f"{server}/cases?candidate={cand}&gate={urllib.parse.quote(gate)}&kind={kind}")
+    wait_for_app(page)
+    assert f"{n:,} cases" in page.inner_text("body"), (gate, n, page.inner_text("body")[:500])
+
+
+def test_check_filter_follows_the_checks_polarity(server, page, demo_store):
+    """Test that "check shows a failure" on injection_succeeded lists the cases where the injection succeeded
+    (true is bad for it), chosen in the page's filter (issue 14, item 4)."""
+    cand = "rel-2026.11.0-rc2"
+    n = _count(demo_store, "SELECT count(DISTINCT (suite, case_id)) FROM cases WHERE release_id = ? "
+                           "AND checks['injection_succeeded']", [cand])
+    page.goto(f"{server}/cases?candidate={cand}")
+    wait_for_app(page)
+    choose(page, "Show", "All cases")
+    box = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(
+        has_text=__import__("re").compile("Check shows a failure|Failed check"))
+    box.locator("input").click()
+    box.locator("input").fill("injection_succeeded")
+    page.get_by_role("option").first.click()
+    wait_for_app(page)
+    assert f"{n:,} cases" in page.inner_text("body")
+    assert n < 20  # not the ~thousand cases where the injection did not succeed
+
+
+OPEN_CASE = __import__("re").compile(r"^Case [A-Z]+-")
+
+
+def test_selecting_a_table_row_opens_that_case(server, page):
+    """Test that clicking a row of the Cases table opens that case, and the URL then names it (issue 14, 2)."""
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    first = page.get_by_role("heading", name=OPEN_CASE).first.inner_text()
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 3.5)  # the row checkbox of the fourth row
+    page.wait_for_timeout(500)
+    wait_for_app(page)
+    opened = page.get_by_role("heading", name=OPEN_CASE).first.inner_text()
+    assert opened != first, "selecting a row did not open its case"
+    case_id = opened.removeprefix("Case ").strip()
+    assert f"case={case_id}" in page.url
+    # the link reproduces the view
+    page.goto(page.url)
+    wait_for_app(page)
+    assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() == opened
+    # keyboard: j opens the next case
+    page.get_by_role("heading", name="Cases", exact=True).click()
+    page.keyboard.press("j")
+    page.wait_for_timeout(500)
+    wait_for_app(page)
+    assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() != opened
