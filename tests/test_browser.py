@@ -285,3 +285,63 @@ def test_selecting_a_table_row_opens_that_case(server, page):
     page.wait_for_timeout(500)
     wait_for_app(page)
     assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() != opened
+
+
+# ----- issue 14 item 5, issue 12 item 7: uploads are all or nothing, and bounded -------------------------------
+@pytest.fixture
+def upload_server(tmp_path, demo_store):
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "upload.duckdb"
+    shutil.copy(demo_store.path, db)
+    with streamlit_server(str(db), {"READINESS_MAX_UPLOAD_MB": "1"}) as url:
+        yield url, db
+
+
+def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_server, page, tmp_path):
+    """Test that a manifest + valid eval file + invalid evidence stores nothing and says so; the same upload
+    without the bad evidence is stored and its release is in the sidebar at once; an upload over the total cap
+    is refused (issue 14 item 5, issue 12 item 7)."""
+    import json
+
+    from dashboard import demo
+    from tests.conftest import good_case, write_jsonl
+
+    url, _db = upload_server
+    rid = "rel-upload-1"
+    manifest = demo.manifest_for(demo.STORIES[0]).model_copy(update={"release_id": rid})
+    (tmp_path / "manifest.json").write_text(manifest.model_dump_json())
+    write_jsonl(tmp_path / "run.jsonl", [good_case(case_id=f"u{i}") for i in range(5)])
+    (tmp_path / "evidence.json").write_text(json.dumps({"release_id": rid, "no_such_field": 1}))
+    page.goto(f"{url}/load")
+    wait_for_app(page)
+    page.get_by_label("Release id").fill(rid)
+    inputs = page.locator("input[type=file]")
+    inputs.nth(0).set_input_files(str(tmp_path / "manifest.json"))
+    inputs.nth(1).set_input_files(str(tmp_path / "run.jsonl"))
+    inputs.nth(2).set_input_files(str(tmp_path / "evidence.json"))
+    page.get_by_role("button", name="Validate and store").click()
+    page.get_by_text("Refused; nothing was stored").first.wait_for(timeout=30_000)
+    wait_for_app(page)
+    page.screenshot(path=str(ARTIFACTS / "load-refused.png"))
+    page.goto(f"{url}/load")  # a fresh run: the sidebar lists what the store holds
+    wait_for_app(page)
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Candidate release").click()
+    assert page.get_by_role("option", name=rid).count() == 0, "a refused upload stored its release"
+    page.keyboard.press("Escape")
+    # without the bad evidence: stored, and the sidebar lists the release without another click
+    page.get_by_label("Release id").fill(rid)
+    page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "manifest.json"))
+    page.locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "run.jsonl"))
+    page.get_by_role("button", name="Validate and store").click()
+    page.get_by_text("Stored in release").first.wait_for(timeout=30_000)
+    wait_for_app(page)
+    page.screenshot(path=str(ARTIFACTS / "load-stored.png"))
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Candidate release").click()
+    assert page.get_by_role("option", name=rid).count() == 1
+    page.keyboard.press("Escape")
+    # an upload over the total cap (1 MB here) is refused before anything is read
+    big = write_jsonl(tmp_path / "big.jsonl", [good_case(case_id=f"b{i}", output="x" * 2000) for i in range(700)])
+    page.get_by_label("Release id").fill("rel-upload-2")
+    page.locator("input[type=file]").nth(1).set_input_files(str(big))
+    page.get_by_role("button", name="Validate and store").click()
+    page.get_by_text("at most 1 MB in total").first.wait_for(timeout=30_000)
