@@ -345,3 +345,18 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     page.locator("input[type=file]").nth(1).set_input_files(str(big))
     page.get_by_role("button", name="Validate and store").click()
     page.get_by_text("at most 1 MB in total").first.wait_for(timeout=30_000)
+
+
+def test_heatmap_colour_carries_meaning_across_cells(server, page):
+    """Test that the heatmap colours a non-significant cost change grey and rc2's significant policy_qa pass-rate
+    drop deep red, on one scale for all metrics (issue 14, item 7)."""
+    page.goto(f"{server}/slices?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    fig = page.evaluate("() => { const d = document.querySelector('.js-plotly-plot').data[0];"
+                        " return {z: d.z, x: d.x, y: d.y, zmin: d.zmin, zmax: d.zmax}; }")
+    col = {m: i for i, m in enumerate(fig["x"])}
+    row = {s: i for i, s in enumerate(fig["y"])}
+    cost = [r[col["cost_per_successful_task"]] for r in fig["z"] if r[col["cost_per_successful_task"]] is not None]
+    assert cost and all(v == 0 for v in cost), cost  # no test applies to cost: grey, never "worse"
+    assert fig["z"][row["policy_qa"]][col["pass_rate"]] <= -2  # a significant drop, several standard errors
+    page.get_by_test_id("stPlotlyChart").first.screenshot(path=str(ARTIFACTS / "slices-heatmap.png"))

@@ -298,3 +298,24 @@ def test_stopping_serve_stops_the_dashboard(tmp_path, demo_store):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_slices_survive_metrics_that_are_na_everywhere(app):
+    """Test that Slices renders when every selected metric is n/a for every slice (issue 14, item 6)."""
+    app.run()
+    app.switch_page("views/slices.py").run()
+    app.multiselect(key="slices_metrics").set_value(["flaky_case_rate", "pass_hat_k"]).run()
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def test_heatmap_colour_means_the_same_in_every_cell():
+    """Test that a tiny non-significant cost change is grey and a significant pass-rate drop is deep red, on one
+    scale (issue 14, item 7)."""
+    from dashboard.ui.slices import colour_z
+
+    cost = {"goodness": -0.0006, "se": None}
+    assert colour_z(cost, significant=False) == 0.0
+    drop = {"goodness": -0.042, "se": 0.01}
+    assert colour_z(drop, significant=True) == -4.0 * min(1, 4.2 / 4)  # clipped at -4 (4.2 standard errors)
+    assert colour_z({"goodness": None}, significant=False) is None
+    assert colour_z({"goodness": 0.02, "se": 0.01}, significant=True) == 2.0

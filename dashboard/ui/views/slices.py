@@ -35,9 +35,8 @@ for s in slices:
     zr, tr = [], []
     for m in metrics:
         r = frame[(frame["slice"] == s) & (frame["metric"] == m)].iloc[0]
-        scale = max(frame[frame["metric"] == m]["goodness"].abs().max() or 0, 1e-12)
-        zr.append(None if pd.isna(r["goodness"]) else r["goodness"] / scale)
-        if pd.isna(r["delta"]):
+        zr.append(None if r["z"] is None or pd.isna(r["z"]) else float(r["z"]))
+        if r["delta"] is None or pd.isna(r["delta"]):
             tr.append("" if r["n"] == 0 else f"n/a<br>n={int(r['n'])}")  # blank: the metric does not apply here
             continue
         delta = f"{r['delta'] * 100:+.1f} pts" if CATALOGUE[m].kind == "rate" else f"{r['delta']:+.3g}"
@@ -46,8 +45,9 @@ for s in slices:
     text.append(tr)
 fig = go.Figure(go.Heatmap(
     z=z, x=[ui.label(m) for m in metrics], y=[ui.label(s) for s in slices], text=text, texttemplate="%{text}",
-    textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]], zmin=-1, zmax=1,
-    colorbar={"title": "worse ← → better", "tickvals": [-1, 0, 1], "ticktext": ["worse", "same", "better"]},
+    textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#e6e6e6"], [1, "#2166ac"]], zmin=-4, zmax=4,
+    colorbar={"title": "change in<br>std. errors", "tickvals": [-4, -2, 0, 2, 4],
+              "ticktext": ["≤ −4 worse", "−2", "not sig.", "+2", "≥ +4 better"]},
     hoverinfo="skip"))
 # One transparent point per cell on top of the heatmap: heatmaps emit no selection events, points do.
 cells = [(ui.label(m), ui.label(sl), text[i][j]) for i, sl in enumerate(slices) for j, m in enumerate(metrics)]
@@ -65,7 +65,9 @@ if click and click != st.session_state.get("slices_last_click"):  # a new click 
 st.session_state["slices_last_click"] = click
 st.caption("Cells show candidate − baseline (rates in percentage points) and the candidate's sample size. "
            "▲ / ▼: the rate differs significantly (two-proportion test, Benjamini–Hochberg over all cells, 5%). "
-           "Colour is relative within each metric; blue is better, red is worse.")
+           "Colour means the same in every cell: grey when the change is not significant (or no test applies, as "
+           "for latency and cost), otherwise blue (better) or red (worse), deeper the more standard errors the "
+           "change is.")
 
 st.subheader("Drill into a slice")
 st.caption("Click a cell of the heatmap, or choose the slice here.")
