@@ -360,3 +360,29 @@ def test_heatmap_colour_carries_meaning_across_cells(server, page):
     assert cost and all(v == 0 for v in cost), cost  # no test applies to cost: grey, never "worse"
     assert fig["z"][row["policy_qa"]][col["pass_rate"]] <= -2  # a significant drop, several standard errors
     page.get_by_test_id("stPlotlyChart").first.screenshot(path=str(ARTIFACTS / "slices-heatmap.png"))
+
+
+def test_a_busy_store_is_a_sentence_not_a_traceback(tmp_path, demo_store, page):
+    """Test that when another process holds the store the dashboard says so plainly: no exception element, no
+    traceback text (issue 12, item 8)."""
+    import subprocess
+    import sys
+
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "busy.duckdb"
+    shutil.copy(demo_store.path, db)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(120)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with streamlit_server(str(db)) as url:
+            page.goto(f"{url}/gates")
+            wait_for_app(page)
+            body = page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "store-busy.png"))
+            assert page.get_by_test_id("stException").count() == 0, body[:500]
+            assert "Traceback" not in body and "StoreUnavailable" not in body
+            assert "another program is using it" in body
+    finally:
+        holder.kill()
+        holder.wait()

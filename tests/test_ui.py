@@ -319,3 +319,29 @@ def test_heatmap_colour_means_the_same_in_every_cell():
     assert colour_z(drop, significant=True) == -4.0 * min(1, 4.2 / 4)  # clipped at -4 (4.2 standard errors)
     assert colour_z({"goodness": None}, significant=False) is None
     assert colour_z({"goodness": 0.02, "se": 0.01}, significant=True) == 2.0
+
+
+def test_streamlit_never_shows_tracebacks():
+    """Test that the dashboard's config and `readiness serve` hide exception details from users (issue 12, 8)."""
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["disableDataExport"] is True  # the built-in table CSV export is not formula-safe
+    cli = (REPO / "dashboard" / "cli.py").read_text()
+    assert '"--client.showErrorDetails", "none"' in cli
+
+
+def test_an_unexpected_error_is_a_notice_with_a_reference(app, monkeypatch):
+    """Test that an unexpected exception in a page becomes a plain notice, not a traceback (issue 12, item 8)."""
+    from dashboard.ui import data
+
+    def boom(*_a, **_k):
+        raise RuntimeError("secret internals /etc/passwd")
+
+    app.run()
+    monkeypatch.setattr(data, "dataset_changes", boom)
+    app.switch_page("views/datasets.py").run()
+    assert not app.exception
+    shown = " ".join(e.value for e in app.error)
+    assert "Something went wrong" in shown and "secret internals" not in shown
