@@ -386,3 +386,46 @@ def test_a_busy_store_is_a_sentence_not_a_traceback(tmp_path, demo_store, page):
     finally:
         holder.kill()
         holder.wait()
+
+
+# ----- issue 12 item 13: untrusted text cannot produce links, math or HTML -------------------------------------
+LINK_CORPUS = ("judge https://evil.example/a www.evil.example eve@evil.example $x^2$ $$y$$ "
+               "<a href='https://evil.example/h'>a</a> [l](https://evil.example/m) <https://evil.example/b> "
+               "<img src=x onerror=alert(1)> :red[alarm] **bold**")
+
+
+@pytest.fixture(scope="module")
+def links_server(tmp_path_factory):
+    from dashboard import demo
+    from dashboard.store.db import Store
+    from tests.conftest import good_case, write_jsonl
+
+    tmp = tmp_path_factory.mktemp("links")
+    store = Store(tmp / "links.duckdb")
+    base = demo.manifest_for(demo.STORIES[0])
+    store.put_manifest(base)
+    store.put_manifest(base.model_copy(update={"release_id": "rc-links", "baseline_release_id": base.release_id}))
+    records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1") for i in range(40)]
+    store.ingest([write_jsonl(tmp / "b.jsonl", records)], base.release_id)
+    store.ingest([write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
+                                                     output=LINK_CORPUS) for r in records])], "rc-links")
+    store.close()
+    with streamlit_server(str(tmp / "links.duckdb")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("view", ["", "cases"])
+def test_untrusted_text_makes_no_link_math_or_html(links_server, page, view):
+    """Test that judge_model / scorer_version / outputs holding URLs, e-mail addresses, $math$ and HTML are shown
+    as text: the DOM has no injected link, math or image element (issue 12, item 13)."""
+    page.goto(f"{links_server}/{view}?candidate=rc-links")
+    wait_for_app(page)
+    assert page.get_by_test_id("stException").count() == 0
+    main = page.get_by_test_id("stMain")
+    assert main.locator("a[href*='evil'], a[href^='mailto']").count() == 0, main.locator("a").evaluate_all(
+        "els => els.map(e => e.outerHTML)")
+    assert main.locator(".katex, math, img[src='x'], script").count() == 0
+    assert main.locator("strong:text('bold')").count() == 0
+    if view == "":
+        assert "eve@evil.example $x^2$" in main.inner_text()  # shown literally in the comparability warning
+    page.screenshot(path=str(ARTIFACTS / f"links-{view or 'overview'}.png"))

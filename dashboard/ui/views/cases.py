@@ -192,7 +192,7 @@ n3.button("Next case", key="cases_next", on_click=step, args=(1,), shortcut="j",
 suite_name, case_id = str(chosen).split(" / ", 1)
 qp["case"], qp["case_suite"] = case_id, suite_name
 
-st.subheader(f"Case {case_id}")
+st.subheader(f"Case {ui.esc(case_id)}")
 records_of = {release: data.case_records(sel.generation, release, suite_name, case_id) if release else []
               for release in (sel.baseline, sel.candidate)}
 base_out = next((r["output"] for r in records_of[sel.baseline]), None) if sel.baseline else None
