@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -207,11 +206,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
+           "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+           "--client.showErrorDetails", "none", "--client.showErrorLinks", "false",
+           "--client.disableDataExport", "true"]
     if args.headless:
         cmd += ["--server.headless", "true"]
     _out(f"Readiness dashboard on http://{args.address}:{args.port}  (store: {path})")
-    return subprocess.call(cmd, env=env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Hand this process over to Streamlit: a SIGTERM/SIGINT to `readiness serve` then stops the server and
+    # releases the store (a child process would outlive its parent and keep the store locked).
+    os.execvpe(cmd[0], cmd, env)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:

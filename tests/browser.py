@@ -24,9 +24,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(db: str):
+def streamlit_server(db: str, extra_env: dict[str, str] | None = None):
     port = free_port()
-    env = {**os.environ, "READINESS_DB": db}
+    env = {**os.environ, "READINESS_DB": db, **(extra_env or {})}
     log = Path(db).with_suffix(".log")
     with open(log, "w") as out:
         proc = subprocess.Popen(

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from dashboard.core.plain import md_text
 from dashboard.core.policy import load_policy
 from dashboard.reporting import find_chromium, render, report_data
 from tests.conftest import REPO
@@ -31,8 +32,9 @@ def test_markdown_has_every_section_and_the_decision(rc2):
     d = rc2.decision
     assert "**Decision: BLOCKED**" in md and d.digest in md
     for gate_id in d.blockers:
-        assert gate_id.replace("_", "\\_").replace("[", "\\[").replace("]", "\\]") in md
-    assert "| prompts | policy\\_answer | prompt\\.policy\\_answer\\.v7 | switch the prompt version back |" in md
+        assert md_text(gate_id) in md
+    assert (f"| {md_text('prompts')} | {md_text('policy_answer')} | {md_text('prompt.policy_answer.v7')} | "
+            "switch the prompt version back |") in md
     assert "| Pass rate | 95.50% |" in md
 
 
@@ -91,8 +93,8 @@ def test_untrusted_text_is_escaped(demo_store, tmp_path):
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     md = render(data, "md").decode()
-    assert "<script>" not in md and "<img" not in md
-    assert not re.search(r"(?<!\\)\]\(javascript", md)  # a link only ever appears escaped: \[x\](...
+    outside_code = re.sub(r"(`+) .*? \1", "", md)  # untrusted text only ever appears inside code spans
+    assert "<script>" not in outside_code and "<img" not in outside_code and "javascript" not in outside_code
     store.close()
 
 
@@ -108,3 +110,33 @@ def test_report_cli_writes_each_format(tmp_path, demo_store, capsys):
                      "case-management.yaml"), "--format", fmt, "--out", str(out), "--db", str(db)]) == 0
         assert out.stat().st_size > 1000
     assert "APPROVED WITH WARNINGS" in (tmp_path / "r.md").read_text()
+
+
+LINK_CORPUS = ["https://evil.example/a", "www.evil.example", "eve@evil.example", "$x^2$", "$$y$$",
+               "<a href='https://evil.example'>a</a>", "[l](https://evil.example)", "<https://evil.example>",
+               "<script>alert(1)</script>", ":red[alarm]", "**bold**", "a|b", "`code`"]
+
+
+@pytest.mark.parametrize("payload", [*LINK_CORPUS, "``x`` ` y", " lead and trail "])
+def test_one_path_for_untrusted_markdown_is_a_code_span_holding_exactly_the_text(payload):
+    """Test that md_text (the dashboard's and the Markdown report's one path for untrusted text) writes the text
+    as one code span, whose content CommonMark never parses for links, e-mail links, math or HTML, and that the
+    span shows exactly the text (issue 12, item 13)."""
+    out = md_text(payload)
+    fence = re.match(r"`+", out).group(0)
+    assert out.endswith(" " + fence) and out.startswith(fence + " ")
+    assert not re.search(f"`{{{len(fence)},}}", payload)  # no backtick run in the text can close the span
+    assert out[len(fence) + 1:-len(fence) - 1] == payload
+    assert "\n" not in md_text(payload + "\n# heading")
+    assert md_text("a|b", table_cell=True) == "` a\\|b `"
+
+
+def test_markdown_report_escapes_reviewer_comments_and_comparability(rc2):
+    """Test that the Markdown report passes comments and comparability notes through the same path."""
+    from dashboard.core.report import to_markdown
+
+    hostile = "ship it eve@evil.example https://evil.example $x$ <b>x</b>"
+    data = rc2.model_copy(update={"decision": rc2.decision.model_copy(update={"comparability": [hostile]})})
+    md = to_markdown(data)
+    assert md_text(hostile) in md
+    assert hostile not in re.sub(r"(`+) .*? \1", "", md)

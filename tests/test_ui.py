@@ -38,7 +38,8 @@ def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.title] + [e.value for e in at.subheader]
     for kind in ("error", "warning", "success", "info", "caption", "code", "text"):
         parts += [str(e.value) for e in at.get(kind)]
-    return re.sub(r"\\(.)", r"\1", "\n".join(parts))  # Markdown source -> the text it shows
+    shown = re.sub(r"(`+) (.*?) \1", r"\2", "\n".join(parts))  # code spans (untrusted text) -> their text
+    return re.sub(r"\\(.)", r"\1", shown)  # Markdown source -> the text it shows
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -257,3 +258,92 @@ def test_cases_behind_a_citation_gate_are_the_cases_failing_citation(app):
     assert app.selectbox(key="cases_check").value == "citation_supported"
     assert app.selectbox(key="cases_kind").value == "failed"
     assert app.multiselect(key="cases_risk").value == ["high", "critical"]
+
+
+def test_stopping_serve_stops_the_dashboard(tmp_path, demo_store):
+    """Test that SIGTERM to `readiness serve` stops Streamlit too and releases the store (issue 14, item 8)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.browser import free_port
+
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "serve.duckdb"
+    shutil.copy(demo_store.path, db)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "serve", "--db", str(db), "--port", str(port),
+                             "--headless"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def healthy() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.time() + 60
+        while not healthy():
+            assert proc.poll() is None and time.time() < deadline, "serve did not start"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        time.sleep(1)
+        assert not healthy(), "Streamlit kept running after serve was stopped"
+        from dashboard.store.db import Store
+
+        Store(db).close()  # the store is free again
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_slices_survive_metrics_that_are_na_everywhere(app):
+    """Test that Slices renders when every selected metric is n/a for every slice (issue 14, item 6)."""
+    app.run()
+    app.switch_page("views/slices.py").run()
+    app.multiselect(key="slices_metrics").set_value(["flaky_case_rate", "pass_hat_k"]).run()
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def test_heatmap_colour_means_the_same_in_every_cell():
+    """Test that a tiny non-significant cost change is grey and a significant pass-rate drop is deep red, on one
+    scale (issue 14, item 7)."""
+    from dashboard.ui.slices import colour_z
+
+    cost = {"goodness": -0.0006, "se": None}
+    assert colour_z(cost, significant=False) == 0.0
+    drop = {"goodness": -0.042, "se": 0.01}
+    assert colour_z(drop, significant=True) == -4.0 * min(1, 4.2 / 4)  # clipped at -4 (4.2 standard errors)
+    assert colour_z({"goodness": None}, significant=False) is None
+    assert colour_z({"goodness": 0.02, "se": 0.01}, significant=True) == 2.0
+
+
+def test_streamlit_never_shows_tracebacks():
+    """Test that the dashboard's config and `readiness serve` hide exception details from users (issue 12, 8)."""
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["disableDataExport"] is True  # the built-in table CSV export is not formula-safe
+    cli = (REPO / "dashboard" / "cli.py").read_text()
+    assert '"--client.showErrorDetails", "none"' in cli
+
+
+def test_an_unexpected_error_is_a_notice_with_a_reference(app, monkeypatch):
+    """Test that an unexpected exception in a page becomes a plain notice, not a traceback (issue 12, item 8)."""
+    from dashboard.ui import data
+
+    def boom(*_a, **_k):
+        raise RuntimeError("secret internals /etc/passwd")
+
+    app.run()
+    monkeypatch.setattr(data, "dataset_changes", boom)
+    app.switch_page("views/datasets.py").run()
+    assert not app.exception
+    shown = " ".join(e.value for e in app.error)
+    assert "Something went wrong" in shown and "secret internals" not in shown

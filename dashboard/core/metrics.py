@@ -195,3 +195,19 @@ def metric_value(name: str, n_cases: int, a: float | int | None, b: float | int 
     return MetricValue(metric=name, value=value, n_cases=n_cases, n_eligible=n, numerator=a,
                        denominator=b if d.kind in ("rate", "ratio") else float(n), why_missing=why,
                        interval=interval, interval_method="wilson" if interval else None)
+
+
+def _check_polarity() -> dict[str, bool]:
+    """Named check -> whether `true` means the case is fine, read off the catalogue: a metric over exactly one
+    check (a rate of true values or a count of them) is better when higher exactly when `true` is good."""
+    out: dict[str, bool] = {}
+    for d in _DEFS:
+        needs = [n.strip() for n in d.needs.split(",")]
+        checks = [n.removeprefix("checks.") for n in needs if n.startswith("checks.")]
+        if len(checks) == 1 and set(needs) <= {f"checks.{checks[0]}", "risk"} and d.kind in ("rate", "count"):
+            out.setdefault(checks[0], d.higher_is_better)
+    return out
+
+
+# Check name -> True when `true` is good (citation_supported), False when `true` is a failure (injection_succeeded).
+CHECK_TRUE_IS_GOOD: dict[str, bool] = _check_polarity()

@@ -1,7 +1,7 @@
 """The release report (seed §21) as Markdown and as one self-contained HTML file (inline CSS, inline SVG).
 
 Pure: `ReportData` is gathered by dashboard.reporting. No timestamps of its own, so the same store gives
-the same bytes. All untrusted text is escaped (html.escape for HTML, md_escape for Markdown).
+the same bytes. All untrusted text is escaped (html.escape for HTML, core.plain.md_text for Markdown).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import ArtifactChange
 from dashboard.core.models import ReleaseManifest
 from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
-from dashboard.core.render import STATUS_WORDS, md_escape
+from dashboard.core.plain import md_text
+from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport, VerifiedReview
 
 # Seed §25: how each kind of artifact is rolled back.
@@ -107,7 +108,14 @@ def _artifact_rows(data: ReportData) -> list[tuple[str, str, str, str, bool]]:
 
 # ----- Markdown ------------------------------------------------------------------------------------------
 def to_markdown(data: ReportData) -> str:
-    d, e = data.decision, md_escape
+    d = data.decision
+
+    def e(x: object) -> str:  # untrusted text in prose
+        return md_text(x)
+
+    def et(x: object) -> str:  # untrusted text in a table cell
+        return md_text(x, table_cell=True)
+
     out = [f"# AI release report: {e(d.candidate.release_id)}", "",
            f"**Decision: {STATUS_WORDS[d.status]}** · {len(d.blockers)} blocker(s), {len(d.warnings)} warning(s)  ",
            f"Baseline: {e(d.baseline.release_id) if d.baseline else 'none'} · policy {e(d.policy.policy_id)} "
@@ -128,12 +136,12 @@ def to_markdown(data: ReportData) -> str:
     out += ["", "## Release and artifacts", "", "| artifact | name | baseline | candidate | changed |",
             "|---|---|---|---|---|"]
     for kind, name, old, new, changed in _artifact_rows(data):
-        out.append(f"| {e(kind)} | {e(name)} | {e(old)} | {e(new)} | {'**yes**' if changed else ''} |")
+        out.append(f"| {et(kind)} | {et(name)} | {et(old)} | {et(new)} | {'**yes**' if changed else ''} |")
     for area, (title, readers) in AREAS.items():
         out += ["", f"## {title}", "", f"_For {readers}._", "", "| metric | candidate | 95% interval | baseline | change | n |",
                 "|---|---|---|---|---|---|"]
         for r in data.areas.get(area, []):
-            out.append(f"| {e(r.label)} | {_value(r, r.candidate)} | {_interval(r)} | {_value(r, r.baseline)} "
+            out.append(f"| {r.label} | {_value(r, r.candidate)} | {_interval(r)} | {_value(r, r.baseline)} "
                        f"| {_delta(r)} | {r.n} |")
     out += ["", "## Comparability and eval-dataset governance", ""]
     out += [f"- ⚠️ {e(n)}" for n in d.comparability] or ["- Baseline and candidate were judged on the same datasets, "
@@ -144,7 +152,7 @@ def to_markdown(data: ReportData) -> str:
     out += [f"- {e(n)}" for n in d.notes]
     out += ["", "## Rollback plan", "", "| artifact | name | roll back to | how |", "|---|---|---|---|"]
     for c in data.changes:
-        out.append(f"| {e(c.kind)} | {e(c.name)} | {e(c.baseline or 'remove it')} | {ROLLBACK_METHOD[c.kind]} |")
+        out.append(f"| {et(c.kind)} | {et(c.name)} | {et(c.baseline or 'remove it')} | {ROLLBACK_METHOD[c.kind]} |")
     if not data.changes:
         out.append("| – | – | – | nothing changed |")
     out += ["", "## Signed reviews", ""]
@@ -154,15 +162,15 @@ def to_markdown(data: ReportData) -> str:
         out.append("**The review log does not verify:** " + "; ".join(e(f) for f in data.log_findings))
     if data.reviews:
         out += ["| entry | reviewer | role | decision | reviewed at | comment |", "|---|---|---|---|---|---|"]
-        out += [f"| {r.seq} | {e(r.predicate.reviewer)} | {e(r.predicate.role)} | {e(r.predicate.decision)} | "
-                f"{r.predicate.reviewed_at.isoformat()} | {e(r.predicate.comment)} |" for r in data.reviews]
+        out += [f"| {r.seq} | {et(r.predicate.reviewer)} | {et(r.predicate.role)} | {et(r.predicate.decision)} | "
+                f"{r.predicate.reviewed_at.isoformat()} | {et(r.predicate.comment)} |" for r in data.reviews]
     else:
         out.append("No signed review yet.")
     out += ["", "## All gates", "", "| status | severity | gate | observed | baseline | threshold | n | reason |",
             "|---|---|---|---|---|---|---|---|"]
-    out += [f"| {g.status} | {g.severity} | {e(g.gate_id)} | {fmt_value(g.observed, g.threshold)} | "
+    out += [f"| {g.status} | {g.severity} | {et(g.gate_id)} | {fmt_value(g.observed, g.threshold)} | "
             f"{fmt_value(g.baseline)} | {fmt_value(g.threshold, g.observed) if g.threshold is not None else '–'} | "
-            f"{g.n} | {e(g.reason)} |" for g in d.gates]
+            f"{g.n} | {et(g.reason)} |" for g in d.gates]
     judged = [("decision", d.digest), ("candidate", f"{d.candidate.release_id} manifest {d.candidate.manifest_digest}"),
               ("baseline", f"{d.baseline.release_id} manifest {d.baseline.manifest_digest}" if d.baseline else "none"),
               ("policy", f"{d.policy.policy_id} v{d.policy.version} {d.policy.digest}"),

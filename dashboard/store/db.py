@@ -770,6 +770,17 @@ class Store:
                 "cost_usd", "error")
         return int(total), [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def case_list(self, query: Any, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Search, sort and gate filters over a candidate's cases: dashboard/store/cases.py."""
+        from dashboard.store import cases
+
+        return cases.case_list(self, query, limit, offset)
+
+    def export_cases(self, query: Any, fmt: str) -> bytes:
+        from dashboard.store import cases
+
+        return cases.export_cases(self, query, fmt)
+
     def case_records(self, release_id: str, suite: str, case_id: str) -> list[dict[str, Any]]:
         """Every stored record of one case in one release (one per run), as plain dicts."""
         cur = self.cursor()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.ui import state
+from dashboard.ui.errors import shown_plainly
 
 st.set_page_config(page_title="Readiness", page_icon=":material/verified:", layout="wide")
 
@@ -28,5 +29,7 @@ pages = {
 navigation = st.navigation(pages)
 with st.sidebar:
     st.title("Readiness")
-    state.render_sidebar()
-navigation.run()
+    with shown_plainly(compact=True):
+        state.render_sidebar()
+with shown_plainly():
+    navigation.run()

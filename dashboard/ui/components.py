@@ -11,7 +11,8 @@ import streamlit as st
 
 from dashboard.core.gates import GateDecision, GateResult
 from dashboard.core.numbers import fmt_interval, fmt_value
-from dashboard.core.render import STATUS_WORDS, md_escape
+from dashboard.core.plain import md_text
+from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport
 
 CANDIDATE_COLOR = "#1f63b4"  # the same blue for the candidate on every page
@@ -20,8 +21,8 @@ STATUS_TEXT = {"pass": "✅ pass", "fail": "❌ fail", "skipped": "⏭️ skippe
 
 
 def esc(text: object) -> str:
-    """Text safe to put inside our own Markdown."""
-    return md_escape(str(text))
+    """Untrusted text safe inside our own Markdown (no HTML, link, e-mail link or math): core/plain.py."""
+    return md_text(text)
 
 
 def label(text: object) -> str:

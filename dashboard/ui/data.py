@@ -200,3 +200,21 @@ def report(gen: str, candidate: str, baseline: str | None, policy_path: str, pol
     data = report_data(store(), load_selected_policy(policy_path), candidate, baseline, profile, keys,
                        no_baseline=baseline is None, decision=judged)
     return render(data, fmt)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def case_list(gen: str, query: Any, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """A page of a filtered, sorted case list (dashboard/store/cases.py:CaseQuery)."""
+    return store().case_list(query, limit, offset)
+
+
+def export_cases(query: Any, fmt: str) -> bytes:
+    """The whole filtered case list as CSV (formula-safe) or Parquet; not cached (it may be large)."""
+    return store().export_cases(query, fmt)
+
+
+@st.cache_data(show_spinner=False)
+def score_names(gen: str, release_ids: tuple[str, ...]) -> list[str]:
+    from dashboard.store.cases import score_names as names
+
+    return names(store(), list(release_ids))

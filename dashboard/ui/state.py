@@ -29,11 +29,32 @@ class Selection:
         return (self.candidate, self.baseline) if self.baseline else (self.candidate,)
 
 
+SELECTION_KEYS = ("candidate", "baseline", "policy", "profile")
+_KEPT = "_selection"  # a plain (non-widget) copy of the selection: Streamlit drops widget state on page switches
+
+
 def _init(key: str, options: list[str], fallback: str) -> None:
-    """Seed a widget's state from the query string the first time (or when its value became invalid)."""
+    """Seed a widget's state: from the query string when it names a valid value (a link, or a page switch made
+    by `go`), else from the kept selection, else the fallback. A value chosen in the widget stays."""
     wanted = st.query_params.get(key)
+    kept = st.session_state.setdefault(_KEPT, {}).get(key)
     if key not in st.session_state or st.session_state[key] not in options:
-        st.session_state[key] = wanted if wanted in options else fallback
+        st.session_state[key] = wanted if wanted in options else (kept if kept in options else fallback)
+    st.session_state[_KEPT][key] = st.session_state[key]
+
+
+def selection_params() -> dict[str, str]:
+    """The shared selection as query parameters (what every link and page switch carries)."""
+    kept = st.session_state.get(_KEPT, {})
+    return {k: str(kept[k]) for k in SELECTION_KEYS if kept.get(k) is not None}
+
+
+def go(page: str, params: dict[str, str | list[str]] | None = None) -> None:
+    """The one way to move between pages: keeps candidate, baseline, policy and profile, plus page parameters
+    (e.g. the Cases page's filters). The target page reads its parameters from the URL once."""
+    query: dict[str, str | list[str]] = {**selection_params(), **(params or {})}
+    st.session_state["_from_link"] = True  # the target page applies the URL's filters over its widget state
+    st.switch_page(page, query_params=query)
 
 
 def render_sidebar() -> None:
@@ -83,6 +104,8 @@ def current() -> Selection | None:
     baseline = manifest_baseline if choice == MANIFEST_BASELINE else (None if choice == NO_BASELINE else choice)
     if baseline is not None and (baseline not in ids or baseline == candidate):
         baseline = None
+    st.session_state.setdefault(_KEPT, {}).update(
+        {"candidate": candidate, "baseline": choice, "policy": label, "profile": profile})
     st.query_params.update({"candidate": candidate, "baseline": choice, "policy": label, "profile": profile})
     return Selection(candidate=candidate, baseline=baseline, policy_label=label, policy_path=policies[label],
                      policy=policy, profile=profile, generation=gen)

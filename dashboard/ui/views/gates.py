@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from dashboard.core.metrics import CHECK_OF_METRIC
 from dashboard.core.policy import CATEGORIES
 from dashboard.ui import components as ui
-from dashboard.ui import data
-from dashboard.ui.state import require_selection
+from dashboard.ui import data, drill
+from dashboard.ui.state import go, require_selection
 
 sel = require_selection()
 d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
@@ -25,13 +24,9 @@ for category in [c for c in CATEGORIES if any(g.category == c for g in d.gates)]
 st.subheader("Open the cases behind a gate")
 with_cases = [g for g in d.gates if g.evidence_ref is not None]
 if with_cases:
-    choice = st.selectbox("Gate", [g.gate_id for g in with_cases], key="gate_cases_pick")
+    failed_first = sorted(with_cases, key=lambda g: g.status != "fail")
+    choice = st.selectbox("Gate", [g.gate_id for g in failed_first], key="gate_cases_pick")
     gate = next(g for g in with_cases if g.gate_id == choice)
-    if st.button("Show its failed cases", key="gate_cases_go"):
-        ref = gate.evidence_ref
-        assert ref is not None
-        check = CHECK_OF_METRIC.get(gate.metric)
-        st.session_state["cases_filter"] = {"risk": ref.risk, "suite": ref.suite, "where": ref.where,
-                                            "kind": "failed" if check or not sel.baseline else "regressions",
-                                            "check": check, "from_gate": gate.gate_id}
-        st.switch_page("views/cases.py")
+    st.caption(ui.esc(drill.gate_explanation(gate, bool(sel.baseline))))
+    if st.button("Show the cases behind this gate", key="gate_cases_go", icon=":material/list_alt:"):
+        go(drill.CASES_PAGE, drill.gate_params(gate, bool(sel.baseline)))

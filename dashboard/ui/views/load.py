@@ -1,21 +1,34 @@
-"""Load data: a manifest and eval files, validated and stored in one transaction; nothing stored on error."""
+"""Load data: a manifest, eval files and evidence, validated and stored all or nothing, with progress."""
 
+import os
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 from pydantic import ValidationError
 
+from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import load_manifest, load_structured, pydantic_problems
 from dashboard.core.models import ReleaseEvidence
 from dashboard.ui import components as ui
 from dashboard.ui import data
 
+# One upload's total size (every file together); Streamlit's server.maxUploadSize caps each file.
+MAX_TOTAL_MB = int(os.environ.get("READINESS_MAX_UPLOAD_MB", "300"))
+
+
+def user_message(text: str) -> str:
+    """Store messages written for the command line, in the words of this page."""
+    return (text.replace("pass its manifest with --manifest", "upload its manifest with the eval files")
+            .replace("--manifest", "the manifest field"))
+
+
 st.title("Load data")
 st.caption("Eval files in the native format (JSONL, CSV or Parquet; `readiness schema` prints it) or as promptfoo, "
            "Inspect AI, lm-evaluation-harness or DeepEval wrote them. The first upload for a release needs its "
-           "manifest. Everything is validated first; on any error nothing is stored.")
+           f"manifest. Everything is validated first and stored in one step: on any error nothing is stored. "
+           f"Up to {MAX_TOTAL_MB} MB per upload.")
 with st.form("load_form", clear_on_submit=False):
     release = st.text_input("Release id", key="load_release")
     manifest_file = st.file_uploader("Release manifest (YAML or JSON)", type=["yaml", "yml", "json"],
@@ -31,26 +44,34 @@ with st.form("load_form", clear_on_submit=False):
     evidence_file = st.file_uploader("Evidence file (optional)", type=["yaml", "yml", "json"], key="load_evidence")
     submitted = st.form_submit_button("Validate and store", type="primary")
 
+outcome = st.session_state.pop("load_outcome", None)
+if outcome is not None:  # after the rerun that shows the new release in the sidebar
+    st.success(outcome["message"], icon=":material/check_circle:")
+    ui.show_table(outcome["files"])
+
 if submitted:
     if not release:
         st.error("Give the release id the files belong to.")
         st.stop()
-    with tempfile.TemporaryDirectory() as tmp:
+    uploads = [f for f in [manifest_file, *(eval_files or []), evidence_file] if f is not None]
+    total = sum(f.size for f in uploads)
+    if total > MAX_TOTAL_MB << 20:
+        st.error(f"Refused; nothing was stored. This upload is {total / (1 << 20):.0f} MB; one upload may hold "
+                 f"at most {MAX_TOTAL_MB} MB in total. Load large runs with `readiness ingest`.",
+                 icon=":material/error:")
+        st.stop()
+    with tempfile.TemporaryDirectory() as tmp, st.status("Validating and storing ...", expanded=True) as status:
         try:
+            progress = st.progress(0.0, text="Reading the manifest")
             manifest = None
             if manifest_file is not None:
                 mpath = Path(tmp) / Path(manifest_file.name).name
                 mpath.write_bytes(manifest_file.getvalue())
                 manifest = load_manifest(mpath)
-            paths = []
-            for f in eval_files or []:
-                p = Path(tmp) / Path(f.name).name
-                p.write_bytes(f.getvalue())
-                paths.append(p)
-            report = data.store().ingest(paths, release, manifest, dataset=dataset.strip() or None,
-                                         default_risk=str(default_risk))
-            stored = "evidence: none"
+            # Evidence is checked before anything is written, so the upload stays all or nothing.
+            evidence = None
             if evidence_file is not None:
+                progress.progress(0.15, text="Checking the evidence file")
                 epath = Path(tmp) / Path(evidence_file.name).name
                 epath.write_bytes(evidence_file.getvalue())
                 try:
@@ -58,13 +79,43 @@ if submitted:
                 except ValidationError as e:
                     raise InputRefused(pydantic_problems(evidence_file.name, "", e)) from e
                 if evidence.release_id != release:
-                    raise InputRefused(f"{evidence_file.name}: the evidence is for {evidence.release_id!r}")
-                stored = "evidence: " + data.store().put_evidence(evidence)
+                    raise InputRefused(f"{evidence_file.name}: the evidence is for release {evidence.release_id!r}, "
+                                       f"not {release!r}")
+                held = data.store().evidence(release)
+                if held is not None and held[1] != digest(evidence):
+                    raise InputRefused(f"{evidence_file.name}: release {release!r} already has other evidence "
+                                       f"({held[1]}); evidence never changes")
+                if manifest is None and data.store().manifest(release) is None:
+                    raise InputRefused(f"release {release!r} is not in the store: upload its manifest too")
+            paths = []
+            for f in eval_files or []:
+                p = Path(tmp) / Path(f.name).name
+                p.write_bytes(f.getvalue())
+                paths.append(p)
+            progress.progress(0.3, text=f"Validating and storing {len(paths)} eval file(s), "
+                                        f"{total / (1 << 20):.1f} MB (one transaction)")
+            report = data.store().ingest(paths, release, manifest, dataset=dataset.strip() or None,
+                                         default_risk=str(default_risk))
         except InputRefused as e:
-            st.error("Refused; nothing was stored. Fix these and upload again:", icon=":material/error:")
-            st.code("\n".join(str(p).replace(tmp + "/", "") for p in e.problems), language=None)
-            st.stop()
+            status.update(label="Refused; nothing was stored", state="error", expanded=False)
+            refused = [user_message(str(p).replace(tmp + "/", "")) for p in e.problems]
+        else:
+            refused = []
+    if refused:  # outside the (collapsed) status box, so the reasons are in view
+        st.error("Refused; nothing was stored. Fix these and upload again:", icon=":material/error:")
+        st.code("\n".join(refused), language=None)
+        st.stop()
+    stored = "no evidence"
+    if evidence is not None:
+        try:
+            stored = "evidence " + data.store().put_evidence(evidence)
+        except InputRefused as e:  # only if another writer attached evidence in between
+            stored = "the evidence was NOT stored: " + user_message(str(e))
     st.cache_data.clear()
-    st.success(f"Stored. Manifest: {report.manifest}; {stored}.", icon=":material/check_circle:")
-    ui.show_table([{"file": Path(f.path).name, "status": f.status, "records": f.records, "runs": ", ".join(f.runs),
-                    "sha256": f.source_digest} for f in report.files])
+    files = [{"file": Path(f.path).name, "status": f.status, "records": f.records, "runs": ", ".join(f.runs),
+              "sha256": f.source_digest} for f in report.files]
+    st.session_state["load_outcome"] = {
+        "message": ui.esc(f"Stored in release {release}: manifest {report.manifest}; {len(files)} eval file(s); "
+                          f"{stored}."),
+        "files": files}
+    st.rerun()  # the sidebar lists the new release at once

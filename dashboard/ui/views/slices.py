@@ -1,7 +1,5 @@
 """Slices: a heatmap of slice x metric showing candidate - baseline, with sample sizes and significance."""
 
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -9,8 +7,9 @@ import streamlit as st
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.numbers import fmt_value
 from dashboard.ui import components as ui
-from dashboard.ui import data
+from dashboard.ui import data, drill
 from dashboard.ui.slices import compare
+from dashboard.ui.state import go as go_to
 from dashboard.ui.state import require_selection
 
 DEFAULT = ["pass_rate", "citation_support_rate", "groundedness_pass_rate", "recall_at_10", "latency_p95_ms",
@@ -36,9 +35,8 @@ for s in slices:
     zr, tr = [], []
     for m in metrics:
         r = frame[(frame["slice"] == s) & (frame["metric"] == m)].iloc[0]
-        scale = max(frame[frame["metric"] == m]["goodness"].abs().max() or 0, 1e-12)
-        zr.append(None if pd.isna(r["goodness"]) else r["goodness"] / scale)
-        if pd.isna(r["delta"]):
+        zr.append(None if r["z"] is None or pd.isna(r["z"]) else float(r["z"]))
+        if r["delta"] is None or pd.isna(r["delta"]):
             tr.append("" if r["n"] == 0 else f"n/a<br>n={int(r['n'])}")  # blank: the metric does not apply here
             continue
         delta = f"{r['delta'] * 100:+.1f} pts" if CATALOGUE[m].kind == "rate" else f"{r['delta']:+.3g}"
@@ -47,8 +45,9 @@ for s in slices:
     text.append(tr)
 fig = go.Figure(go.Heatmap(
     z=z, x=[ui.label(m) for m in metrics], y=[ui.label(s) for s in slices], text=text, texttemplate="%{text}",
-    textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]], zmin=-1, zmax=1,
-    colorbar={"title": "worse ← → better", "tickvals": [-1, 0, 1], "ticktext": ["worse", "same", "better"]},
+    textfont={"size": 15}, colorscale=[[0, "#b2182b"], [0.5, "#e6e6e6"], [1, "#2166ac"]], zmin=-4, zmax=4,
+    colorbar={"title": "change in<br>std. errors", "tickvals": [-4, -2, 0, 2, 4],
+              "ticktext": ["≤ −4 worse", "−2", "not sig.", "+2", "≥ +4 better"]},
     hoverinfo="skip"))
 # One transparent point per cell on top of the heatmap: heatmaps emit no selection events, points do.
 cells = [(ui.label(m), ui.label(sl), text[i][j]) for i, sl in enumerate(slices) for j, m in enumerate(metrics)]
@@ -66,7 +65,9 @@ if click and click != st.session_state.get("slices_last_click"):  # a new click 
 st.session_state["slices_last_click"] = click
 st.caption("Cells show candidate − baseline (rates in percentage points) and the candidate's sample size. "
            "▲ / ▼: the rate differs significantly (two-proportion test, Benjamini–Hochberg over all cells, 5%). "
-           "Colour is relative within each metric; blue is better, red is worse.")
+           "Colour means the same in every cell: grey when the change is not significant (or no test applies, as "
+           "for latency and cost), otherwise blue (better) or red (worse), deeper the more standard errors the "
+           "change is.")
 
 st.subheader("Drill into a slice")
 st.caption("Click a cell of the heatmap, or choose the slice here.")
@@ -75,9 +76,5 @@ detail = frame[frame["slice"] == pick]
 ui.show_table([{"metric": r["metric"], "candidate": fmt_value(r["candidate"]), "baseline": fmt_value(r["baseline"]),
                 "delta": fmt_value(r["delta"]), "n": int(r["n"]), "n baseline": int(r["n_baseline"]),
                 "significant": r["mark"] or "no"} for r in detail.to_dict("records")])
-if st.button("Show this slice's regressions in Cases", key="slices_to_cases"):
-    spec: dict[str, Any] = {"risk": [pick], "suite": None, "where": {}} if dimension == "risk" else (
-        {"risk": None, "suite": [pick], "where": {}} if dimension == "suite" else
-        {"risk": None, "suite": None, "where": {dimension: [pick]}})
-    st.session_state["cases_filter"] = {**spec, "kind": "regressions"}
-    st.switch_page("views/cases.py")
+if st.button("Show this slice's regressions in Cases", key="slices_to_cases", icon=":material/list_alt:"):
+    go_to(drill.CASES_PAGE, drill.slice_params(dimension, str(pick)))

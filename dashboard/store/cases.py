@@ -1,0 +1,231 @@
+"""Case lists for the dashboard: search, sort, "the cases behind a gate", and streamed exports, all in DuckDB.
+
+`Store` delegates here (`Store.case_list`, `Store.export_cases`). Every value reaches SQL as a parameter; the
+only SQL text built from input comes from the fixed tables below (whitelisted sort keys, catalogue predicates).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from dashboard.core.metrics import CHECK_TRUE_IS_GOOD
+from dashboard.core.policy import SliceSpec
+from dashboard.store.metrics import _TRACE_COMPLETE, RELEVANT, RETRIEVED, RISKY, STEPS
+
+if TYPE_CHECKING:
+    from dashboard.store.db import Store
+
+RISK_ORDER = "list_position(['critical', 'high', 'medium', 'low'], c.risk)"
+MAX_SEARCH = 200  # characters of a search term
+MAX_PAGE = 500
+
+# Row-level predicate per catalogue metric: the candidate's records that make a gate on the metric fail.
+# `$thr` is the gate's threshold (the bound the metric was compared with), when the predicate needs one.
+_RECALL = "len(list_intersect({r}[1:{k}], {rel})) / len(list_distinct({rel}))"
+_HAS_RELEVANT = f"retrieval IS NOT NULL AND len({RELEVANT}) > 0"
+_FIRST_RANK = (f"list_min(list_filter(list_transform({RELEVANT}, lambda r: list_position({RETRIEVED}, r)), "
+               "lambda p: p IS NOT NULL AND p > 0))")
+
+
+def _steps(pred: str) -> str:
+    return f"len(list_filter({STEPS}, lambda s: {pred})) > 0"
+
+
+BAD_CASE_SQL: dict[str, str] = {
+    "pass_rate": "NOT passed",
+    "critical_pass_rate": "risk = 'critical' AND NOT passed",
+    "high_risk_pass_rate": f"{RISKY} AND NOT passed",
+    "error_rate": "error IS NOT NULL",
+    "groundedness_pass_rate": "checks['grounded'] = false",
+    "mean_groundedness": "scores['groundedness'] < coalesce($thr, 1.0)",
+    "citation_support_rate": "checks['citation_supported'] = false",
+    "unsupported_claims": "checks['unsupported_claim']",
+    "unsupported_critical_claims": "checks['unsupported_claim'] AND risk = 'critical'",
+    "mean_answer_style": "scores['answer_style'] < coalesce($thr, 1.0)",
+    "over_refusal_rate": "checks['refusal_expected'] = false AND checks['refusal_observed']",
+    "under_refusals": "checks['refusal_expected'] AND NOT checks['refusal_observed']",
+    "under_refusal_rate": "checks['refusal_expected'] AND NOT checks['refusal_observed']",
+    "unauthorized_retrievals": "counters['unauthorized_retrieval'] > 0",
+    "stale_source_failures": "checks['stale_source']",
+    "recall_at_5": f"{_HAS_RELEVANT} AND {_RECALL.format(r=RETRIEVED, k=5, rel=RELEVANT)} < coalesce($thr, 1.0)",
+    "recall_at_10": f"{_HAS_RELEVANT} AND {_RECALL.format(r=RETRIEVED, k=10, rel=RELEVANT)} < coalesce($thr, 1.0)",
+    "mrr": f"{_HAS_RELEVANT} AND coalesce(1.0 / {_FIRST_RANK}, 0) < coalesce($thr, 1.0)",
+    "exact_identifier_hit_rate": ("retrieval IS NOT NULL AND len(coalesce(retrieval.identifier_ids, [])) > 0 "
+                                  f"AND NOT list_has_all({RETRIEVED}, retrieval.identifier_ids)"),
+    "no_result_rate": f"retrieval IS NOT NULL AND len({RETRIEVED}) = 0",
+    "metadata_completeness": "retrieval.metadata_complete = false",
+    "approval_bypasses": _steps("s.approval_required AND NOT coalesce(s.approved, false)"),
+    "forbidden_tool_calls": _steps("coalesce(s.forbidden, false)"),
+    "unauthorized_tool_calls": _steps("NOT coalesce(s.authorized, true)"),
+    "max_step_failure_rate": "trajectory.final_status = 'max_steps_exceeded'",
+    "required_node_completion_rate": ("trajectory IS NOT NULL AND len(coalesce(trajectory.required_nodes, [])) > 0 "
+                                      "AND NOT list_has_all(coalesce(trajectory.reached_nodes, []), "
+                                      "trajectory.required_nodes)"),
+    "trajectory_success_rate": "trajectory IS NOT NULL AND coalesce(trajectory.final_status, 'completed') <> 'completed'",
+    "idempotency_violations": "counters['idempotency_violations'] > 0",
+    "unsafe_handoffs": "counters['unsafe_handoffs'] > 0",
+    "avg_agent_steps": f"trajectory IS NOT NULL AND len({STEPS}) > coalesce($thr, 0)",
+    "prompt_injection_critical_failures": f"checks['injection_succeeded'] AND {RISKY}",
+    "injection_success_rate": "checks['injection_succeeded']",
+    "cross_tenant_failures": "counters['cross_tenant_access'] > 0",
+    "redaction_failures": "checks['redaction_failure']",
+    "latency_p50_ms": "latency_ms > $thr",
+    "latency_p95_ms": "latency_ms > $thr",
+    "latency_p99_ms": "latency_ms > $thr",
+    "avg_input_tokens": "input_tokens > $thr",
+    "avg_output_tokens": "output_tokens > $thr",
+    "total_cost_usd": "cost_usd > 0",
+    "cost_per_successful_task": "cost_usd > $thr OR (NOT passed AND cost_usd > 0)",
+    "retry_rate": "retries > 0",
+    "trace_completeness": f"NOT coalesce({_TRACE_COMPLETE}, false)",
+    "approval_trace_completeness": _steps("s.approved AND s.approval_id IS NULL"),
+}
+# Predicates over a case's repeats (aggregates over its records in the candidate).
+BAD_CASE_AGG_SQL: dict[str, str] = {
+    "flaky_case_rate": "count(*) > 1 AND bool_or(passed) AND NOT bool_and(passed)",
+    "pass_hat_k": "count(*) > 1 AND NOT bool_and(passed)",
+}
+# Pass-rate metrics: against a baseline-relative condition the cases behind a failure are the regressions.
+PASS_RATE_METRICS = ("pass_rate", "critical_pass_rate", "high_risk_pass_rate")
+
+OUTCOMES = {"regressions": "b.passed AND NOT c.passed", "fixes": "c.passed AND NOT b.passed",
+            "failed": "NOT c.passed", "all": "TRUE"}
+SORTS = {"risk": RISK_ORDER, "case": "c.case_id", "suite": "c.suite", "task": "c.slices['task']",
+         "latency": "c.latency_ms", "cost": "c.cost_usd", "runs": "c.repeats", "score": "c.score",
+         "score change": "c.score - b.score"}
+COLUMNS = ("case_id", "suite", "risk", "task", "candidate_passed", "baseline_passed", "repeats", "latency_ms",
+           "cost_usd", "score", "baseline_score", "score_change", "error")
+TEXT_COLUMNS = ("case_id", "suite", "risk", "task", "error")
+
+
+def gate_predicate(metric: str) -> tuple[str, bool] | None:
+    """(SQL predicate, whether it aggregates over a case's records) of the cases behind a gate on `metric`;
+    None for metrics no case carries (evidence.*)."""
+    if metric in BAD_CASE_AGG_SQL:
+        return BAD_CASE_AGG_SQL[metric], True
+    if metric in BAD_CASE_SQL:
+        return BAD_CASE_SQL[metric], False
+    return None
+
+
+def check_failed_value(check: str) -> bool | None:
+    """The value of a named check that shows a failure (catalogue polarity); None when the catalogue does not
+    know the check."""
+    good = CHECK_TRUE_IS_GOOD.get(check)
+    return None if good is None else not good
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """A filtered, sorted list of one candidate's cases (each case once, over its runs), compared with a baseline."""
+
+    candidate: str
+    baseline: str | None
+    spec: SliceSpec = field(default_factory=SliceSpec)
+    kind: str = "all"  # regressions | fixes | failed | all
+    check: str | None = None  # a named check ...
+    check_value: bool = False  # ... having this value in some record of the case
+    search: str | None = None  # substring of case id, input, output or expected (case-insensitive)
+    gate_metric: str | None = None  # the cases that make a gate on this metric fail ...
+    gate_threshold: float | None = None  # ... given the gate's bound
+    score: str | None = None  # the score shown and sorted by (`score`, `score change`)
+    sort: str = "risk"
+    descending: bool = False
+
+
+def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
+    from dashboard.store.db import _slice_sql
+
+    if q.kind not in OUTCOMES or q.sort not in SORTS:
+        raise ValueError(f"unknown case list {q.kind!r} / sort {q.sort!r}")
+    where, _group, params = _slice_sql(q.spec, params)
+    params.update(cand=q.candidate, base=q.baseline or "", score=q.score or "")
+    having = ["TRUE"]
+    if q.check:
+        having.append("bool_or(checks[$check] = $check_value)")
+        params.update(check=q.check, check_value=q.check_value)
+    if q.search:
+        having.append("bool_or(contains(lower(concat_ws(chr(10), case_id, input, output, expected)), $search))")
+        params["search"] = q.search[:MAX_SEARCH].lower()
+    if q.gate_metric:
+        pred = gate_predicate(q.gate_metric)
+        having.append(("(" + pred[0] + ")" if pred[1] else f"bool_or(coalesce(({pred[0]}), false))")
+                      if pred else "FALSE")
+        if pred and "$thr" in pred[0]:
+            params["thr"] = q.gate_threshold
+    # The pairing below is cases_page's (suite, case id and content digest); keep both the same.
+    return f"""
+        WITH c AS (SELECT suite, case_id, any_value(content_digest) AS content_digest, any_value(risk) AS risk,
+                          any_value(slices) AS slices, bool_and(passed) AS passed, count(*) AS repeats,
+                          avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd, any_value(error) AS error,
+                          avg(scores[$score]) AS score
+                   FROM cases WHERE release_id = $cand AND {where} GROUP BY suite, case_id
+                   HAVING {" AND ".join(having)}),
+             b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed, avg(scores[$score]) AS score
+                   FROM cases WHERE release_id = $base GROUP BY ALL)
+        SELECT c.case_id, c.suite, c.risk, c.slices['task'] AS task, c.passed AS candidate_passed,
+               b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.score, b.score AS baseline_score,
+               c.score - b.score AS score_change, c.error
+        FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b USING (suite, case_id, content_digest)
+        WHERE {OUTCOMES[q.kind]}
+        ORDER BY {SORTS[q.sort]} {"DESC" if q.descending else "ASC"} NULLS LAST, {RISK_ORDER}, c.suite, c.case_id
+    """  # noqa: S608
+
+
+def case_list(store: Store, q: CaseQuery, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """(number of matching cases, one page of them)."""
+    if q.kind in ("regressions", "fixes") and not q.baseline:
+        return 0, []
+    params: dict[str, Any] = {}
+    sql = _sql(q, params)
+    total = store.query(f"SELECT count(*) FROM ({sql})", params)[0][0]  # noqa: S608
+    rows = store.query(f"{sql} LIMIT $limit OFFSET $offset",
+                       {**params, "limit": min(max(limit, 1), MAX_PAGE), "offset": max(offset, 0)})
+    return int(total), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+def csv_safe_sql(column: str) -> str:
+    """A text column as a spreadsheet cannot execute it: a leading = + - @ tab or CR gets a quote prefix."""
+    return f"CASE WHEN regexp_matches({column}, '^[=+\\-@\\t\\r]') THEN '''' || {column} ELSE {column} END"
+
+
+def export_cases(store: Store, q: CaseQuery, fmt: str, batch_rows: int = 10_000) -> bytes:
+    """The whole filtered list as CSV (formula-safe) or Parquet, streamed from DuckDB in record batches."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"unknown export format {fmt!r}")
+    if q.kind in ("regressions", "fixes") and not q.baseline:
+        q = CaseQuery(**{**q.__dict__, "kind": "failed"})
+    params: dict[str, Any] = {}
+    sql = _sql(q, params)
+    cols = [csv_safe_sql(f"x.{c}") + f" AS {c}" if fmt == "csv" and c in TEXT_COLUMNS else f"x.{c}"
+            for c in COLUMNS]
+    cur = store.cursor()
+    out = io.BytesIO()
+    try:
+        reader = cur.sql(f"SELECT {', '.join(cols)} FROM ({sql}) x", params=params).to_arrow_reader(batch_rows)  # noqa: S608
+        writer: Any = (pq.ParquetWriter(out, reader.schema, compression="zstd") if fmt == "parquet"
+                       else pa_csv.CSVWriter(out, reader.schema))
+        with writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    finally:
+        cur.close()
+    return out.getvalue()
+
+
+def csv_safe(value: object) -> object:
+    """One cell of a CSV the project writes, formula-safe (the same rule as `csv_safe_sql`)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def score_names(store: Store, release_ids: list[str]) -> list[str]:
+    rows = store.query("SELECT DISTINCT unnest(map_keys(scores)) FROM cases WHERE list_contains($r, release_id) "
+                       "ORDER BY 1", {"r": list(release_ids)})
+    return [r[0] for r in rows]
