@@ -409,6 +409,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     roots: list[TrustedReviewers] = []
     root_after: dict[int, TrustedReviewers] = {}
     root_index: dict[int, int] = {}
+    parsed: dict[str, GateDecision | None] = {}
     governing: dict[str, str] = {}
     seen: dict[str, int] = {}
     latest: dict[tuple[str, str], tuple[datetime, int]] = {}
@@ -471,7 +472,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         except SigningError as problem:
             err(str(problem))
             continue
-        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now)
+        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed)
         findings.extend(binding)
         who = (predicate.reviewer, predicate.candidate_release_id)
         if who in latest and predicate.reviewed_at <= latest[who][0]:
@@ -512,7 +513,8 @@ def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers
 
 
 def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, subject: str,
-                     manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime) -> list[Finding]:
+                     manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime,
+                     parsed: dict[str, GateDecision | None] | None = None) -> list[Finding]:
     """Is the review bound to what the store holds: its release, manifest, gate decision; are waivers live?"""
     out = []
     if logged_release != p.candidate_release_id:
@@ -526,15 +528,21 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
                            f"{p.candidate_release_id}'s manifest is {manifest}"))
     stored = decisions.get(p.gate_decision_digest)
     decision = None
-    if stored is not None:
+    if parsed is not None and p.gate_decision_digest in parsed:
+        decision = parsed[p.gate_decision_digest]
+    elif stored is not None:
         try:
             decision = GateDecision.model_validate_json(stored)
+            if not decision.verify_digest():
+                decision = None
         except (ValidationError, ValueError):
             decision = None
+        if parsed is not None:
+            parsed[p.gate_decision_digest] = decision
     if stored is None:
         out.append(Finding(seq=seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
                            "is not stored"))
-    elif decision is None or not decision.verify_digest() or decision.digest != p.gate_decision_digest:
+    elif decision is None or decision.digest != p.gate_decision_digest:
         out.append(Finding(seq=seq, level="error", message="the stored gate decision was changed after the "
                            "review: its content no longer has the reviewed digest"))
     elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
