@@ -605,3 +605,26 @@ def test_verification_reports_bad_input_as_findings(env, tmp_path, capsys):
         from dashboard.core.reviews import parse_trusted
 
         parse_trusted({"schema_version": 3, "version": 1, "reviewers": []}, "t.yaml")
+
+
+def test_a_later_revocation_of_an_admin_key_covers_what_it_signed_after_revoked_at(env):
+    """Admin keys too are checked at the time they signed: a second admin revokes the first (compromised an hour
+    ago); the governing-policy registration the first signed since then is flagged."""
+    from dashboard.core.signing import new_key, public_key_text
+
+    store, keys, trusted, path = env
+    data, public = new_key(PASS)
+    from dashboard.core.signing import load_private_key
+
+    second = load_private_key(data, PASS)
+    v2 = trusted_with(path, name="v2.yaml", next_version=True,
+                      extra=[trusted_entry("admin2@example.com", ["admin"], public_key_text(public), SINCE)])
+    record_trust_root(store, v2, keys["admin"], "admin@example.com", NOW - timedelta(hours=2))
+    record_governing_policy(store, "gov.case-ai.v3", POLICY, keys["admin"], "admin@example.com", NOW)
+    assert verify_store(store, trusted, now=NOW).ok
+    v3 = trusted_with(path.parent / "v2.yaml", name="v3.yaml", next_version=True,
+                      **{"admin@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
+    record_trust_root(store, v3, second, "admin2@example.com", NOW + timedelta(minutes=1))
+    errors = _errors(store, trusted)
+    assert any("entry 4: admin event: key" in e and "was revoked at" in e for e in errors), errors
+    assert not any("entry 3:" in e for e in errors)  # v2 was signed before the compromise

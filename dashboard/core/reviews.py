@@ -319,7 +319,8 @@ def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime
     return signer, predicate, subject
 
 
-def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, at: datetime) -> AdminEvent:
+def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None,
+                      at: datetime) -> tuple[AdminEvent, TrustedKey]:
     """An admin event is signed by an admin key of the trust root in effect (the first trust root: by an admin
     key of itself), valid when it signed and when it was logged; a new root follows the one in effect."""
     event = AdminEvent.model_validate(_json_object(opened.payload, "admin event"))
@@ -361,7 +362,7 @@ def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, 
             raise SigningError(f"the governing policy is not a valid gate policy: {_validation_text(e)}") from e
         if policy.digest != event.policy_digest:
             raise SigningError("the governing policy does not have the digest the event names")
-    return event
+    return event, signer
 
 
 class VerifyReport(BaseModel):
@@ -410,6 +411,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     root_after: dict[int, TrustedReviewers] = {}
     root_index: dict[int, int] = {}
     parsed: dict[str, GateDecision | None] = {}
+    admin_signed: list[tuple[int, str, list[datetime], int]] = []
     governing: dict[str, str] = {}
     seen: dict[str, int] = {}
     latest: dict[tuple[str, str], tuple[datetime, int]] = {}
@@ -449,13 +451,14 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         seen[sid] = e.seq
         if opened.payload_type == ADMIN_PAYLOAD_TYPE:
             try:
-                event = check_admin_event(opened, current, e.received_at)
+                event, admin = check_admin_event(opened, current, e.received_at)
             except ValidationError as problem:
                 err(f"admin event is malformed: {_validation_text(problem)}")
                 continue
             except SigningError as problem:
                 err(f"admin event: {problem}")
                 continue
+            admin_signed.append((e.seq, admin.key_id, [event.issued_at, e.received_at], max(len(roots) - 1, 0)))
             if event.kind == "trust_root":
                 assert event.trusted_reviewers is not None
                 roots.append(event.trusted_reviewers)
@@ -490,6 +493,10 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         if revoked:
             findings.append(Finding(seq=r.seq, level="error", message=revoked))
             reviews.remove(r)
+    for seq, kid, times, index in admin_signed:
+        revoked = _revoked_later(kid, times, roots, index)
+        if revoked:
+            findings.append(Finding(seq=seq, level="error", message="admin event: " + revoked))
     digests = [r.digest for r in roots]
     if trusted.digest not in digests and (entries or checkpoints):
         findings.append(Finding(seq=None, level="error", message=(
