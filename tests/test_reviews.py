@@ -628,3 +628,39 @@ def test_a_later_revocation_of_an_admin_key_covers_what_it_signed_after_revoked_
     errors = _errors(store, trusted)
     assert any("entry 4: admin event: key" in e and "was revoked at" in e for e in errors), errors
     assert not any("entry 3:" in e for e in errors)  # v2 was signed before the compromise
+
+
+def test_old_statement_format_is_refused_with_a_clear_message(env):
+    from dashboard.core.signing import IN_TOTO_PAYLOAD_TYPE, sign_envelope, statement
+
+    store, keys, trusted, _ = env
+    decision = gate_release(store, POLICY, RC3)
+    body = review_predicate(decision, "eng@example.com", "engineering", "approve", trust_root=trusted.digest,
+                            now=NOW).model_dump(mode="json")
+    del body["trusted_reviewers_digest"]
+    payload = statement(RC3, decision.candidate.manifest_digest.removeprefix("sha256:"),
+                        "https://readiness.dev/readiness-review/v1", body)
+    with pytest.raises(InputRefused, match="readiness-review/v1 statement .older format, not bound to a trust root.: "
+                                           "sign the review again"):
+        add_review(store, sign_envelope(payload, IN_TOTO_PAYLOAD_TYPE, keys["eng"]), trusted, NOW)
+
+
+def test_a_format_1_review_log_is_refused_and_an_empty_one_upgraded(tmp_path):
+    old_table = ("CREATE TABLE review_log (seq BIGINT PRIMARY KEY, release_id VARCHAR NOT NULL, prev_hash VARCHAR "
+                 "NOT NULL, envelope BLOB NOT NULL, envelope_hash VARCHAR NOT NULL UNIQUE, received_at TIMESTAMPTZ NOT "
+                 "NULL, entry_hash VARCHAR NOT NULL)")
+    for rows in (0, 1):
+        path = tmp_path / f"old{rows}.duckdb"
+        store = Store(path)
+        store.query("DROP TABLE review_log")
+        store.query(old_table)
+        if rows:
+            store.query("INSERT INTO review_log VALUES (1, 'r', ?, 'x', 'h', ?, 'e')", ["0" * 64, NOW])
+        store.close()
+        store = Store(path)
+        if rows:
+            with pytest.raises(InputRefused, match="the review log is in format 1"):
+                store.review_entries()
+        else:
+            assert store.review_entries() == []
+        store.close()
