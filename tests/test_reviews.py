@@ -505,7 +505,7 @@ def test_no_governing_policy_means_not_ready(env):
     with pytest.raises(InputRefused, match="no governing policy is registered for gov.other"):
         status(store, None, RC3, trusted, now=NOW)
     result, _, _ = status(store, POLICY, RC3, trusted, now=NOW)
-    assert not result.ready and "no governing policy is registered" in result.reasons[0]
+    assert not result.ready and any("no governing policy is registered" in r for r in result.reasons)
 
 
 def test_a_trust_root_change_is_an_admin_signed_logged_event_and_binds_reviews(env):
@@ -664,3 +664,16 @@ def test_a_format_1_review_log_is_refused_and_an_empty_one_upgraded(tmp_path):
         else:
             assert store.review_entries() == []
         store.close()
+
+
+def test_an_edited_governance_version_in_the_stored_manifest_is_caught(env):
+    """Store write access: point the release at another governance version without touching its digest column."""
+    store, keys, trusted, _ = env
+    _three(store, keys, trusted)
+    assert status(store, None, RC3, trusted, now=NOW)[0].ready
+    weak = POLICY.model_copy(update={"version": "weak"})
+    record_governing_policy(store, "gov.weak", weak, keys["admin"], "admin@example.com", NOW)
+    store.query("UPDATE releases SET manifest_json = replace(manifest_json, 'gov.case-ai.v3', 'gov.weak') "
+                "WHERE release_id = ?", [RC3])
+    result, _, _ = status(store, None, RC3, trusted, now=NOW)
+    assert not result.ready and "no longer has its digest" in result.reasons[0]
