@@ -450,12 +450,16 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_review_add(args: argparse.Namespace) -> int:
+    from dashboard.core.errors import Problem
     from dashboard.reviewing import add_review, read_envelope
 
     envelope = read_envelope(args.envelope)
     store = _open_store(args, must_exist=True)
     try:
         entry = add_review(store, envelope, _trusted(args, store))
+    except InputRefused as e:  # name the file the refused review came from
+        raise InputRefused([Problem(args.envelope, "", p.field, p.message) if not p.source else p
+                            for p in e.problems]) from e
     finally:
         store.close()
     _out(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Base64Bytes, BaseModel, ConfigDict, ValidationError
 
-from dashboard.core.canonical import canonical_json
+from dashboard.core.canonical import canonical_json, digest
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
@@ -372,6 +372,9 @@ def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: Tr
     gov = manifest.governance_policy_version
     governing = report.governing_policy(gov)
     problems = []
+    if digest(manifest) != store.manifest_digest(release_id):  # the governance version is read from this content
+        problems.append(f"the stored manifest of {release_id} no longer has its digest {store.manifest_digest(release_id)}"
+                        " (edited in the store): its governance_policy_version cannot be trusted")
     if governing is None:
         if policy is None:
             raise InputRefused(f"no governing policy is registered for {gov} ({release_id}'s governance_policy_version)"

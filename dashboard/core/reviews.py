@@ -319,7 +319,8 @@ def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime
     return signer, predicate, subject
 
 
-def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, at: datetime) -> AdminEvent:
+def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None,
+                      at: datetime) -> tuple[AdminEvent, TrustedKey]:
     """An admin event is signed by an admin key of the trust root in effect (the first trust root: by an admin
     key of itself), valid when it signed and when it was logged; a new root follows the one in effect."""
     event = AdminEvent.model_validate(_json_object(opened.payload, "admin event"))
@@ -361,7 +362,7 @@ def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, 
             raise SigningError(f"the governing policy is not a valid gate policy: {_validation_text(e)}") from e
         if policy.digest != event.policy_digest:
             raise SigningError("the governing policy does not have the digest the event names")
-    return event
+    return event, signer
 
 
 class VerifyReport(BaseModel):
@@ -409,6 +410,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     roots: list[TrustedReviewers] = []
     root_after: dict[int, TrustedReviewers] = {}
     root_index: dict[int, int] = {}
+    parsed: dict[str, GateDecision | None] = {}
+    admin_signed: list[tuple[int, str, list[datetime], int]] = []
     governing: dict[str, str] = {}
     seen: dict[str, int] = {}
     latest: dict[tuple[str, str], tuple[datetime, int]] = {}
@@ -448,13 +451,14 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         seen[sid] = e.seq
         if opened.payload_type == ADMIN_PAYLOAD_TYPE:
             try:
-                event = check_admin_event(opened, current, e.received_at)
+                event, admin = check_admin_event(opened, current, e.received_at)
             except ValidationError as problem:
                 err(f"admin event is malformed: {_validation_text(problem)}")
                 continue
             except SigningError as problem:
                 err(f"admin event: {problem}")
                 continue
+            admin_signed.append((e.seq, admin.key_id, [event.issued_at, e.received_at], max(len(roots) - 1, 0)))
             if event.kind == "trust_root":
                 assert event.trusted_reviewers is not None
                 roots.append(event.trusted_reviewers)
@@ -471,7 +475,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         except SigningError as problem:
             err(str(problem))
             continue
-        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now)
+        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed)
         findings.extend(binding)
         who = (predicate.reviewer, predicate.candidate_release_id)
         if who in latest and predicate.reviewed_at <= latest[who][0]:
@@ -489,6 +493,10 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         if revoked:
             findings.append(Finding(seq=r.seq, level="error", message=revoked))
             reviews.remove(r)
+    for seq, kid, times, index in admin_signed:
+        revoked = _revoked_later(kid, times, roots, index)
+        if revoked:
+            findings.append(Finding(seq=seq, level="error", message="admin event: " + revoked))
     digests = [r.digest for r in roots]
     if trusted.digest not in digests and (entries or checkpoints):
         findings.append(Finding(seq=None, level="error", message=(
@@ -512,7 +520,8 @@ def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers
 
 
 def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, subject: str,
-                     manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime) -> list[Finding]:
+                     manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime,
+                     parsed: dict[str, GateDecision | None] | None = None) -> list[Finding]:
     """Is the review bound to what the store holds: its release, manifest, gate decision; are waivers live?"""
     out = []
     if logged_release != p.candidate_release_id:
@@ -526,15 +535,21 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
                            f"{p.candidate_release_id}'s manifest is {manifest}"))
     stored = decisions.get(p.gate_decision_digest)
     decision = None
-    if stored is not None:
+    if parsed is not None and p.gate_decision_digest in parsed:
+        decision = parsed[p.gate_decision_digest]
+    elif stored is not None:
         try:
             decision = GateDecision.model_validate_json(stored)
+            if not decision.verify_digest():
+                decision = None
         except (ValidationError, ValueError):
             decision = None
+        if parsed is not None:
+            parsed[p.gate_decision_digest] = decision
     if stored is None:
         out.append(Finding(seq=seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
                            "is not stored"))
-    elif decision is None or not decision.verify_digest() or decision.digest != p.gate_decision_digest:
+    elif decision is None or decision.digest != p.gate_decision_digest:
         out.append(Finding(seq=seq, level="error", message="the stored gate decision was changed after the "
                            "review: its content no longer has the reviewed digest"))
     elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
