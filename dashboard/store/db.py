@@ -693,7 +693,7 @@ class Store:
         """One page of cases, paginated in the database. kind: regressions (baseline passed, candidate failed),
         fixes, failed (candidate), all (candidate); `failed_check` keeps cases whose named check is false in
         the candidate. Most severe risk first."""
-        where, _group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
+        where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
         if failed_check:
             where += " AND checks[$failed_check] = false"
             params["failed_check"] = failed_check
@@ -704,7 +704,7 @@ class Store:
                    "failed": "NOT c.passed", "all": "TRUE"}[kind]
         # The same cases as paired() and regressions(): one designated repeat per case, same suite, case id and
         # content (a changed case has no baseline outcome to compare with).
-        cte = _case_pairs_sql(where, extra=", arg_min(slices, run_id) AS slices, avg(latency_ms) AS latency_ms, "
+        cte = _case_pairs_sql(where, group, extra=", arg_min(slices, run_id) AS slices, avg(latency_ms) AS latency_ms, "
                                            "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error")
         source = ("c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest"
                   if joined else
