@@ -405,3 +405,14 @@ def test_cases_behind_every_paired_gate_are_the_cases_it_counted(demo_store):
                 assert total == expected, (release, g.gate_id, kind)
             checked += 1
     assert checked == 14  # 6 tasks + the critical gate, on two releases
+
+
+def test_an_oversized_policy_file_is_refused_before_it_is_read(tmp_path):
+    from dashboard.core.errors import InputRefused
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(64 << 20)  # sparse: 64 MiB of NUL bytes
+    with pytest.raises(InputRefused, match="larger than 1 MiB") as e:
+        load_policy(big)
+    assert str(big) in str(e.value)
