@@ -15,7 +15,7 @@ from dashboard.core.gates import loosened_gates
 from dashboard.core.policy import load_policy, parse_policy
 from dashboard.service import gate_release
 from dashboard.store.db import Store
-from tests.conftest import good_case, write_jsonl
+from tests.conftest import REPO, good_case, write_jsonl
 
 V1 = ("policy_id: pol\nversion: '1.0'\nmin_samples: 5\ngates:\n"
       "  - {id: pr, name: pass rate, category: quality, severity: blocker, metric: pass_rate, condition: '>= 0.95'}\n"
@@ -382,3 +382,37 @@ def test_a_slice_only_in_the_candidate_does_not_block_a_paired_gate(tmp_path):
     assert gates["reg[task=a]"].status == "pass" and gates["reg[task=b]"].status == "pass"
     assert gates["abs[task=c]"].status == "fail"  # the absolute gate judges the new slice (too small to judge)
     assert d.blockers == ["abs[task=c]"]
+
+
+def test_cases_behind_every_paired_gate_are_the_cases_it_counted(demo_store):
+    """Test, on the demo, that for every slice of every paired gate the Cases page's store query (with the gate's
+    own case filter) finds exactly the regressions and fixes the gate counted."""
+    from dashboard.core.policy import SliceSpec
+
+    policy = load_policy(REPO / "data" / "policies" / "case-management.yaml")
+    checked = 0
+    for release in ("rel-2026.11.0-rc2", "rel-2026.11.0-rc4"):
+        d = gate_release(demo_store, policy, release)
+        assert d.baseline is not None
+        for g in d.gates:
+            if g.paired is None:
+                continue
+            ref = g.evidence_ref
+            assert ref is not None
+            spec = SliceSpec(risk=ref.risk, suite=ref.suite, where=ref.where)
+            for kind, expected in (("regressions", g.paired.regressions), ("fixes", g.paired.fixes)):
+                total, _rows = demo_store.cases_page(release, d.baseline.release_id, spec, kind, 1, 0)
+                assert total == expected, (release, g.gate_id, kind)
+            checked += 1
+    assert checked == 14  # 6 tasks + the critical gate, on two releases
+
+
+def test_an_oversized_policy_file_is_refused_before_it_is_read(tmp_path):
+    from dashboard.core.errors import InputRefused
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(64 << 20)  # sparse: 64 MiB of NUL bytes
+    with pytest.raises(InputRefused, match="larger than 1 MiB") as e:
+        load_policy(big)
+    assert str(big) in str(e.value)

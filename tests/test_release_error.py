@@ -59,7 +59,7 @@ def test_two_paired_blockers_judged_each_at_alpha_would_block_more_often():
 
     rng_a, rng_b, rng_c = default_rng(1), default_rng(1), default_rng(1)
     either = holm = 0
-    for _ in range(200):
+    for _ in range(120):
         a = bool(judge_paired_blockers(per_task_only, rng_a, Release()))
         b = bool(judge_paired_blockers(critical_only, rng_b, Release()))
         c = bool(judge_paired_blockers(policy, rng_c, Release()))

@@ -209,9 +209,13 @@ def decide(gates: list[GateResult]) -> tuple[DecisionStatus, list[str], list[str
     return status, blockers, warnings
 
 
-def _case_filter(release_id: str, spec: SliceSpec, value: str) -> CaseFilter:
+def _case_filter(release_id: str, spec: SliceSpec, value: str, metric_risk: list[str] | None = None) -> CaseFilter:
+    """`metric_risk`: the risk levels a paired metric keeps (critical_pass_rate: critical), so the cases behind a
+    paired gate are exactly the cases it paired."""
     where = {k: list(v) for k, v in spec.where.items()}
     risk, suite = spec.risk, spec.suite
+    if metric_risk is not None:
+        risk = [r for r in (risk if risk is not None else metric_risk) if r in metric_risk]
     if spec.for_each == "risk":
         risk = [value]
     elif spec.for_each == "suite":
@@ -449,6 +453,7 @@ def evaluate(
                 status="pass" if ok else "fail", observed=value, threshold=gate.condition.threshold, reason=why))
             continue
         key = spec_key(gate.slice)
+        metric_risk = PAIRED_RISK.get(gate.metric) if gate.condition.test else None
         cand_slices = candidate_values.get(key, {})
         base_slices = baseline_values.get(key, {})
         before = len(results)
@@ -456,7 +461,7 @@ def evaluate(
             values = sorted(set(cand_slices) | set(base_slices))
             if len(values) > MAX_SLICES_PER_GATE:
                 result = _judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None, min_samples,
-                                _case_filter(candidate.release_id, gate.slice, ""))
+                                _case_filter(candidate.release_id, gate.slice, "", metric_risk))
                 result.reason = (f"{gate.slice.for_each} has {len(values)} values on these releases: more than "
                                  f"{MAX_SLICES_PER_GATE} slices are too many to judge one by one (docs/policy.md, "
                                  "Limits)")
@@ -464,17 +469,17 @@ def evaluate(
                 continue
             if not values:
                 results.append(_judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None,
-                                      min_samples, _case_filter(candidate.release_id, gate.slice, "")))
+                                      min_samples, _case_filter(candidate.release_id, gate.slice, "", metric_risk)))
             for v in values:
                 results.append(_judge(
                     gate, f"{gate.id}[{gate.slice.for_each}={v}]", gate.slice.label(v),
                     cand_slices.get(v, {}).get(gate.metric), base_slices.get(v, {}).get(gate.metric),
-                    baseline is not None, min_samples, _case_filter(candidate.release_id, gate.slice, v), v))
+                    baseline is not None, min_samples, _case_filter(candidate.release_id, gate.slice, v, metric_risk), v))
         else:
             results.append(_judge(
                 gate, gate.id, gate.slice.label(), cand_slices.get("", {}).get(gate.metric),
                 base_slices.get("", {}).get(gate.metric), baseline is not None, min_samples,
-                _case_filter(candidate.release_id, gate.slice, "")))
+                _case_filter(candidate.release_id, gate.slice, "", metric_risk)))
         if gate.condition.test:
             families.append(_judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
                                           baseline is not None, base_slices))

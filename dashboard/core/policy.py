@@ -436,5 +436,12 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
 
 
 def load_policy(path: str | Path) -> GatePolicy:
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # read_text reports a missing or unreadable file
+    if Path(path).is_file() and size > MAX_POLICY_BYTES:  # refused before reading it
+        raise InputRefused([Problem(str(path), "", "", f"the policy is larger than {MAX_POLICY_BYTES >> 20} MiB "
+                                    "(docs/policy.md, Limits)")])
     return parse_policy(read_text(path, "policy"), str(path))
 

@@ -208,23 +208,22 @@ def _slice_sql(spec: SliceSpec, params: dict[str, Any]) -> tuple[str, str, dict[
 DESIGNATED_REPEAT = "one designated repeat per case: its record in the run whose run_id sorts first"
 
 
-def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''") -> str:
+def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''", extra: str = "") -> str:
     return f"""SELECT arg_min({group}, run_id) AS slice_value, suite, case_id,
                       arg_min(content_digest, run_id) AS content_digest, arg_min(passed, run_id) AS passed,
-                      arg_min(risk, run_id) AS risk, arg_min(slices, run_id) AS slices, count(*) AS repeats,
-                      avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error
+                      arg_min(risk, run_id) AS risk, count(*) AS repeats{extra}
                FROM cases WHERE release_id = {release_param} AND {where} GROUP BY suite, case_id"""  # noqa: S608
 
 
-def _case_pairs_sql(where: str = "TRUE", group: str = "''") -> str:
-    """CTEs c (the candidate's cases in the slice, one row per case), b (the baseline's) and p (the cases both ran:
-    `same` when the content agrees, else changed). Parameters: $cand, $base and the slice's."""
-    return f"""WITH c AS ({_per_case_sql("$cand", where, group)}),
+def _case_pairs_sql(where: str = "TRUE", group: str = "''", extra: str = "") -> str:
+    """CTEs c (the candidate's cases in the slice, one row per case, with `extra` aggregates), b (the baseline's)
+    and p (the cases both ran: `same` when the content agrees, else changed). Parameters: $cand, $base and the
+    slice's."""
+    return f"""WITH c AS ({_per_case_sql("$cand", where, group, extra)}),
                     b AS ({_per_case_sql("$base")}),
-                    p AS (SELECT c.slice_value, suite, case_id, c.risk, c.slices, c.passed, c.repeats,
-                                 b.passed AS baseline_passed, b.repeats AS baseline_repeats,
+                    p AS (SELECT c.*, b.passed AS baseline_passed, b.repeats AS baseline_repeats,
                                  c.content_digest = b.content_digest AS same
-                          FROM c JOIN b USING (suite, case_id))"""  # noqa: S608
+                          FROM c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id)"""  # noqa: S608
 
 
 def _quote(text: str) -> str:
@@ -699,17 +698,18 @@ class Store:
     def regressions(self, candidate_id: str, baseline_id: str, limit: int = 10) -> tuple[int, int, list[dict]]:
         """Cases both releases ran with the same content (the definition paired() and the Cases page use):
         counts of pass->fail and fail->pass, and the first `limit` regressions, most severe risk first."""
-        base = _case_pairs_sql()
-        params = {"cand": candidate_id, "base": baseline_id}
-        counts = self.query(base + """
-            SELECT count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
-                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) FROM p""", params)[0]  # noqa: S608
-        top = self.query(base + """
-            SELECT case_id, suite, risk, slices['task'] AS task FROM p WHERE same AND baseline_passed AND NOT passed
-            ORDER BY list_position(['critical', 'high', 'medium', 'low'], risk), suite, case_id
-            LIMIT $limit""", {**params, "limit": limit})  # noqa: S608
-        return int(counts[0]), int(counts[1]), [dict(zip(("case_id", "suite", "risk", "task"), r, strict=True))
-                                                 for r in top]
+        sql = _case_pairs_sql(extra=", arg_min(slices['task'], run_id) AS task") + """,
+                 counts AS (SELECT count(*) FILTER (WHERE same AND baseline_passed AND NOT passed) AS regressions,
+                                   count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) AS fixes FROM p),
+                 top AS (SELECT case_id, suite, risk, task FROM p WHERE same AND baseline_passed AND NOT passed
+                         ORDER BY list_position(['critical', 'high', 'medium', 'low'], risk), suite, case_id
+                         LIMIT $limit)
+            SELECT counts.regressions, counts.fixes, top.case_id, top.suite, top.risk, top.task
+            FROM counts LEFT JOIN top ON TRUE
+            ORDER BY list_position(['critical', 'high', 'medium', 'low'], top.risk), top.suite, top.case_id"""  # noqa: S608
+        rows = self.query(sql, {"cand": candidate_id, "base": baseline_id, "limit": limit})
+        top = [dict(zip(("case_id", "suite", "risk", "task"), r[2:], strict=True)) for r in rows if r[2] is not None]
+        return int(rows[0][0]), int(rows[0][1]), top
 
     def generation(self) -> str:
         """Changes whenever anything is ingested or attached: a cache key for derived results."""
@@ -743,7 +743,7 @@ class Store:
         """One page of cases, paginated in the database. kind: regressions (baseline passed, candidate failed),
         fixes, failed (candidate), all (candidate); `failed_check` keeps cases whose named check is false in
         the candidate. Most severe risk first."""
-        where, _group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
+        where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
         if failed_check:
             where += " AND checks[$failed_check] = false"
             params["failed_check"] = failed_check
@@ -754,7 +754,8 @@ class Store:
                    "failed": "NOT c.passed", "all": "TRUE"}[kind]
         # The same cases as paired() and regressions(): one designated repeat per case, same suite, case id and
         # content (a changed case has no baseline outcome to compare with).
-        cte = _case_pairs_sql(where)
+        cte = _case_pairs_sql(where, group, extra=", arg_min(slices, run_id) AS slices, avg(latency_ms) AS latency_ms, "
+                                           "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error")
         source = ("c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest"
                   if joined else
                   "c LEFT JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest")
