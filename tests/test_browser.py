@@ -435,3 +435,28 @@ def test_untrusted_text_makes_no_link_math_or_html(links_server, page, view):
     if view == "":
         assert "eve@evil.example $x^2$" in main.inner_text()  # shown literally in the comparability warning
     page.screenshot(path=str(ARTIFACTS / f"links-{view or 'overview'}.png"))
+
+
+def test_charts_are_never_empty_labels_do_not_overlap_and_candidates_are_not_a_time_series(server, page):
+    """Test that no chart is drawn for an all-zero or n/a metric (one line says so), the p95 and p99 labels do not
+    overlap, and the history does not join release candidates with a line (issue 14, item 11)."""
+    plots = ("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => p.data.map(t => "
+             "({mode: t.mode, type: t.type, y: Array.from(t.y || [])})))")
+    page.goto(f"{server}/agent_tools?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    for traces in page.evaluate(plots):
+        ys = [y for t in traces for y in t["y"] if y is not None]
+        assert ys and any(y != 0 for y in ys), traces
+    assert "0 in every slice" in page.inner_text("body")
+    page.goto(f"{server}/cost_latency?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    boxes = {t: page.locator(".js-plotly-plot .annotation-text", has_text=t).first.bounding_box()
+             for t in ("p95", "p99")}
+    a, b = boxes["p95"], boxes["p99"]
+    overlap = not (a["x"] + a["width"] < b["x"] or b["x"] + b["width"] < a["x"] or a["y"] + a["height"] < b["y"]
+                   or b["y"] + b["height"] < a["y"])
+    assert not overlap, boxes
+    page.goto(f"{server}/datasets?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    traces = page.evaluate(plots)[0]
+    assert all("lines" not in (t["mode"] or "") for t in traces), traces
