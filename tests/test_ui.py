@@ -56,7 +56,10 @@ def test_overview_shows_the_decision_and_digest(app):
     assert "BLOCKED" in body and "rel-2026.11.0-rc4" in body
     assert "decision digest   sha256:" in body
     assert "BLOCKER · approval_bypass" in body  # each blocker named, with its reason as plain text
-    assert any("49 fails == 0" in t.value for t in app.text)
+    # a plain sentence first, the statistics second (issue 14, item 9)
+    assert any(t.value == "49 tool calls ran without the human approval they required; the policy allows none."
+               for t in app.text)
+    assert "Statistics: 49 fails == 0" in body
     labels = [b.proto.label for b in app.get("download_button")]
     assert {"Release report (HTML)", "Release report (Markdown)", "Decision (JSON)"} <= set(labels)
 
@@ -165,9 +168,11 @@ def test_review_page_signs_a_review_end_to_end(ui_db, monkeypatch, tmp_path):
     at.text_area(key="rv_comment").input("<script>alert(1)</script> **ok**")
     at.file_uploader(key="rv_key").set_value(("eng.key", key, "application/octet-stream"))
     at.text_input(key="rv_passphrase").input("wrong passphrase")
+    at.radio(key="rv_choice").set_value("approve")
     at.button(key="FormSubmitter:review_form-Sign and record").click().run()
     assert "wrong passphrase" in texts(at)
     at.text_input(key="rv_passphrase").input("readiness-demo")
+    at.radio(key="rv_choice").set_value("approve")
     at.button(key="FormSubmitter:review_form-Sign and record").click().run()
     assert not at.exception
     body = texts(at)
@@ -183,7 +188,7 @@ def test_cases_filter_by_a_failed_check(app):
     app.run()
     app.selectbox(key="candidate").set_value("rel-2026.11.0-rc2").run()
     app.switch_page("views/cases.py").run()
-    app.selectbox(key="cases_check").set_value("citation_supported").run()
+    app.selectbox(key="cases_check").set_value("citation_supported=false").run()
     assert not app.exception
     label = app.number_input(key="cases_page").label
     regressions_failing_citation = int(label.split("; ")[1].split(" ")[0].replace(",", ""))
@@ -211,7 +216,7 @@ def test_load_page_stores_a_tool_file_or_nothing(tmp_path, monkeypatch):
     assert data.store().table_counts()["releases"] == 0
     at.file_uploader(key="load_files").set_value([("results.json", results, "application/json")])
     at.button(key="FormSubmitter:load_form-Validate and store").click().run()
-    assert not at.exception and "Stored." in texts(at), texts(at)
+    assert not at.exception and "Stored in release" in texts(at), texts(at)
     assert data.store().table_counts()["cases"] == 10
     data.store.clear()
 
@@ -239,6 +244,7 @@ def test_review_page_forgets_the_passphrase_and_records_waivers(ui_db, monkeypat
     key = (REPO / "data" / "reviewers" / "risk_example.com.key").read_bytes()
     at.file_uploader(key="rv_key").set_value(("risk.key", key, "application/octet-stream"))
     at.text_input(key="rv_passphrase").input("readiness-demo")
+    at.radio(key="rv_choice").set_value("approve")
     at.button(key="FormSubmitter:review_form-Sign and record").click().run()
     assert not at.exception and "Recorded as entry 1" in texts(at), texts(at)
     assert at.session_state["rv_passphrase"] == ""
@@ -254,9 +260,15 @@ def test_cases_behind_a_citation_gate_are_the_cases_failing_citation(app):
     app.selectbox(key="gate_cases_pick").set_value("policy_citation_support").run()
     app.button(key="gate_cases_go").click().run()
     assert not app.exception
-    assert app.selectbox(key="cases_check").value == "citation_supported"
-    assert app.selectbox(key="cases_kind").value == "failed"
-    assert app.multiselect(key="cases_risk").value == ["high", "critical"]
+    # the cases behind the gate: its slice (high/critical policy_qa) whose citation check failed
+    assert "Cases behind gate" in texts(app) and "policy_citation_support" in texts(app)
+    n = int(app.number_input(key="cases_page").label.split("; ")[1].split(" ")[0].replace(",", ""))
+    from dashboard.ui import data
+
+    expected = data.store().query(
+        "SELECT count(DISTINCT (suite, case_id)) FROM cases WHERE release_id = 'rel-2026.11.0-rc2' AND "
+        "risk IN ('high', 'critical') AND slices['task'] = 'policy_qa' AND checks['citation_supported'] = false")
+    assert n == expected[0][0] > 0
 
 
 def test_stopping_serve_stops_the_dashboard(tmp_path, demo_store):
