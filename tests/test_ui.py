@@ -358,3 +358,37 @@ def test_an_unexpected_error_is_a_notice_with_a_reference(app, monkeypatch):
     assert not app.exception
     shown = " ".join(e.value for e in app.error)
     assert "Something went wrong" in shown and "secret internals" not in shown
+
+
+def test_one_case_with_a_huge_slice_map_keeps_pages_bounded(demo_store, tmp_path, monkeypatch):
+    """Test that a case with 200,000 slice keys neither floods the Slices and Cases pages' selectors nor slows
+    them (issue 12, item 7: 10^6 keys took the Slices page to 20 s)."""
+    import time
+
+    import duckdb
+
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "wide.duckdb"
+    shutil.copy(demo_store.path, db)
+    con = duckdb.connect(str(db))
+    con.execute("""UPDATE cases SET slices = (SELECT map_from_entries(list({'key': 'k' || i::VARCHAR, 'value': 'v'}))
+                                            FROM range(200000) t(i))
+                   WHERE release_id = 'rel-2026.11.0-rc2' AND case_id = (SELECT min(case_id) FROM cases)""")
+    con.close()
+    monkeypatch.setenv("READINESS_DB", str(db))
+    from dashboard.ui import data
+
+    max_dimensions = 50  # dashboard/store/cases.py:MAX_DIMENSIONS
+    data.store.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["candidate"] = "rel-2026.11.0-rc2"
+    at.run()
+    for page, key in (("views/slices.py", "slices_dim"), ("views/quality_rag.py", "quality_dim")):
+        start = time.perf_counter()
+        at.switch_page(page).run()
+        assert not at.exception
+        assert len(at.selectbox(key=key).options) <= max_dimensions + 2
+        assert time.perf_counter() - start < 5
+    at.switch_page("views/cases.py").run()
+    assert not at.exception
+    data.store.clear()
