@@ -12,7 +12,7 @@ from tests.browser import ARTIFACTS, CHROMIUM, streamlit_server, wait_for_app
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
-PAGES = {"overview": "", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
+PAGES = {"overview": "", "releases": "releases", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
          "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
          "datasets": "datasets", "load": "load"}
 
@@ -460,3 +460,17 @@ def test_charts_are_never_empty_labels_do_not_overlap_and_candidates_are_not_a_t
     wait_for_app(page)
     traces = page.evaluate(plots)[0]
     assert all("lines" not in (t["mode"] or "") for t in traces), traces
+
+
+def test_releases_page_shows_the_train_and_opens_a_candidate(server, page):
+    """Test that Releases lists every candidate of the baseline side by side and opens one with the selection
+    following it (issue 14: Releases page)."""
+    page.goto(f"{server}/releases?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    body = page.inner_text("body")
+    assert "4 candidate(s)" in body
+    page.screenshot(path=str(ARTIFACTS / "releases.png"))
+    page.get_by_role("button", name="rel-2026.11.0-rc3").click()
+    wait_for_app(page)
+    assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc3"
+    assert "APPROVED WITH WARNINGS" in page.get_by_test_id("stAlertContainer").first.inner_text()

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO
 
 APP = str(REPO / "dashboard" / "ui" / "app.py")
-PAGES = ["views/overview.py", "views/gates.py", "views/review.py", "views/slices.py", "views/quality_rag.py", "views/agent_tools.py",
+PAGES = ["views/overview.py", "views/releases.py", "views/gates.py", "views/review.py", "views/slices.py", "views/quality_rag.py", "views/agent_tools.py",
          "views/security.py", "views/cost_latency.py", "views/cases.py", "views/datasets.py", "views/load.py"]
 
 
