@@ -12,7 +12,7 @@ from tests.browser import ARTIFACTS, CHROMIUM, streamlit_server, wait_for_app
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
-PAGES = {"overview": "", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
+PAGES = {"overview": "", "releases": "releases", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
          "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
          "datasets": "datasets", "load": "load"}
 
@@ -87,13 +87,19 @@ def test_sign_a_review_in_the_browser(server, page):
 
     page.goto(f"{server}/review?candidate=rel-2026.11.0-rc1")
     wait_for_app(page)
-    page.get_by_label("Your principal (email, as in the trusted-reviewers file)").fill("sec@example.com")
-    page.get_by_test_id("stSelectbox").filter(has_text="Role").click()
-    page.get_by_role("option", name="security").click()
+    # no decision is preselected, and the principal and role come from the key (issue 14, item 10)
+    assert page.get_by_role("radio", checked=True).count() == 0
     page.get_by_label("Comment").fill("Pen test passed; <b>ship it</b>")
     page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
     page.get_by_label("Key passphrase").fill("readiness-demo")
     page.get_by_role("button", name="Sign and record").click()
+    page.get_by_text("choose a decision").wait_for(timeout=30_000)
+    page.get_by_test_id("stRadioGroup").get_by_text("approve", exact=True).click()
+    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_label("Key passphrase").fill("readiness-demo")
+    page.get_by_role("button", name="Sign and record").click()
+    wait_for_app(page)
+    page.screenshot(path=str(ARTIFACTS / "review-after-sign.png"))
     page.get_by_text("Recorded as entry").wait_for(timeout=30_000)
     wait_for_app(page)
     assert "entry hash" in page.inner_text("body")
@@ -429,3 +435,42 @@ def test_untrusted_text_makes_no_link_math_or_html(links_server, page, view):
     if view == "":
         assert "eve@evil.example $x^2$" in main.inner_text()  # shown literally in the comparability warning
     page.screenshot(path=str(ARTIFACTS / f"links-{view or 'overview'}.png"))
+
+
+def test_charts_are_never_empty_labels_do_not_overlap_and_candidates_are_not_a_time_series(server, page):
+    """Test that no chart is drawn for an all-zero or n/a metric (one line says so), the p95 and p99 labels do not
+    overlap, and the history does not join release candidates with a line (issue 14, item 11)."""
+    plots = ("() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => p.data.map(t => "
+             "({mode: t.mode, type: t.type, y: Array.from(t.y || [])})))")
+    page.goto(f"{server}/agent_tools?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    for traces in page.evaluate(plots):
+        ys = [y for t in traces for y in t["y"] if y is not None]
+        assert ys and any(y != 0 for y in ys), traces
+    assert "0 in every slice" in page.inner_text("body")
+    page.goto(f"{server}/cost_latency?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    boxes = {t: page.locator(".js-plotly-plot .annotation-text", has_text=t).first.bounding_box()
+             for t in ("p95", "p99")}
+    a, b = boxes["p95"], boxes["p99"]
+    overlap = not (a["x"] + a["width"] < b["x"] or b["x"] + b["width"] < a["x"] or a["y"] + a["height"] < b["y"]
+                   or b["y"] + b["height"] < a["y"])
+    assert not overlap, boxes
+    page.goto(f"{server}/datasets?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    traces = page.evaluate(plots)[0]
+    assert all("lines" not in (t["mode"] or "") for t in traces), traces
+
+
+def test_releases_page_shows_the_train_and_opens_a_candidate(server, page):
+    """Test that Releases lists every candidate of the baseline side by side and opens one with the selection
+    following it (issue 14: Releases page)."""
+    page.goto(f"{server}/releases?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    body = page.inner_text("body")
+    assert "4 candidate(s)" in body
+    page.screenshot(path=str(ARTIFACTS / "releases.png"))
+    page.get_by_role("button", name="rel-2026.11.0-rc3").click()
+    wait_for_app(page)
+    assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc3"
+    assert "APPROVED WITH WARNINGS" in page.get_by_test_id("stAlertContainer").first.inner_text()

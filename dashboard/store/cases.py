@@ -95,7 +95,7 @@ PASS_RATE_METRICS = ("pass_rate", "critical_pass_rate", "high_risk_pass_rate")
 
 OUTCOMES = {"regressions": "b.passed AND NOT c.passed", "fixes": "c.passed AND NOT b.passed",
             "failed": "NOT c.passed", "all": "TRUE"}
-SORTS = {"risk": RISK_ORDER, "case": "c.case_id", "suite": "c.suite", "task": "c.slices['task']",
+SORTS = {"risk": RISK_ORDER, "case": "c.case_id", "suite": "c.suite", "task": "c.task",
          "latency": "c.latency_ms", "cost": "c.cost_usd", "runs": "c.repeats", "score": "c.score",
          "score change": "c.score - b.score"}
 COLUMNS = ("case_id", "suite", "risk", "task", "candidate_passed", "baseline_passed", "repeats", "latency_ms",
@@ -161,14 +161,14 @@ def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
     # The pairing below is cases_page's (suite, case id and content digest); keep both the same.
     return f"""
         WITH c AS (SELECT suite, case_id, any_value(content_digest) AS content_digest, any_value(risk) AS risk,
-                          any_value(slices) AS slices, bool_and(passed) AS passed, count(*) AS repeats,
+                          any_value(slices['task']) AS task, bool_and(passed) AS passed, count(*) AS repeats,
                           avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd, any_value(error) AS error,
                           avg(scores[$score]) AS score
                    FROM cases WHERE release_id = $cand AND {where} GROUP BY suite, case_id
                    HAVING {" AND ".join(having)}),
              b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed, avg(scores[$score]) AS score
                    FROM cases WHERE release_id = $base GROUP BY ALL)
-        SELECT c.case_id, c.suite, c.risk, c.slices['task'] AS task, c.passed AS candidate_passed,
+        SELECT c.case_id, c.suite, c.risk, c.task, c.passed AS candidate_passed,
                b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.score, b.score AS baseline_score,
                c.score - b.score AS score_change, c.error
         FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b USING (suite, case_id, content_digest)
@@ -229,3 +229,47 @@ def score_names(store: Store, release_ids: list[str]) -> list[str]:
     rows = store.query("SELECT DISTINCT unnest(map_keys(scores)) FROM cases WHERE list_contains($r, release_id) "
                        "ORDER BY 1", {"r": list(release_ids)})
     return [r[0] for r in rows]
+
+
+# Bounds that keep every page fast whatever one case holds (issue 12 item 7): the ingest caps slice keys per case,
+# the dashboard also never lists more than this.
+MAX_DIMENSIONS = 50  # slice dimensions offered
+MAX_KEYS_PER_CASE = 256  # a case with more slice keys is not used to discover dimensions
+MAX_VALUES = 500  # values offered for one dimension
+MAX_RECORD_SLICES = 100  # slice entries shown for one case record
+
+
+def slice_dimensions(store: Store, release_ids: list[str]) -> list[str]:
+    """risk, suite, then the most common slice dimensions (bounded), alphabetically."""
+    rows = store.query(
+        """SELECT k FROM (SELECT unnest(map_keys(slices)) AS k FROM cases
+                          WHERE list_contains($r, release_id) AND cardinality(slices) <= $per_case)
+           GROUP BY k ORDER BY count(*) DESC, k LIMIT $limit""",
+        {"r": list(release_ids), "per_case": MAX_KEYS_PER_CASE, "limit": MAX_DIMENSIONS})
+    return ["risk", "suite"] + sorted(r[0] for r in rows)
+
+
+def slice_values(store: Store, release_ids: list[str], dimension: str) -> list[str]:
+    if dimension in ("risk", "suite"):
+        rows = store.query(f"SELECT DISTINCT {dimension} FROM cases WHERE list_contains($r, release_id) "  # noqa: S608
+                           "ORDER BY 1 LIMIT $limit", {"r": list(release_ids), "limit": MAX_VALUES})
+    else:
+        rows = store.query("""SELECT DISTINCT slices[$d] AS v FROM cases WHERE list_contains($r, release_id)
+                              AND slices[$d] IS NOT NULL ORDER BY 1 LIMIT $limit""",
+                           {"r": list(release_ids), "d": dimension, "limit": MAX_VALUES})
+    return [r[0] for r in rows]
+
+
+def case_records(store: Store, release_id: str, suite: str, case_id: str) -> list[dict[str, Any]]:
+    """Every stored record of one case in one release (one per run), with at most MAX_RECORD_SLICES slices."""
+    cur = store.cursor()
+    try:
+        cur.execute("""SELECT * EXCLUDE (release_id, source_digest, slices),
+                              map_from_entries(list_slice(map_entries(slices), 1, $n)) AS slices,
+                              cardinality(slices) AS slice_count
+                       FROM cases WHERE release_id = $r AND suite = $s AND case_id = $c ORDER BY run_id""",
+                    {"r": release_id, "s": suite, "c": case_id, "n": MAX_RECORD_SLICES})
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        cur.close()

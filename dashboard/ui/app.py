@@ -10,6 +10,7 @@ st.set_page_config(page_title="Readiness", page_icon=":material/verified:", layo
 pages = {
     "Decide": [
         st.Page("views/overview.py", title="Overview", icon=":material/verified:", default=True),
+        st.Page("views/releases.py", title="Releases", icon=":material/view_week:"),
         st.Page("views/gates.py", title="Gates", icon=":material/checklist:"),
         st.Page("views/review.py", title="Review", icon=":material/draw:"),
     ],

@@ -5,12 +5,35 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.core.metrics import CATALOGUE
+from dashboard.core.metrics import CATALOGUE, LABELS
 from dashboard.core.numbers import fmt_interval, fmt_value
 from dashboard.ui import components as ui
 from dashboard.ui import data
 from dashboard.ui.slices import compare
 from dashboard.ui.state import require_selection
+
+
+def _dot_chart(m: str, mrows: list[dict], candidate: str, baseline: str | None) -> go.Figure:
+    """Candidate (blue, with its 95% interval) next to the baseline (grey) per slice, on an axis zoomed to the
+    data: dots, not bars, so a zoomed axis does not exaggerate; a 4-point drop is visible."""
+    fig = go.Figure()
+    x = [ui.label(r["slice"]) for r in mrows]
+    hi = [((r["interval"][1] - r["candidate"]) if r["interval"] and r["candidate"] is not None else 0) for r in mrows]
+    lo = [((r["candidate"] - r["interval"][0]) if r["interval"] and r["candidate"] is not None else 0) for r in mrows]
+    if baseline:
+        fig.add_scatter(name=f"baseline {ui.label(baseline)}", x=x, y=[r["baseline"] for r in mrows], mode="markers",
+                        marker={"color": ui.BASELINE_COLOR, "size": 16, "symbol": "line-ew-open",
+                                "line": {"width": 4, "color": ui.BASELINE_COLOR}})
+    fig.add_scatter(name=f"candidate {ui.label(candidate)}", x=x, y=[r["candidate"] for r in mrows], mode="markers",
+                    marker={"color": ui.CANDIDATE_COLOR, "size": 11},
+                    error_y={"type": "data", "array": hi, "arrayminus": lo, "visible": True, "thickness": 2})
+    rate = CATALOGUE[m].kind == "rate"
+    fig.update_layout(title={"text": ui.label(LABELS.get(m, m.replace("_", " "))), "font": {"size": 18}},
+                      height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10}, font={"size": 14},
+                      legend={"orientation": "h", "y": -0.3}, yaxis={"tickformat": ".1%" if rate else None,
+                                                                   "automargin": True},
+                      xaxis={"automargin": True, "tickangle": -20})
+    return fig
 
 
 def area_page(title: str, intro: str, metrics: tuple[str, ...], key: str) -> None:
@@ -21,26 +44,26 @@ def area_page(title: str, intro: str, metrics: tuple[str, ...], key: str) -> Non
     dimension = st.selectbox("Slice by", dims, index=dims.index("task") if "task" in dims else 0, key=f"{key}_dim")
     rows = compare(sel, dimension, metrics)
     cols = st.columns(2)
-    for i, m in enumerate(metrics):
-        mrows = [r for r in rows if r["metric"] == m]
-        if all(r["candidate"] is None and r["baseline"] is None for r in mrows):
+    all_zero, no_value = [], []
+    shown = 0
+    for m in metrics:
+        # Only the slices the metric applies to (a bar of "n/a" is an empty gap).
+        mrows = [r for r in rows if r["metric"] == m and (r["candidate"] is not None or r["baseline"] is not None)]
+        values = [v for r in mrows for v in (r["candidate"], r["baseline"]) if v is not None]
+        if not values:
+            no_value.append(m)
             continue
-        fig = go.Figure()
-        x = [ui.label(r["slice"]) for r in mrows]
-        cand_err = [((r["interval"][1] - r["candidate"]) if r["interval"] and r["candidate"] is not None else 0)
-                    for r in mrows]
-        cand_err_lo = [((r["candidate"] - r["interval"][0]) if r["interval"] and r["candidate"] is not None else 0)
-                       for r in mrows]
-        if sel.baseline:
-            fig.add_bar(name=f"baseline {ui.label(sel.baseline)}", x=x, y=[r["baseline"] for r in mrows],
-                        marker_color=ui.BASELINE_COLOR)
-        fig.add_bar(name=f"candidate {ui.label(sel.candidate)}", x=x, y=[r["candidate"] for r in mrows],
-                    marker_color=ui.CANDIDATE_COLOR,
-                    error_y={"type": "data", "array": cand_err, "arrayminus": cand_err_lo, "visible": True})
-        fig.update_layout(title={"text": ui.label(m.replace("_", " ")), "font": {"size": 18}}, barmode="group",
-                          height=340, margin={"l": 10, "r": 10, "t": 50, "b": 10}, font={"size": 14},
-                          legend={"orientation": "h", "y": -0.25})
-        cols[i % 2].plotly_chart(fig, width="stretch", key=f"{key}_{m}")
+        if all(v == 0 for v in values):
+            all_zero.append(m)
+            continue
+        cols[shown % 2].plotly_chart(_dot_chart(m, mrows, sel.candidate, sel.baseline), width="stretch",
+                                     key=f"{key}_{m}")
+        shown += 1
+    if all_zero:
+        st.caption(ui.esc("0 in every slice, candidate and baseline: " + ", ".join(LABELS.get(m, m) for m in all_zero)))
+    if no_value:
+        st.caption(ui.esc("Not computed for these cases (the fields they need are missing): "
+                          + ", ".join(LABELS.get(m, m) for m in no_value)))
     st.subheader("Per slice")
     ui.show_table([{"slice": r["slice"], "metric": r["metric"], "candidate": fmt_value(r["candidate"]),
                     "95% interval": fmt_interval(r["interval"]), "baseline": fmt_value(r["baseline"]),

@@ -46,18 +46,20 @@ def decision_banner(d: GateDecision) -> None:
 
 def gate_table(gates: list[GateResult]) -> pd.DataFrame:
     """Most telling columns first: status, gate, the numbers, why; then slice, severity and the gate's name."""
+    from dashboard.ui.sentences import plain_reason
+
     return pd.DataFrame([{
-        "status": STATUS_TEXT[g.status], "gate": g.gate_id,
+        "status": STATUS_TEXT[g.status], "gate": g.gate_id, "why": plain_reason(g),
         "observed": fmt_value(g.observed, g.threshold), "baseline": fmt_value(g.baseline),
         "threshold": fmt_value(g.threshold, g.observed) if g.threshold is not None else "",
         "95% interval": fmt_interval(g.interval), "n": g.n,
         "p-value": (f"{g.paired.p_value:.3g}" + (f" (BH {g.paired.p_adjusted:.3g})" if g.paired.slices_tested > 1 else ""))
         if g.paired and g.paired.p_value is not None else "",
-        "reason": g.reason, "slice": g.slice, "severity": g.severity, "name": g.name,
+        "statistics": g.reason, "slice": g.slice, "severity": g.severity, "name": g.name,
     } for g in gates])
 
 
-GATE_COLUMNS = {"reason": st.column_config.TextColumn(width="large"),
+GATE_COLUMNS = {"why": st.column_config.TextColumn(width="large"),
                 "gate": st.column_config.TextColumn(width="medium")}
 
 

@@ -96,12 +96,17 @@ def quantile_curve(gen: str, release: str, spec_json: str, column: str) -> list[
 
 @st.cache_data(show_spinner=False)
 def dimensions(gen: str, release_ids: tuple[str, ...]) -> list[str]:
-    return store().slice_dimensions(release_ids)
+    """Bounded (store/cases.py): one case with a million slice keys cannot flood a page."""
+    from dashboard.store import cases
+
+    return cases.slice_dimensions(store(), list(release_ids))
 
 
 @st.cache_data(show_spinner=False)
 def dimension_values(gen: str, release_ids: tuple[str, ...], dimension: str) -> list[str]:
-    return store().slice_values(release_ids, dimension)
+    from dashboard.store import cases
+
+    return cases.slice_values(store(), list(release_ids), dimension)
 
 
 @st.cache_data(show_spinner=False)
@@ -118,7 +123,9 @@ def check_names(gen: str, release_ids: tuple[str, ...]) -> list[str]:
 
 @st.cache_data(show_spinner=False)
 def case_records(gen: str, release: str, suite: str, case_id: str) -> list[dict[str, Any]]:
-    return store().case_records(release, suite, case_id)
+    from dashboard.store import cases
+
+    return cases.case_records(store(), release, suite, case_id)
 
 
 @st.cache_data(show_spinner=False)

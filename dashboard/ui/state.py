@@ -53,6 +53,10 @@ def go(page: str, params: dict[str, str | list[str]] | None = None) -> None:
     """The one way to move between pages: keeps candidate, baseline, policy and profile, plus page parameters
     (e.g. the Cases page's filters). The target page reads its parameters from the URL once."""
     query: dict[str, str | list[str]] = {**selection_params(), **(params or {})}
+    for key in SELECTION_KEYS:  # a link may change the selection (e.g. Releases -> one candidate's Overview)
+        if key in (params or {}):
+            st.session_state.setdefault(_KEPT, {})[key] = query[key]
+            st.session_state.pop(key, None)
     st.session_state["_from_link"] = True  # the target page applies the URL's filters over its widget state
     st.switch_page(page, query_params=query)
 

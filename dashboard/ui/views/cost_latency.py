@@ -20,18 +20,26 @@ spec = (SliceSpec() if suite == "all suites" else SliceSpec(suite=[suite])).mode
 
 fig = go.Figure()
 probs = [i / 100 for i in range(101)]
+x_max = 0.0
 for release, color, dash in ((sel.baseline, ui.BASELINE_COLOR, "dash"), (sel.candidate, ui.CANDIDATE_COLOR, "solid")):
     if release:
         curve = data.quantile_curve(sel.generation, release, spec, "latency_ms")
         if curve:
             who = "candidate" if release == sel.candidate else "baseline"
+            x_max = max(x_max, curve[99] * 1.1)  # up to just past p99: the far tail would squash the curve
             fig.add_scatter(x=curve, y=probs, mode="lines", name=f"{who} {ui.label(release)}",
                             line={"color": color, "width": 3, "dash": dash})
-fig.update_layout(title={"text": "Latency distribution (ECDF)", "font": {"size": 18}}, height=420, font={"size": 14},
-                  xaxis_title="latency (ms)", yaxis_title="share of cases at or below", yaxis={"tickformat": ".0%"},
+if not fig.data:
+    st.info("No case in this selection has a latency.")
+fig.update_layout(title={"text": "Latency distribution (ECDF), up to just past p99", "font": {"size": 18}},
+                  height=420, font={"size": 14}, xaxis_title="latency (ms)", yaxis_title="share of cases at or below",
+                  yaxis={"tickformat": ".0%", "automargin": True}, xaxis={"range": [0, x_max or None],
+                                                                          "automargin": True},
                   margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2})
-for q in (0.5, 0.95, 0.99):
-    fig.add_hline(y=q, line={"color": "#cccccc", "width": 1}, annotation_text=f"p{int(q * 100)}")
+# p95 and p99 are 4% apart: one label above its line, one below, at opposite ends, so they never overlap.
+for q, position in ((0.5, "top left"), (0.95, "bottom right"), (0.99, "top left")):
+    fig.add_hline(y=q, line={"color": "#cccccc", "width": 1}, annotation_text=f"p{int(q * 100)}",
+                  annotation_position=position, annotation_font={"size": 12, "color": "#666666"})
 st.plotly_chart(fig, width="stretch", key="latency_ecdf")
 
 cand = data.metrics_with_intervals(sel.generation, sel.candidate, spec, METRICS).get("", {})

@@ -1,4 +1,4 @@
-"""Eval dataset changes since the baseline (seed §28), and metric trends across releases."""
+"""Eval dataset changes since the baseline, and metric trends across releases."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -38,13 +38,23 @@ st.subheader("Metric trends across releases")
 rows = data.history(sel.generation, TRENDS)
 metric = st.selectbox("Metric", TRENDS, key="history_metric")
 fig = go.Figure()
-fig.add_scatter(x=[ui.label(r["release_id"]) for r in rows], y=[r.get(metric) for r in rows], mode="lines+markers",
-                line={"color": ui.CANDIDATE_COLOR, "width": 3}, marker={"size": 10}, name=ui.label(metric))
-for r in rows:
-    if r["release_id"] in (sel.candidate, sel.baseline):
-        fig.add_annotation(x=ui.label(r["release_id"]), y=r.get(metric),
-                           text="candidate" if r["release_id"] == sel.candidate else "baseline", showarrow=True)
+# Release candidates are alternatives, not a time series: one dot per release, no line joining them; the selected
+# baseline's value is a reference line and the candidate is marked.
+shown = [r for r in rows if r.get(metric) is not None]
+fig.add_scatter(x=[ui.label(r["release_id"]) for r in shown], y=[r[metric] for r in shown], mode="markers",
+                marker={"size": 14, "color": [ui.CANDIDATE_COLOR if r["release_id"] == sel.candidate
+                                              else ui.BASELINE_COLOR for r in shown]},
+                name=ui.label(metric), showlegend=False)
+base_value = next((r[metric] for r in shown if r["release_id"] == sel.baseline), None)
+if base_value is not None:
+    fig.add_hline(y=base_value, line={"color": ui.BASELINE_COLOR, "dash": "dash"},
+                  annotation_text=f"baseline {ui.label(sel.baseline)}", annotation_position="top left")
 fig.update_layout(height=380, font={"size": 14}, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                  yaxis_title=ui.label(metric), xaxis_title="release (oldest first)")
-st.plotly_chart(fig, width="stretch", key="history_chart")
+                  yaxis={"title": ui.label(metric), "automargin": True}, xaxis={"title": "release", "automargin": True})
+if not shown:
+    st.info("No stored release has a value for this metric.")
+if shown:
+    st.plotly_chart(fig, width="stretch", key="history_chart")
+    st.caption("Each dot is one release (the candidate in blue); candidates of one baseline are alternatives, so "
+               "no line joins them.")
 ui.show_table(rows)

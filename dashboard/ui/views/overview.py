@@ -12,6 +12,7 @@ from dashboard.core.policy import SliceSpec
 from dashboard.reporting import find_chromium
 from dashboard.ui import components as ui
 from dashboard.ui import data
+from dashboard.ui.sentences import plain_reason
 from dashboard.ui.state import require_selection
 
 HEADLINE = {"pass_rate": "Pass rate", "critical_pass_rate": "Critical pass rate",
@@ -42,7 +43,8 @@ for g in failed:
     icon = ":material/block:" if g.severity == "blocker" else ":material/warning:"
     with st.container(border=True):
         st.markdown(f"{icon} **{ui.esc(g.severity.upper())} · {ui.esc(g.gate_id)}** — {ui.esc(g.name)}")
-        st.text(g.reason)
+        st.text(plain_reason(g))  # the plain sentence first (untrusted slice values: plain text)
+        st.caption("Statistics: " + ui.esc(g.reason))
 
 st.subheader("What changed since the baseline")
 changes = d.changed_artifacts

@@ -24,6 +24,28 @@ def _waiver_frame(failed_gates: list[str]) -> pd.DataFrame:
                          "ticket": [""] * len(failed_gates)})
 
 
+FROM_KEY = "(from your key)"
+DECISIONS = {"approve": "approve", "approve_with_conditions": "approve with conditions", "block": "block"}
+
+
+def _identity(key, trusted_keys, typed: str, chosen_role: str | None) -> tuple[str, str]:
+    """The reviewer's principal and role from the chosen key's trusted-reviewers entry (typed values must match)."""
+    from dashboard.core.signing import key_id
+
+    kid = key_id(key.public_key())
+    entry = next((k for k in trusted_keys.reviewers if k.key_id == kid), None)
+    if entry is None:
+        raise InputRefused("this key is not in the trusted-reviewers file, so it cannot sign a review")
+    if typed and typed != entry.principal:
+        raise InputRefused(f"this key belongs to {entry.principal}, not {typed}")
+    roles = [r for r in entry.roles if r in REVIEW_ROLES]
+    if chosen_role in (None, FROM_KEY):
+        if len(roles) != 1:
+            raise InputRefused(f"{entry.principal} may sign as {', '.join(roles) or 'no review role'}: choose the role")
+        return entry.principal, roles[0]
+    return entry.principal, str(chosen_role)
+
+
 def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
     """Form callback: sign with the uploaded key in memory, record the review, then forget the passphrase."""
     state = st.session_state
@@ -50,8 +72,11 @@ def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
                                           expires_at=datetime.combine(expires, time(23, 59, 59), tzinfo=UTC),
                                           ticket=str(row["ticket"])))
         lines = lambda name: [x.strip() for x in (state.get(name) or "").splitlines() if x.strip()]  # noqa: E731
+        if state.get("rv_choice") is None:
+            raise InputRefused("choose a decision: approve, approve with conditions, or block")
+        reviewer, role = _identity(key, trusted_keys, (state.get("rv_reviewer") or "").strip(), state.get("rv_role"))
         predicate = review_predicate(
-            decision, (state.get("rv_reviewer") or "").strip(), str(state.get("rv_role")), str(state.get("rv_choice")),
+            decision, reviewer, role, str(state.get("rv_choice")),
             trust_root=trust_root, comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
             accepted_risks=lines("rv_risks"), release_owner=state.get("rv_release_owner") or None,
             rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers)
@@ -59,7 +84,7 @@ def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
         del key  # used for this one signature only
         entry = add_review(data.store(), envelope, trusted_keys)
     except (SigningError, InputRefused, ValueError) as e:
-        state["rv_outcome"] = (False, "Not signed: " + ui.esc(e), b"", 0)
+        state["rv_outcome"] = (False, "Not signed: " + ui.esc(str(e).lstrip(": ")), b"", 0)
     else:
         st.cache_data.clear()
         state["rv_outcome"] = (True, f"Recorded as entry {entry.seq}. Receipt (keep it): entry hash {entry.entry_hash}",
@@ -117,9 +142,10 @@ st.subheader("Sign a review")
 failed = d.blockers + d.warnings
 with st.form("review_form"):
     c1, c2, c3 = st.columns([2, 1, 2])
-    c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer")
-    c2.selectbox("Role", list(REVIEW_ROLES), key="rv_role")
-    c3.radio("Decision", ["approve", "approve_with_conditions", "block"], horizontal=True, key="rv_choice")
+    c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer",
+                  placeholder="taken from your key when empty")
+    c2.selectbox("Role", [FROM_KEY, *REVIEW_ROLES], key="rv_role")
+    c3.radio("Decision", list(DECISIONS), format_func=DECISIONS.get, horizontal=True, index=None, key="rv_choice")
     st.text_area("Comment", key="rv_comment")
     c4, c5 = st.columns(2)
     c4.text_area("Conditions (one per line)", key="rv_conditions")
