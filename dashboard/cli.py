@@ -78,9 +78,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check native files record by record without storing anything."""
     from dashboard.core.canonical import file_digest
-    from dashboard.importers.native import detect_format, diagnose
-
     from dashboard.core.errors import check_input_file
+    from dashboard.importers.native import detect_format, diagnose
 
     bad = 0
     for f in args.files:

@@ -247,7 +247,7 @@ def test_terminal_output_neutralises_control_characters(tmp_path, capsys):
                    "--format", "markdown"),
                run(capsys, "runs", "--release", release + "x", "--db", db),  # the refusal quotes the id
                run(capsys, "ingest", str(tmp_path / ("missing" + EVIL)), "--release", release, "--db", db)]
-    for code, out, err in outputs:
+    for _code, out, err in outputs:
         assert not any(c in out + err for c in RAW_CONTROLS), (out, err)
         assert "Traceback" not in err
     assert "\\u001b]0;pwned\\u0007" in outputs[1][1]  # shown, visibly escaped, not dropped

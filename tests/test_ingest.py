@@ -10,7 +10,7 @@ import pytest
 from dashboard import demo
 from dashboard.core.errors import InputRefused
 from dashboard.store.db import Store
-from tests.conftest import BASELINE, REPO, good_case, write_jsonl
+from tests.conftest import BASELINE, good_case, write_jsonl
 
 BAD_INPUTS = {
     "malformed JSON line": ([good_case(), '{"case_id": "c2", '], "line 2", "malformed JSON"),
