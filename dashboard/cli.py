@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from dashboard.core.errors import InputRefused, ReadinessError, UsageError
+from dashboard.core.errors import (
+    MAX_TOOL_FILE_BYTES,
+    InputRefused,
+    ReadinessError,
+    UsageError,
+    read_input_text,
+)
 from dashboard.core.render import terminal_safe
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -429,7 +435,7 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
     checkpoints = [read_envelope(c) for c in args.checkpoint or []]
     if args.bundle:
         try:
-            bundle = json.loads(Path(args.bundle).read_text(encoding="utf-8"))
+            bundle = json.loads(read_input_text(args.bundle, "bundle", MAX_TOOL_FILE_BYTES))  # bounded regular file
         except (OSError, ValueError) as e:
             raise InputRefused(f"{args.bundle}: not a readable bundle: {e}") from e
         report = verify_bundle(bundle, checkpoints, _trusted(args) if args.trusted else None)
@@ -729,6 +735,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if getattr(args, "verdict", False) and e.exit_code == EXIT_REFUSED else e.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # reading or writing a file the user named (an --out folder that does not exist, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        _out(f"readiness: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:
         if debug:
             raise

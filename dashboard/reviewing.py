@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dashboard.core.canonical import canonical_json
-from dashboard.core.errors import InputRefused
+from dashboard.core.errors import InputRefused, read_input_bytes
 from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
 from dashboard.core.reviews import (
@@ -154,7 +154,7 @@ def status(store: Store, policy: GatePolicy, release_id: str, trusted: TrustedRe
 
 def read_envelope(path: str | Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        data = read_input_bytes(path, "envelope")  # a bounded regular file
         json.loads(data)
     except (OSError, ValueError) as e:
         raise InputRefused(f"{path}: not a readable envelope: {e}") from e

@@ -316,3 +316,10 @@ def test_the_cli_prints_only_through_its_output_function():
                     and f.value.attr in ("stdout", "stderr"):
                 bypasses.append(node.lineno)
     assert bypasses == [], f"cli.py prints around _out at lines {bypasses}"
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "demo", "--cases", "1", "--out", str(blocker / "sub"))
+    assert code == 2 and err.startswith("readiness: ") and "Not a directory" in err and "internal error" not in err

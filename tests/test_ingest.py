@@ -224,12 +224,20 @@ def _cli(*args: str, timeout: float = 30):
     import subprocess
     import sys
 
+    def limit_memory() -> None:  # the old behaviour (reading /dev/zero whole) fails here instead of exhausting RAM
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
     return subprocess.run([sys.executable, "-m", "dashboard.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=limit_memory)
 
 
 @pytest.mark.parametrize("args", [("policy", "check", "{}"),
-                                  ("ingest", "x.jsonl", "--release", "r", "--manifest", "{}", "--db", "s.duckdb")])
+                                  ("ingest", "x.jsonl", "--release", "r", "--manifest", "{}", "--db", "s.duckdb"),
+                                  ("status", "--release", "r", "--trusted", "{}", "--db", "s.duckdb"),
+                                  ("review", "verify", "--bundle", "{}", "--db", "s.duckdb"),
+                                  ("review", "add", "{}", "--db", "s.duckdb")])
 def test_devices_and_fifos_are_refused_not_read_forever(tmp_path, args):
     """`/dev/zero` would be read until memory runs out, a FIFO would block forever: only regular files are read.
     (In a subprocess with a timeout, so the old behaviour fails the test instead of hanging it.)"""

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import InputRefused, Problem, read_text
 from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.signing import (
@@ -99,7 +99,7 @@ class TrustedReviewers(_Frozen):
 def load_trusted(path: str | Path) -> TrustedReviewers:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(p, "trusted-reviewers file"))  # a bounded regular file
     except (OSError, yaml.YAMLError) as e:
         raise InputRefused([Problem(str(p), "", "", f"cannot read the trusted-reviewers file: {e}")]) from e
     try:
