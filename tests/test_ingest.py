@@ -35,6 +35,8 @@ BAD_INPUTS = {
     "too many slice keys": ([good_case(), good_case(case_id="c2", slices={f"k{i}": "v" for i in range(65)})],
                             "line 2: slices", "at most 64"),
     "too many score keys": ([good_case(scores={f"s{i}": 0.5 for i in range(1001)})], "line 1: scores", "at most 1000"),
+    "count beyond 64 bits": ([good_case(), good_case(case_id="c2", input_tokens=2**64)], "line 2: input_tokens",
+                             "less than or equal to 9223372036854775807"),
     "deep nesting": ([good_case(), '{"case_id": ' + "[" * 50_000], "line 2", "malformed JSON"),
 }
 

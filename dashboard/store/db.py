@@ -416,7 +416,11 @@ class Store:
             # DuckDB message quoting invalid UTF-8 cannot even be decoded (UnicodeDecodeError)
             problems = diagnose(path, fmt, source_digest)
             if not problems:  # the record-level check found nothing: report what the bulk pass saw
-                problems = [Problem(src, "", "", _clean_duckdb_message(e))]
+                problems = [Problem(src, "", "", _clean_duckdb_message(e).replace(str(path), src))]
+            if recorded_path is not None:  # a tool's file, converted: name it, never the temporary file
+                problems = [Problem(src, p.location.replace("line ", "record ", 1), p.field,
+                                    p.message.replace(str(path), src).replace("(first at line ", "(first at record "))
+                            for p in problems]
             raise InputRefused(problems) from e
         self._check_manifest_match(cur, Path(src), release_id, source_digest, manifest)
         runs = self._record_runs(cur, Path(src), recorded_format or fmt, release_id, source_digest, records)
