@@ -216,8 +216,8 @@ def test_distinct_keys_per_file_are_capped(store, tmp_path, monkeypatch):
     from dashboard.store import db
 
     monkeypatch.setattr(db, "MAX_DISTINCT_KEYS", 5)
-    path = write_jsonl(tmp_path / "many.jsonl", [good_case(case_id=f"c{i}", scores={f"s{i}": 0.5}) for i in range(6)])
-    with pytest.raises(InputRefused, match="scores: the file names 6 distinct keys, more than the limit of 5"):
+    path = write_jsonl(tmp_path / "many.jsonl", [good_case(case_id=f"c{i}", slices={f"d{i}": "v"}) for i in range(6)])
+    with pytest.raises(InputRefused, match="slices: the file names 6 distinct slice dimensions, more than the limit of 5"):
         store.ingest([path], BASELINE)
     assert store.table_counts()["cases"] == 0
 
