@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from dashboard.core.errors import InputRefused, ReadinessError, UsageError
+from dashboard.core.errors import (
+    MAX_TOOL_FILE_BYTES,
+    InputRefused,
+    ReadinessError,
+    UsageError,
+    read_input_bytes,
+)
 from dashboard.core.render import terminal_safe
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -77,9 +83,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check native files record by record without storing anything."""
     from dashboard.core.canonical import file_digest
-    from dashboard.importers.native import detect_format, diagnose
-
     from dashboard.core.errors import check_input_file
+    from dashboard.importers.native import detect_format, diagnose
 
     bad = 0
     for f in args.files:
@@ -476,7 +481,7 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
                              "$READINESS_TRUSTED): the keys of what is verified are never trusted")
         trusted = _trusted(args)
         try:
-            raw = Path(args.bundle).read_bytes()
+            raw = read_input_bytes(args.bundle, "bundle", MAX_TOOL_FILE_BYTES)  # a bounded regular file
         except OSError as e:
             raise InputRefused(f"{args.bundle}: cannot read the bundle: {e}") from e
         report = verify_bundle(raw, checkpoints, trusted)
@@ -876,6 +881,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if getattr(args, "verdict", False) and e.exit_code == EXIT_REFUSED else e.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # reading or writing a file the user named (an --out folder that does not exist, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        _out(f"readiness: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:
         if debug:
             raise

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Base64Bytes, BaseModel, ConfigDict, ValidationError
 
 from dashboard.core.canonical import canonical_json, digest
-from dashboard.core.errors import InputRefused
+from dashboard.core.errors import InputRefused, read_input_bytes
 from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
 from dashboard.core.reviews import (
@@ -408,6 +408,8 @@ def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: Tr
 
 def read_envelope(path: str | Path) -> bytes:
     try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise InputRefused(f"{path}: cannot read: {e}") from e
+        data = read_input_bytes(path, "envelope")  # a bounded regular file
+        json.loads(data)
+    except (OSError, ValueError) as e:
+        raise InputRefused(f"{path}: not a readable envelope: {e}") from e
+    return data

@@ -276,7 +276,7 @@ def test_terminal_output_neutralises_control_characters(tmp_path, capsys):
                    "--format", "markdown"),
                run(capsys, "runs", "--release", release + "x", "--db", db),  # the refusal quotes the id
                run(capsys, "ingest", str(tmp_path / ("missing" + EVIL)), "--release", release, "--db", db)]
-    for code, out, err in outputs:
+    for _code, out, err in outputs:
         assert not any(c in out + err for c in RAW_CONTROLS), (out, err)
         assert "Traceback" not in err
     assert "\\u001b]0;pwned\\u0007" in outputs[1][1]  # shown, visibly escaped, not dropped
@@ -345,3 +345,10 @@ def test_the_cli_prints_only_through_its_output_function():
                     and f.value.attr in ("stdout", "stderr"):
                 bypasses.append(node.lineno)
     assert bypasses == [], f"cli.py prints around _out at lines {bypasses}"
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "demo", "--cases", "1", "--out", str(blocker / "sub"))
+    assert code == 2 and err.startswith("readiness: ") and "Not a directory" in err and "internal error" not in err

@@ -357,3 +357,39 @@ def test_hostile_names_survive_ingest_gate_and_reports(tmp_path_factory, suite, 
     assert not any(c in text for c in "\x1b\x07\x9b\x9d\r")
     ET.fromstring(to_junit(decision))  # well-formed XML whatever the names hold
     to_markdown(decision)
+
+
+@fuzz(40)
+@given(st.sampled_from(["promptfoo", "deepeval", "inspect"]), st.data())
+def test_tool_files_through_the_whole_ingest_are_stored_or_refused(fuzz_store, tmp_path_factory, fmt, data):
+    """Detection, conversion and the DuckDB pass together: a refusal names the tool's file, never the temporary
+    JSONL it was converted to."""
+    doc = {"promptfoo": PROMPTFOO_DOC, "deepeval": DEEPEVAL_DOC, "inspect": INSPECT_DOC}[fmt]
+    path = tmp_path_factory.mktemp("tool") / f"{fmt}.json"
+    path.write_text(json.dumps(data.draw(mutated(doc))), encoding="utf-8")
+    result = only_success_or_refusal(fuzz_store.ingest, [path], BASE.release_id, None, False, "auto",
+                                     "case_policy_golden")
+    if isinstance(result, ReadinessError):
+        assert "converted.jsonl" not in str(result)
+    else:
+        fuzz_store.query("DELETE FROM cases"), fuzz_store.query("DELETE FROM runs")
+        fuzz_store.query("DELETE FROM sources")
+
+
+@fuzz(30)
+@given(hostile_names, st.sampled_from(["runs", "gate", "status", "evidence"]))
+def test_any_release_id_on_the_command_line_is_answered_without_a_traceback(tmp_path_factory, capsys, release,
+                                                                           command):
+    from dashboard.cli import main
+
+    db = str(tmp_path_factory.mktemp("cli") / "c.duckdb")
+    Store(db).close()
+    policy = str(REPO / "data" / "policies" / "tiered.yaml")
+    argv = {"runs": ["runs", "--release", release],
+            "gate": ["gate", "--candidate", release, "--policy", policy],
+            "status": ["status", "--release", release, "--policy", policy],
+            "evidence": ["evidence", policy, "--release", release]}[command]
+    code = main([*argv, "--db", db])
+    out, err = capsys.readouterr()
+    assert code in (1, 2) and "internal error" not in err and "Traceback" not in err
+    assert not any(c in out + err for c in "\x1b\x07\x9b\x9d\r\u202e")

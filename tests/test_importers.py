@@ -319,3 +319,15 @@ def test_deeply_nested_tool_files_are_refused_not_a_recursion_error(tmp_path, so
                     encoding="utf-8")
     with pytest.raises(InputRefused, match="nested more than"):
         READERS[fmt](path, ImportContext("case_policy_golden", "v9"))
+
+
+def test_refusals_of_a_converted_tool_file_name_the_tool_file_not_a_temporary_one(store, tmp_path):
+    data = _load(PROMPTFOO)
+    data["results"]["results"].append(data["results"]["results"][0])  # the same test twice: one case id twice
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputRefused) as e:
+        ingest(store, path)
+    message = str(e.value)
+    assert message.startswith(f"{path}:record 11: case_id: duplicate case_id") and "converted.jsonl" not in message
+    assert "(first at record 1)" in message

@@ -20,7 +20,7 @@ from typing import Any
 
 # Limits on input files (documented in README.md and docs/security-inputs.md).
 MAX_DOCUMENT_BYTES = 16 << 20  # a manifest, policy, evidence, trusted-reviewers file, envelope or bundle
-MAX_TOOL_FILE_BYTES = 512 << 20  # an eval tool's results file (read whole: JSON, lm-eval JSONL, Inspect zip)
+MAX_TOOL_FILE_BYTES = 256 << 20  # an eval tool's results file (read whole: JSON, lm-eval JSONL, Inspect zip)
 MAX_NESTING = 64  # JSON/YAML nesting depth of a document (manifest, policy, evidence)
 MAX_NODES = 2_000_000  # values in a document, counting each use of a YAML alias
 

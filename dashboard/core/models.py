@@ -7,9 +7,9 @@ store's column layout (dashboard/store/schema.py) mirrors `EvalCase` field by fi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field
 
 RiskLevel = Literal["low", "medium", "high", "critical"]
 RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
@@ -19,6 +19,8 @@ FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "max_steps_exceeded", 
 # Keys per case (docs/security-inputs.md): slice dimensions, and names in scores / checks / counters.
 MAX_SLICE_KEYS = 64
 MAX_MAP_KEYS = 1_000
+INT64_MAX = 2**63 - 1  # the store's integers are 64-bit: a larger count is refused here, naming the field
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 # Artifact kinds of a manifest, as named in policies (`when_changed`) and in the manifest diff.
 ARTIFACT_KINDS: dict[str, str] = {
@@ -143,7 +145,7 @@ class EvalCase(_Strict):
         description="Named boolean checks, e.g. grounded, citation_supported, unsupported_claim, "
         "refusal_expected, refusal_observed, stale_source, injection_succeeded, redaction_failure.",
     )
-    counters: dict[str, NonNegativeInt] = Field(
+    counters: dict[str, Count] = Field(
         default_factory=dict, max_length=MAX_MAP_KEYS,
         description="Named non-negative counters, e.g. unauthorized_retrieval, cross_tenant_access, "
         "idempotency_violations, unsafe_handoffs.",
@@ -153,10 +155,10 @@ class EvalCase(_Strict):
     retrieval: Retrieval | None = Field(default=None, description="Retrieval results, for RAG cases.")
     trajectory: Trajectory | None = Field(default=None, description="Agent trajectory, for agent cases.")
     latency_ms: float | None = Field(default=None, ge=0, description="End-to-end latency in milliseconds.")
-    input_tokens: int | None = Field(default=None, ge=0, description="Prompt tokens used.")
-    output_tokens: int | None = Field(default=None, ge=0, description="Completion tokens used.")
+    input_tokens: int | None = Field(default=None, ge=0, le=INT64_MAX, description="Prompt tokens used.")
+    output_tokens: int | None = Field(default=None, ge=0, le=INT64_MAX, description="Completion tokens used.")
     cost_usd: float | None = Field(default=None, ge=0, description="Spend for this case in US dollars.")
-    retries: int = Field(default=0, ge=0, description="Model call retries.")
+    retries: int = Field(default=0, ge=0, le=INT64_MAX, description="Model call retries.")
     error: str | None = Field(default=None, description="Error message if the case errored.")
     trace: Trace | None = Field(default=None, description="What the trace recorded.")
     input: str | None = Field(default=None, description="Case input (untrusted text).")

@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_text
 from dashboard.core.gates import GateDecision
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.policy import GatePolicy
@@ -167,10 +166,9 @@ def parse_trusted(data: object, source: str) -> TrustedReviewers:
 def load_trusted(path: str | Path) -> TrustedReviewers:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
-        raise InputRefused([Problem(str(p), "", "", f"cannot read the trusted-reviewers file: "
-                                    f"{'nested too deeply' if isinstance(e, RecursionError) else e}")]) from e
+        data = parse_yaml(read_text(p, "trusted-reviewers file"), p)  # a bounded regular file, bounded depth
+    except OSError as e:
+        raise InputRefused([Problem(str(p), "", "", f"cannot read the trusted-reviewers file: {e}")]) from e
     return parse_trusted(data, str(p))
 
 

@@ -395,10 +395,16 @@ _SAMPLES_NAME = re.compile(r"samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\
 
 
 def _lm_eval_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    text = decode_text(read_input_bytes(path, "file", MAX_TOOL_FILE_BYTES), path)
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            yield number, parse_json(line, path, f"line {number}", walk=False)
+    """The samples file line by line (streamed: a regular file of bounded size, UTF-8, one JSON object a line)."""
+    check_input_file(path, "file", MAX_TOOL_FILE_BYTES)
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if raw.strip():
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise _refuse(path, f"line {number}", "not UTF-8 text; save the file as UTF-8") from e
+                yield number, parse_json(line, path, f"line {number}", walk=False)
 
 
 def read_lm_eval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
