@@ -474,3 +474,43 @@ def test_releases_page_shows_the_train_and_opens_a_candidate(server, page):
     wait_for_app(page)
     assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc3"
     assert "APPROVED WITH WARNINGS" in page.get_by_test_id("stAlertContainer").first.inner_text()
+
+
+def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
+    """Test that a policy file uploaded in the sidebar is checked with `readiness policy check`'s messages,
+    kept in the store, selected, and judges the release; the trusted-reviewers file in use is shown (issue 14,
+    item 12)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    url, _db = upload_server
+    text = (REPO / "data" / "policies" / "case-management.yaml").read_text()
+    good = tmp_path / "looser.yaml"
+    good.write_text(text.replace('version: "2026.11.1"', 'version: "2026.12.0-test"'))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace('condition: "== 0"', 'condition: "=== zero"', 1))
+    cli = subprocess.run([sys.executable, "-m", "dashboard.cli", "policy", "check", str(bad)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert cli.returncode != 0
+    message = (cli.stderr or cli.stdout).strip().splitlines()[-1].split("bad.yaml", 1)[-1].strip(": ")
+    page.goto(f"{url}/gates?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    assert "Trusted reviewers:" in sidebar.inner_text()
+    sidebar.get_by_text("Use another policy file").click()
+    sidebar.locator("input[type=file]").set_input_files(str(bad))
+    wait_for_app(page)
+    sidebar.get_by_role("button", name="Check and use it").click()
+    wait_for_app(page)
+    assert "This policy is not valid" in sidebar.inner_text()
+    assert message[:40] in sidebar.inner_text(), (message, sidebar.inner_text())
+    sidebar.locator("input[type=file]").set_input_files(str(good))
+    wait_for_app(page)
+    sidebar.get_by_role("button", name="Check and use it").click()
+    wait_for_app(page)
+    assert "2026.12.0-test" in sidebar_value(page, "Gate policy")
+    page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
+    assert "v2026.12.0-test" in page.get_by_test_id("stMain").get_by_test_id("stAlertContainer").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
