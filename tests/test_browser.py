@@ -395,6 +395,7 @@ def test_a_busy_store_is_a_sentence_not_a_traceback(tmp_path, demo_store, page):
 
 
 # ----- issue 12 item 13: untrusted text cannot produce links, math or HTML -------------------------------------
+FORMULAS = ["=HYPERLINK(\"https://evil.example\")", "+1+2", "-3+4", "@SUM(A1)", "\tx", "\rx", "=1", "+x"]
 LINK_CORPUS = ("judge https://evil.example/a www.evil.example eve@evil.example $x^2$ $$y$$ "
                "<a href='https://evil.example/h'>a</a> [l](https://evil.example/m) <https://evil.example/b> "
                "<img src=x onerror=alert(1)> :red[alarm] **bold**")
@@ -411,10 +412,13 @@ def links_server(tmp_path_factory):
     base = demo.manifest_for(demo.STORIES[0])
     store.put_manifest(base)
     store.put_manifest(base.model_copy(update={"release_id": "rc-links", "baseline_release_id": base.release_id}))
-    records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1") for i in range(40)]
+    records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1", output=f"answer {i}.",
+                         error=FORMULAS[i % len(FORMULAS)] if i < 8 else None) for i in range(40)]
     store.ingest([write_jsonl(tmp / "b.jsonl", records)], base.release_id)
     store.ingest([write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
-                                                     output=LINK_CORPUS) for r in records])], "rc-links")
+                                                     output=LINK_CORPUS if i % 2 else f"{r['output']} Changed now.",
+                                                     passed=i % 5 != 0)
+                                                for i, r in enumerate(records)])], "rc-links")
     store.close()
     with streamlit_server(str(tmp / "links.duckdb")) as url:
         yield url
@@ -514,3 +518,51 @@ def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
     assert "v2026.12.0-test" in page.get_by_test_id("stMain").get_by_test_id("stAlertContainer").first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
+
+
+def test_search_runs_over_the_whole_release_and_the_url_keeps_it(server, page):
+    """Test that search finds a case far beyond the first page (server side, in DuckDB), sorting by score change
+    works, and a link with the search and sort reproduces the view (issue 14: search, sort, URL)."""
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2&kind=all")
+    wait_for_app(page)
+    page.get_by_label("Search case ids, inputs, outputs and expected answers (the whole release)").fill("POLQA-0001999")
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    assert "(of 1; 1 cases)" in page.inner_text("body")
+    assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() == "Case POLQA-0001999"
+    assert "q=POLQA-0001999" in page.url
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2&kind=all&sort=score+change&desc=1&score=groundedness")
+    wait_for_app(page)
+    picked = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text="Case").first.locator(
+        "input").input_value()
+    # the table is a canvas; the case picker follows its order: cases with a groundedness change come first
+    assert picked.startswith("rag_policy_qa / ")
+
+
+def test_export_is_the_whole_list_formula_safe_and_the_diff_is_text(links_server, page):
+    """Test that the CSV export holds every matching case with formula cells neutralised (=, +, -, @, tab, CR),
+    Parquet exports the same rows, and the baseline -> candidate output diff is shown as text (issue 14 features;
+    issue 12 item 14)."""
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    page.goto(f"{links_server}/cases?candidate=rc-links&kind=all")
+    wait_for_app(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export the list (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(open(dl.value.path(), encoding="utf-8", newline="").read())))
+    assert len(rows) == 40
+    errors = [r["error"] for r in rows if r["error"]]
+    assert len(errors) == 8 and all(e.startswith("'") for e in errors), errors
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export the list (Parquet)").click()
+    table = pq.read_table(dl.value.path())
+    assert table.num_rows == 40 and set(table.column("error").to_pylist()) - {None} == set(FORMULAS)
+    page.goto(f"{links_server}/cases?candidate=rc-links&kind=all&case=c0&case_suite=rag_policy_qa")
+    wait_for_app(page)
+    diff = page.get_by_test_id("stExpander").filter(has_text="text diff")
+    assert "+Changed now." in diff.inner_text() and "-answer 0." not in diff.inner_text()
+    assert page.get_by_test_id("stMain").locator("a[href*='evil'], .katex, img[src='x']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "cases-diff.png"))
