@@ -90,12 +90,12 @@ def test_sign_a_review_in_the_browser(server, page):
     # no decision is preselected, and the principal and role come from the key (issue 14, item 10)
     assert page.get_by_role("radio", checked=True).count() == 0
     page.get_by_label("Comment").fill("Pen test passed; <b>ship it</b>")
-    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_test_id("stMain").locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
     page.get_by_label("Key passphrase").fill("readiness-demo")
     page.get_by_role("button", name="Sign and record").click()
     page.get_by_text("choose a decision").wait_for(timeout=30_000)
     page.get_by_test_id("stRadioGroup").get_by_text("approve", exact=True).click()
-    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_test_id("stMain").locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
     page.get_by_label("Key passphrase").fill("readiness-demo")
     page.get_by_role("button", name="Sign and record").click()
     wait_for_app(page)
@@ -211,6 +211,17 @@ def test_gate_drill_down_keeps_the_release_and_lists_the_gates_cases(server, pag
     page.screenshot(path=str(ARTIFACTS / "cases-behind-gate.png"))
 
 
+def test_sidebar_navigation_keeps_the_selection(server, page):
+    """Test that moving between pages with the navigation menu keeps candidate and policy (issue 14, item 1)."""
+    page.goto(f"{server}/?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    for name in ("Cases", "Slices", "Overview"):
+        page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+        wait_for_app(page)
+        assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2", name
+        assert "candidate=rel-2026.11.0-rc2" in page.url, name
+
+
 def _count(store, sql: str, params: list) -> int:
     return int(store.query(sql, params)[0][0])
 
@@ -321,7 +332,7 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     page.goto(f"{url}/load")
     wait_for_app(page)
     page.get_by_label("Release id").fill(rid)
-    inputs = page.locator("input[type=file]")
+    inputs = page.get_by_test_id("stMain").locator("input[type=file]")
     inputs.nth(0).set_input_files(str(tmp_path / "manifest.json"))
     inputs.nth(1).set_input_files(str(tmp_path / "run.jsonl"))
     inputs.nth(2).set_input_files(str(tmp_path / "evidence.json"))
@@ -336,8 +347,8 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     page.keyboard.press("Escape")
     # without the bad evidence: stored, and the sidebar lists the release without another click
     page.get_by_label("Release id").fill(rid)
-    page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "manifest.json"))
-    page.locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "run.jsonl"))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "manifest.json"))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "run.jsonl"))
     page.get_by_role("button", name="Validate and store").click()
     page.get_by_text("Stored in release").first.wait_for(timeout=30_000)
     wait_for_app(page)
@@ -348,7 +359,7 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     # an upload over the total cap (1 MB here) is refused before anything is read
     big = write_jsonl(tmp_path / "big.jsonl", [good_case(case_id=f"b{i}", output="x" * 2000) for i in range(700)])
     page.get_by_label("Release id").fill("rel-upload-2")
-    page.locator("input[type=file]").nth(1).set_input_files(str(big))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(1).set_input_files(str(big))
     page.get_by_role("button", name="Validate and store").click()
     page.get_by_text("at most 1 MB in total").first.wait_for(timeout=30_000)
 

@@ -62,7 +62,7 @@ def go(page: str, params: dict[str, str | list[str]] | None = None) -> None:
         if key in (params or {}):
             st.session_state.setdefault(_KEPT, {})[key] = query[key]
             st.session_state.pop(key, None)
-    st.session_state["_from_link"] = True  # the target page applies the URL's filters over its widget state
+    st.session_state["_from_link"] = page  # the target page applies the URL's filters over its widget state
     st.switch_page(page, query_params=query)
 
 

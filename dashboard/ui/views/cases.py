@@ -25,7 +25,7 @@ ANY = "(any)"
 sel = require_selection()
 st.title("Cases")
 qp = st.query_params
-from_link = bool(st.session_state.pop("_from_link", False))
+from_link = st.session_state.pop("_from_link", None) == drill.CASES_PAGE  # a drill-down into this page
 
 
 def seed(key: str, value: object) -> None:
