@@ -525,9 +525,12 @@ def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
     wait_for_app(page)
     sidebar.get_by_role("button", name="Check and use it").click()
     wait_for_app(page)
+    # st.rerun applies the new selection: wait for the rerun's banner rather than reading a stale one
+    page.get_by_test_id("stMain").get_by_test_id("stAlertContainer").filter(has_text="2026.12.0-test").first.wait_for(
+        timeout=30_000)
+    wait_for_app(page)
     assert "2026.12.0-test" in sidebar_value(page, "Gate policy")
     page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
-    assert "v2026.12.0-test" in page.get_by_test_id("stMain").get_by_test_id("stAlertContainer").first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
 
 
