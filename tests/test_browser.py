@@ -211,6 +211,25 @@ def test_gate_drill_down_keeps_the_release_and_lists_the_gates_cases(server, pag
     page.screenshot(path=str(ARTIFACTS / "cases-behind-gate.png"))
 
 
+def test_slice_drill_down_keeps_the_release(server, page, demo_store):
+    """Test that Slices -> "Show this slice's regressions" opens Cases for the same candidate with that slice's
+    regressions (issue 14, item 1)."""
+    import re
+
+    from dashboard.core.policy import SliceSpec
+
+    page.goto(f"{server}/slices?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    value = page.get_by_test_id("stSelectbox").filter(has_text="task value").locator("input").input_value()
+    n, _rows = demo_store.cases_page("rel-2026.11.0-rc2", "rel-2026.10.0", SliceSpec(where={"task": [value]}),
+                                     "regressions", 1, 0)
+    page.get_by_role("button", name=re.compile("Show this slice's regressions")).click()
+    wait_for_app(page)
+    page.get_by_text(re.compile(r"Page \(of")).first.wait_for(timeout=20_000)
+    assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2"
+    assert f"{n:,} cases)" in page.inner_text("body")
+
+
 def test_sidebar_navigation_keeps_the_selection(server, page):
     """Test that moving between pages with the navigation menu keeps candidate and policy (issue 14, item 1)."""
     page.goto(f"{server}/?candidate=rel-2026.11.0-rc2")
