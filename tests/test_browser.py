@@ -90,12 +90,12 @@ def test_sign_a_review_in_the_browser(server, page):
     # no decision is preselected, and the principal and role come from the key (issue 14, item 10)
     assert page.get_by_role("radio", checked=True).count() == 0
     page.get_by_label("Comment").fill("Pen test passed; <b>ship it</b>")
-    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_test_id("stMain").locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
     page.get_by_label("Key passphrase").fill("readiness-demo")
     page.get_by_role("button", name="Sign and record").click()
     page.get_by_text("choose a decision").wait_for(timeout=30_000)
     page.get_by_test_id("stRadioGroup").get_by_text("approve", exact=True).click()
-    page.locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
+    page.get_by_test_id("stMain").locator("input[type=file]").first.set_input_files(str(REPO / "data" / "reviewers" / "sec_example.com.key"))
     page.get_by_label("Key passphrase").fill("readiness-demo")
     page.get_by_role("button", name="Sign and record").click()
     wait_for_app(page)
@@ -211,6 +211,36 @@ def test_gate_drill_down_keeps_the_release_and_lists_the_gates_cases(server, pag
     page.screenshot(path=str(ARTIFACTS / "cases-behind-gate.png"))
 
 
+def test_slice_drill_down_keeps_the_release(server, page, demo_store):
+    """Test that Slices -> "Show this slice's regressions" opens Cases for the same candidate with that slice's
+    regressions (issue 14, item 1)."""
+    import re
+
+    from dashboard.core.policy import SliceSpec
+
+    page.goto(f"{server}/slices?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    value = page.get_by_test_id("stSelectbox").filter(has_text="task value").locator("input").input_value()
+    n, _rows = demo_store.cases_page("rel-2026.11.0-rc2", "rel-2026.10.0", SliceSpec(where={"task": [value]}),
+                                     "regressions", 1, 0)
+    page.get_by_role("button", name=re.compile("Show this slice's regressions")).click()
+    wait_for_app(page)
+    page.get_by_text(re.compile(r"Page \(of")).first.wait_for(timeout=20_000)
+    assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2"
+    assert f"{n:,} cases)" in page.inner_text("body")
+
+
+def test_sidebar_navigation_keeps_the_selection(server, page):
+    """Test that moving between pages with the navigation menu keeps candidate and policy (issue 14, item 1)."""
+    page.goto(f"{server}/?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    for name in ("Cases", "Slices", "Overview"):
+        page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+        wait_for_app(page)
+        assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2", name
+        assert "candidate=rel-2026.11.0-rc2" in page.url, name
+
+
 def _count(store, sql: str, params: list) -> int:
     return int(store.query(sql, params)[0][0])
 
@@ -321,7 +351,7 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     page.goto(f"{url}/load")
     wait_for_app(page)
     page.get_by_label("Release id").fill(rid)
-    inputs = page.locator("input[type=file]")
+    inputs = page.get_by_test_id("stMain").locator("input[type=file]")
     inputs.nth(0).set_input_files(str(tmp_path / "manifest.json"))
     inputs.nth(1).set_input_files(str(tmp_path / "run.jsonl"))
     inputs.nth(2).set_input_files(str(tmp_path / "evidence.json"))
@@ -336,8 +366,8 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     page.keyboard.press("Escape")
     # without the bad evidence: stored, and the sidebar lists the release without another click
     page.get_by_label("Release id").fill(rid)
-    page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "manifest.json"))
-    page.locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "run.jsonl"))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "manifest.json"))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "run.jsonl"))
     page.get_by_role("button", name="Validate and store").click()
     page.get_by_text("Stored in release").first.wait_for(timeout=30_000)
     wait_for_app(page)
@@ -348,7 +378,7 @@ def test_an_upload_is_all_or_nothing_and_the_release_appears_at_once(upload_serv
     # an upload over the total cap (1 MB here) is refused before anything is read
     big = write_jsonl(tmp_path / "big.jsonl", [good_case(case_id=f"b{i}", output="x" * 2000) for i in range(700)])
     page.get_by_label("Release id").fill("rel-upload-2")
-    page.locator("input[type=file]").nth(1).set_input_files(str(big))
+    page.get_by_test_id("stMain").locator("input[type=file]").nth(1).set_input_files(str(big))
     page.get_by_role("button", name="Validate and store").click()
     page.get_by_text("at most 1 MB in total").first.wait_for(timeout=30_000)
 
@@ -395,6 +425,7 @@ def test_a_busy_store_is_a_sentence_not_a_traceback(tmp_path, demo_store, page):
 
 
 # ----- issue 12 item 13: untrusted text cannot produce links, math or HTML -------------------------------------
+FORMULAS = ["=HYPERLINK(\"https://evil.example\")", "+1+2", "-3+4", "@SUM(A1)", "\tx", "\rx", "=1", "+x"]
 LINK_CORPUS = ("judge https://evil.example/a www.evil.example eve@evil.example $x^2$ $$y$$ "
                "<a href='https://evil.example/h'>a</a> [l](https://evil.example/m) <https://evil.example/b> "
                "<img src=x onerror=alert(1)> :red[alarm] **bold**")
@@ -411,10 +442,13 @@ def links_server(tmp_path_factory):
     base = demo.manifest_for(demo.STORIES[0])
     store.put_manifest(base)
     store.put_manifest(base.model_copy(update={"release_id": "rc-links", "baseline_release_id": base.release_id}))
-    records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1") for i in range(40)]
+    records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1", output=f"answer {i}.",
+                         error=FORMULAS[i % len(FORMULAS)] if i < 8 else None) for i in range(40)]
     store.ingest([write_jsonl(tmp / "b.jsonl", records)], base.release_id)
     store.ingest([write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
-                                                     output=LINK_CORPUS) for r in records])], "rc-links")
+                                                     output=LINK_CORPUS if i % 2 else f"{r['output']} Changed now.",
+                                                     passed=i % 5 != 0)
+                                                for i, r in enumerate(records)])], "rc-links")
     store.close()
     with streamlit_server(str(tmp / "links.duckdb")) as url:
         yield url
@@ -474,3 +508,94 @@ def test_releases_page_shows_the_train_and_opens_a_candidate(server, page):
     wait_for_app(page)
     assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc3"
     assert "APPROVED WITH WARNINGS" in page.get_by_test_id("stAlertContainer").first.inner_text()
+
+
+def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
+    """Test that a policy file uploaded in the sidebar is checked with `readiness policy check`'s messages,
+    kept in the store, selected, and judges the release; the trusted-reviewers file in use is shown (issue 14,
+    item 12)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    url, _db = upload_server
+    text = (REPO / "data" / "policies" / "case-management.yaml").read_text()
+    good = tmp_path / "looser.yaml"
+    good.write_text(text.replace('version: "2026.11.1"', 'version: "2026.12.0-test"'))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace('condition: "== 0"', 'condition: "=== zero"', 1))
+    cli = subprocess.run([sys.executable, "-m", "dashboard.cli", "policy", "check", str(bad)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert cli.returncode != 0
+    message = (cli.stderr or cli.stdout).strip().splitlines()[-1].split("bad.yaml", 1)[-1].strip(": ")
+    page.goto(f"{url}/gates?candidate=rel-2026.11.0-rc2")
+    wait_for_app(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    assert "Trusted reviewers:" in sidebar.inner_text()
+    sidebar.get_by_text("Use another policy file").click()
+    sidebar.locator("input[type=file]").set_input_files(str(bad))
+    wait_for_app(page)
+    sidebar.get_by_role("button", name="Check and use it").click()
+    wait_for_app(page)
+    assert "This policy is not valid" in sidebar.inner_text()
+    assert message[:40] in sidebar.inner_text(), (message, sidebar.inner_text())
+    sidebar.locator("input[type=file]").set_input_files(str(good))
+    wait_for_app(page)
+    sidebar.get_by_role("button", name="Check and use it").click()
+    wait_for_app(page)
+    # st.rerun applies the new selection: wait for the rerun's banner rather than reading a stale one
+    page.get_by_test_id("stMain").get_by_test_id("stAlertContainer").filter(has_text="2026.12.0-test").first.wait_for(
+        timeout=30_000)
+    wait_for_app(page)
+    assert "2026.12.0-test" in sidebar_value(page, "Gate policy")
+    page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
+    page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
+
+
+def test_search_runs_over_the_whole_release_and_the_url_keeps_it(server, page):
+    """Test that search finds a case far beyond the first page (server side, in DuckDB), sorting by score change
+    works, and a link with the search and sort reproduces the view (issue 14: search, sort, URL)."""
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2&kind=all")
+    wait_for_app(page)
+    page.get_by_label("Search case ids, inputs, outputs and expected answers (the whole release)").fill("POLQA-0001999")
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    assert "(of 1; 1 cases)" in page.inner_text("body")
+    assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() == "Case POLQA-0001999"
+    assert "q=POLQA-0001999" in page.url
+    page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2&kind=all&sort=score+change&desc=1&score=groundedness")
+    wait_for_app(page)
+    picked = page.get_by_test_id("stMain").get_by_test_id("stSelectbox").filter(has_text="Case").first.locator(
+        "input").input_value()
+    # the table is a canvas; the case picker follows its order: cases with a groundedness change come first
+    assert picked.startswith("rag_policy_qa / ")
+
+
+def test_export_is_the_whole_list_formula_safe_and_the_diff_is_text(links_server, page):
+    """Test that the CSV export holds every matching case with formula cells neutralised (=, +, -, @, tab, CR),
+    Parquet exports the same rows, and the baseline -> candidate output diff is shown as text (issue 14 features;
+    issue 12 item 14)."""
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    page.goto(f"{links_server}/cases?candidate=rc-links&kind=all")
+    wait_for_app(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export the list (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(open(dl.value.path(), encoding="utf-8", newline="").read())))
+    assert len(rows) == 40
+    errors = [r["error"] for r in rows if r["error"]]
+    assert len(errors) == 8 and all(e.startswith("'") for e in errors), errors
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Export the list (Parquet)").click()
+    table = pq.read_table(dl.value.path())
+    assert table.num_rows == 40 and set(table.column("error").to_pylist()) - {None} == set(FORMULAS)
+    page.goto(f"{links_server}/cases?candidate=rc-links&kind=all&case=c0&case_suite=rag_policy_qa")
+    wait_for_app(page)
+    diff = page.get_by_test_id("stExpander").filter(has_text="text diff")
+    assert "+Changed now." in diff.inner_text() and "-answer 0." not in diff.inner_text()
+    assert page.get_by_test_id("stMain").locator("a[href*='evil'], .katex, img[src='x']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "cases-diff.png"))

@@ -273,3 +273,10 @@ def case_records(store: Store, release_id: str, suite: str, case_id: str) -> lis
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         cur.close()
+
+
+def stored_policies(store: Store) -> list[tuple[str, str, str, str]]:
+    """(digest, policy id, version, policy JSON) of every policy the store keeps, newest first."""
+    rows = store.query("SELECT policy_digest, policy_id, version, policy_json FROM policies "
+                       "ORDER BY policy_id, version DESC, policy_digest")
+    return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]

@@ -13,6 +13,10 @@ from dashboard.ui.slices import compare
 from dashboard.ui.state import require_selection
 
 
+def _label(metric: str) -> str:
+    return LABELS.get(metric, metric.replace("_", " ").capitalize())
+
+
 def _dot_chart(m: str, mrows: list[dict], candidate: str, baseline: str | None) -> go.Figure:
     """Candidate (blue, with its 95% interval) next to the baseline (grey) per slice, on an axis zoomed to the
     data: dots, not bars, so a zoomed axis does not exaggerate; a 4-point drop is visible."""
@@ -28,7 +32,7 @@ def _dot_chart(m: str, mrows: list[dict], candidate: str, baseline: str | None) 
                     marker={"color": ui.CANDIDATE_COLOR, "size": 11},
                     error_y={"type": "data", "array": hi, "arrayminus": lo, "visible": True, "thickness": 2})
     rate = CATALOGUE[m].kind == "rate"
-    fig.update_layout(title={"text": ui.label(LABELS.get(m, m.replace("_", " "))), "font": {"size": 18}},
+    fig.update_layout(title={"text": ui.label(_label(m)), "font": {"size": 18}},
                       height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10}, font={"size": 14},
                       legend={"orientation": "h", "y": -0.3}, yaxis={"tickformat": ".1%" if rate else None,
                                                                    "automargin": True},
@@ -59,11 +63,12 @@ def area_page(title: str, intro: str, metrics: tuple[str, ...], key: str) -> Non
         cols[shown % 2].plotly_chart(_dot_chart(m, mrows, sel.candidate, sel.baseline), width="stretch",
                                      key=f"{key}_{m}")
         shown += 1
+    # metric labels come from the catalogue (trusted text)
     if all_zero:
-        st.caption(ui.esc("0 in every slice, candidate and baseline: " + ", ".join(LABELS.get(m, m) for m in all_zero)))
+        st.caption("0 in every slice, candidate and baseline: " + ", ".join(_label(m) for m in all_zero) + ".")
     if no_value:
-        st.caption(ui.esc("Not computed for these cases (the fields they need are missing): "
-                          + ", ".join(LABELS.get(m, m) for m in no_value)))
+        st.caption("Not computed for these cases (the fields they need are missing): "
+                   + ", ".join(_label(m) for m in no_value) + ".")
     st.subheader("Per slice")
     ui.show_table([{"slice": r["slice"], "metric": r["metric"], "candidate": fmt_value(r["candidate"]),
                     "95% interval": fmt_interval(r["interval"]), "baseline": fmt_value(r["baseline"]),

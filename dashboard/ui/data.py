@@ -6,6 +6,7 @@ Every cached function takes the store's generation, so an ingest invalidates wha
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,45 @@ def policy_files() -> dict[str, str]:
     for entry in filter(None, os.environ.get("READINESS_POLICIES", "").split(os.pathsep)):
         p = Path(entry)
         paths += sorted(p.glob("*.y*ml")) if p.is_dir() else [p]
-    return {p.name: str(p) for p in paths}
+    files = {p.name: str(p) for p in paths}
+    return {**files, **stored_policy_files()}
+
+
+STORED_POLICIES = Path(tempfile.gettempdir()) / f"readiness-policies-{os.getuid()}"
+
+
+def stored_policy_files() -> dict[str, str]:
+    """Label -> file for every policy kept in the store (judged before, or uploaded in the sidebar), written once
+    to a private cache folder so every page reads a policy the same way (by path)."""
+    from dashboard.store.cases import stored_policies
+
+    out = {}
+    try:
+        rows = stored_policies(store())
+    except Exception:  # noqa: BLE001 - a busy store: the bundled policies still work
+        return {}
+    STORED_POLICIES.mkdir(mode=0o700, exist_ok=True)
+    for digest_, policy_id, version, policy_json in rows:
+        path = STORED_POLICIES / (digest_.removeprefix("sha256:") + ".json")
+        if not path.exists():
+            path.write_text(policy_json, encoding="utf-8")
+        out[f"{policy_id} v{version} (stored {digest_[7:15]})"] = str(path)
+    return out
+
+
+def add_policy(name: str, content: bytes) -> str:
+    """Validate an uploaded policy exactly as `readiness policy check` does, keep it in the store, and return
+    its sidebar label; InputRefused with the same messages otherwise."""
+    from dashboard.core.errors import read_text
+    from dashboard.core.policy import parse_policy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(content)
+        parsed = parse_policy(read_text(path, "policy"), Path(name).name)
+    store().remember_policy(parsed.policy_id, parsed.version, parsed.digest,
+                            parsed.model_dump_json())
+    return f"{parsed.policy_id} v{parsed.version} (stored {parsed.digest[7:15]})"
 
 
 @st.cache_data(show_spinner=False)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from dashboard.core.errors import InputRefused
+from dashboard.core.plain import md_text
 from dashboard.core.policy import GatePolicy
 from dashboard.ui import data
 
@@ -36,6 +38,9 @@ _KEPT = "_selection"  # a plain (non-widget) copy of the selection: Streamlit dr
 def _init(key: str, options: list[str], fallback: str) -> None:
     """Seed a widget's state: from the query string when it names a valid value (a link, or a page switch made
     by `go`), else from the kept selection, else the fallback. A value chosen in the widget stays."""
+    pending = st.session_state.get("_pending", {})
+    if pending.get(key) in options:  # a value set by the app itself (e.g. an uploaded policy), applied once
+        st.session_state[key] = pending.pop(key)
     wanted = st.query_params.get(key)
     kept = st.session_state.setdefault(_KEPT, {}).get(key)
     if key not in st.session_state or st.session_state[key] not in options:
@@ -57,7 +62,7 @@ def go(page: str, params: dict[str, str | list[str]] | None = None) -> None:
         if key in (params or {}):
             st.session_state.setdefault(_KEPT, {})[key] = query[key]
             st.session_state.pop(key, None)
-    st.session_state["_from_link"] = True  # the target page applies the URL's filters over its widget state
+    st.session_state["_from_link"] = page  # the target page applies the URL's filters over its widget state
     st.switch_page(page, query_params=query)
 
 
@@ -85,6 +90,23 @@ def render_sidebar() -> None:
     policy = data.load_selected_policy(policies[st.session_state.policy])
     _init("profile", policy.profiles, policy.default_profile or policy.profiles[0])
     st.selectbox("Profile", policy.profiles, key="profile", help="Which of the policy's gates run.")
+    _policy_upload()
+    st.caption("Trusted reviewers: " + md_text(data.trusted_path()))
+
+
+def _policy_upload() -> None:
+    """Upload a policy file: validated as `readiness policy check` does, kept in the store, then selected."""
+    with st.expander("Use another policy file"):
+        upload = st.file_uploader("Gate policy (YAML or JSON)", type=["yaml", "yml", "json"], key="policy_upload")
+        if upload is not None and st.button("Check and use it", key="policy_upload_go"):
+            try:
+                label = data.add_policy(upload.name, upload.getvalue())
+            except InputRefused as e:
+                st.error("This policy is not valid:", icon=":material/error:")
+                st.code("\n".join(str(p) for p in e.problems), language=None)
+                return
+            st.session_state["_pending"] = {"policy": label}  # set before the widget exists in the next run
+            st.rerun()
 
 
 def current() -> Selection | None:

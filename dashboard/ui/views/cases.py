@@ -25,7 +25,7 @@ ANY = "(any)"
 sel = require_selection()
 st.title("Cases")
 qp = st.query_params
-from_link = bool(st.session_state.pop("_from_link", False))
+from_link = st.session_state.pop("_from_link", None) == drill.CASES_PAGE  # a drill-down into this page
 
 
 def seed(key: str, value: object) -> None:
@@ -105,7 +105,8 @@ s1, s2, s3, s4 = st.columns([3, 1, 1, 1])
 search = s1.text_input("Search case ids, inputs, outputs and expected answers (the whole release)", key="cases_q",
                        max_chars=200, placeholder="e.g. POL-0156 or a phrase from an answer")
 sort = str(s2.selectbox("Sort by", list(SORTS), key="cases_sort"))
-score = s3.selectbox("Score", scores or [None], key="cases_score", format_func=lambda s: s or "(none)",
+score_options: list[str | None] = [*scores] if scores else [None]
+score = s3.selectbox("Score", score_options, key="cases_score", format_func=lambda s: s or "(none)",
                      help="The score shown, and sorted by with 'score' and 'score change'.")
 descending = s4.toggle("Descending", key="cases_desc")
 
