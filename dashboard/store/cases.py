@@ -139,7 +139,7 @@ class CaseQuery:
 
 
 def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
-    from dashboard.store.db import _slice_sql
+    from dashboard.store.db import _per_case_sql, _slice_sql
 
     if q.kind not in OUTCOMES or q.sort not in SORTS:
         raise ValueError(f"unknown case list {q.kind!r} / sort {q.sort!r}")
@@ -158,20 +158,20 @@ def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
                       if pred else "FALSE")
         if pred and "$thr" in pred[0]:
             params["thr"] = q.gate_threshold
-    # The pairing below is cases_page's (suite, case id and content digest); keep both the same.
+    # The one definition of "the same case" (store.db._case_pairs_sql): one designated repeat per case, and a
+    # regression or fix only where suite, case id and that repeat's content digest agree.
+    keep = " AND ".join(having)
+    cand = _per_case_sql("$cand", where, extra=", arg_min(slices['task'], run_id) AS task, avg(latency_ms) AS latency_ms, "
+                         "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error, avg(scores[$score]) AS score, "
+                         f"({keep}) AS keep")
+    base = _per_case_sql("$base", extra=", avg(scores[$score]) AS score")
     return f"""
-        WITH c AS (SELECT suite, case_id, any_value(content_digest) AS content_digest, any_value(risk) AS risk,
-                          any_value(slices['task']) AS task, bool_and(passed) AS passed, count(*) AS repeats,
-                          avg(latency_ms) AS latency_ms, sum(cost_usd) AS cost_usd, any_value(error) AS error,
-                          avg(scores[$score]) AS score
-                   FROM cases WHERE release_id = $cand AND {where} GROUP BY suite, case_id
-                   HAVING {" AND ".join(having)}),
-             b AS (SELECT suite, case_id, content_digest, bool_and(passed) AS passed, avg(scores[$score]) AS score
-                   FROM cases WHERE release_id = $base GROUP BY ALL)
+        WITH c AS (SELECT * FROM ({cand}) WHERE keep), b AS ({base})
         SELECT c.case_id, c.suite, c.risk, c.task, c.passed AS candidate_passed,
                b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.score, b.score AS baseline_score,
                c.score - b.score AS score_change, c.error
-        FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b USING (suite, case_id, content_digest)
+        FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b
+             ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest
         WHERE {OUTCOMES[q.kind]}
         ORDER BY {SORTS[q.sort]} {"DESC" if q.descending else "ASC"} NULLS LAST, {RISK_ORDER}, c.suite, c.case_id
     """  # noqa: S608

@@ -741,36 +741,13 @@ class Store:
 
     def cases_page(self, candidate_id: str, baseline_id: str | None, spec: SliceSpec, kind: str,
                    limit: int = 50, offset: int = 0, failed_check: str | None = None) -> tuple[int, list[dict[str, Any]]]:
-        """One page of cases, paginated in the database. kind: regressions (baseline passed, candidate failed),
-        fixes, failed (candidate), all (candidate); `failed_check` keeps cases whose named check is false in
-        the candidate. Most severe risk first."""
-        where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id or ""})
-        if failed_check:
-            where += " AND checks[$failed_check] = false"
-            params["failed_check"] = failed_check
-        joined = kind in ("regressions", "fixes")
-        if joined and not baseline_id:
-            return 0, []
-        outcome = {"regressions": "b.passed AND NOT c.passed", "fixes": "c.passed AND NOT b.passed",
-                   "failed": "NOT c.passed", "all": "TRUE"}[kind]
-        # The same cases as paired() and regressions(): one designated repeat per case, same suite, case id and
-        # content (a changed case has no baseline outcome to compare with).
-        cte = _case_pairs_sql(where, group, extra=", arg_min(slices, run_id) AS slices, avg(latency_ms) AS latency_ms, "
-                                           "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error")
-        source = ("c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest"
-                  if joined else
-                  "c LEFT JOIN b ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest")
-        total = self.query(f"{cte} SELECT count(*) FROM {source} WHERE {outcome}", params)[0][0]  # noqa: S608
-        rows = self.query(
-            f"""{cte} SELECT c.case_id, c.suite, c.risk, c.slices['task'] AS task, c.passed AS candidate_passed,
-                             b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.error
-                FROM {source} WHERE {outcome}
-                ORDER BY list_position(['critical', 'high', 'medium', 'low'], c.risk), c.suite, c.case_id
-                LIMIT $limit OFFSET $offset""",  # noqa: S608
-            {**params, "limit": limit, "offset": offset})
-        keys = ("case_id", "suite", "risk", "task", "candidate_passed", "baseline_passed", "repeats", "latency_ms",
-                "cost_usd", "error")
-        return int(total), [dict(zip(keys, r, strict=True)) for r in rows]
+        """One page of cases (kind: regressions, fixes, failed, all), most severe risk first; `failed_check` keeps
+        cases whose named check is false. The Cases page's own query (store/cases.py), so one definition of the
+        same case serves the gate, its outputs and the page."""
+        from dashboard.store import cases
+
+        q = cases.CaseQuery(candidate_id, baseline_id, spec, kind, check=failed_check, check_value=False)
+        return cases.case_list(self, q, limit, offset)
 
     def case_list(self, query: Any, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
         """Search, sort and gate filters over a candidate's cases: dashboard/store/cases.py."""

@@ -149,13 +149,6 @@ def dimension_values(gen: str, release_ids: tuple[str, ...], dimension: str) -> 
 
 
 @st.cache_data(show_spinner=False)
-def cases_page(gen: str, candidate: str, baseline: str | None, spec_json: str, kind: str, limit: int,
-               offset: int, failed_check: str | None = None) -> tuple[int, list[dict[str, Any]]]:
-    return store().cases_page(candidate, baseline, SliceSpec.model_validate_json(spec_json), kind, limit, offset,
-                              failed_check)
-
-
-@st.cache_data(show_spinner=False)
 def check_names(gen: str, release_ids: tuple[str, ...]) -> list[str]:
     return store().check_names(release_ids)
 
