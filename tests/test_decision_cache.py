@@ -202,3 +202,21 @@ def test_cli_gate_writes_the_cache_and_status_report_read_it(small, tmp_path, mo
                  "--out", str(out)]) == 0
     assert counter.calls == 1
     assert printed["digest"] in capsys.readouterr().out
+
+
+def test_cli_gate_json_skips_the_regression_list(small, monkeypatch, capsys):
+    """Test that `readiness gate --format json` (which shows no regression list) does not run the paired join, so a
+    cached decision is served without reading the cases; the text format still lists them."""
+    path = small.path
+    small.close()
+    policy = str(POLICIES / "case-management.yaml")
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("regressions computed for json")
+
+    with monkeypatch.context() as m:
+        m.setattr(Store, "regressions", refuse)
+        main(["gate", "--db", path, "--candidate", RC2.release_id, "--policy", policy, "--format", "json"])
+    capsys.readouterr()
+    main(["gate", "--db", path, "--candidate", RC2.release_id, "--policy", policy])
+    assert "paired cases:" in capsys.readouterr().out
