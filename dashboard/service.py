@@ -228,9 +228,17 @@ _JUDGING_CODE = ("core", "service.py", "store")
 
 @functools.cache
 def code_fingerprint() -> str:
-    """sha256 over the source of every module a decision is computed by (read once per process)."""
+    """sha256 over the source of every module a decision is computed by, and the versions of the libraries that
+    compute its numbers (read once per process)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
+    for lib in ("duckdb", "numpy", "scipy", "pydantic"):
+        try:
+            h.update(f"{lib}=={version(lib)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib} missing\0".encode())
     for part in _JUDGING_CODE:
         for f in sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / part]:
             h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")

@@ -220,3 +220,12 @@ def test_cli_gate_json_skips_the_regression_list(small, monkeypatch, capsys):
     capsys.readouterr()
     main(["gate", "--db", path, "--candidate", RC2.release_id, "--policy", policy])
     assert "paired cases:" in capsys.readouterr().out
+
+
+def test_other_judging_code_misses_the_cache(small, monkeypatch):
+    """Test that a decision cached by other judging code (another version's source or libraries) is not served."""
+    gate_release(small, CM, RC2.release_id)
+    monkeypatch.setattr(service, "code_fingerprint", lambda: "sha256:" + "1" * 64)
+    counter = _Counter(monkeypatch)
+    gate_release(small, CM, RC2.release_id)
+    assert counter.calls == 1
