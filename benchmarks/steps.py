@@ -80,7 +80,8 @@ def make_gate_store(db: str, cases: str) -> None:
 
 
 def gate(db: str, policy_path: str, repeats: str = "3") -> None:
-    """Cold first decision, then the best of `repeats` warm ones (same process, same store)."""
+    """Cold first decision, then the best of `repeats` warm ones (same process, same store), always computed (the
+    decision cache is bypassed: this is the cost of judging)."""
     from dashboard.core.policy import load_policy
     from dashboard.service import gate_release
     from dashboard.store.db import Store
@@ -90,11 +91,104 @@ def gate(db: str, policy_path: str, repeats: str = "3") -> None:
     times, digests = [], set()
     for _ in range(int(repeats)):
         t = time.perf_counter()
-        decision = gate_release(store, policy, demo_release("rc2"), demo_release("base"))
+        decision = gate_release(store, policy, demo_release("rc2"), demo_release("base"), cache=False)
         times.append(time.perf_counter() - t)
         digests.add(decision.digest)
     _result(times[0], warm_s=min(times[1:] or times), gates=len(decision.gates), status=decision.status,
             same_digest=len(digests) == 1)
+
+
+def clear_decision_cache(db: str) -> None:
+    """Forget every cached decision (the next judgement of any selection is computed)."""
+    from dashboard.store.db import Store
+
+    store = Store(db)
+    store.query("DELETE FROM decision_cache")
+    store.close()
+    _result(0.0)
+
+
+def _children_peak() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def gate_cli(db: str, policy_path: str) -> None:
+    """`readiness gate` as CI runs it: one fresh process (imports included); the decision cache is whatever the
+    store holds (the caller clears it for a computed run). Peak RSS is the child's."""
+    import subprocess
+
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "dashboard.cli", "gate", "--db", db, "--candidate",
+                          demo_release("rc2"), "--policy", policy_path, "--format", "json"],
+                         capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    if out.returncode not in (0, 1):
+        raise RuntimeError(out.stderr)
+    d = json.loads(out.stdout)
+    print(json.dumps({"wall_s": wall, "peak_mib": _children_peak(), "digest": d["digest"], "gates": len(d["gates"])}))
+
+
+def browser(db: str, judged: str) -> None:
+    """Chromium (Playwright, cold browser) against a freshly started `streamlit run`: seconds from navigation until
+    the Overview's decision banner is visible, and until the page is idle. `judged`: "judged" runs `readiness gate`
+    on the same selection first (as CI does), "fresh" clears the decision cache so the dashboard judges."""
+    import os
+    import re
+    import socket
+    import subprocess
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    repo = Path(__file__).resolve().parent.parent
+    policy = repo / "data" / "policies" / "case-management.yaml"
+    cand = demo_release("rc2")
+    subprocess.run([sys.executable, "-m", "benchmarks.steps", "clear_decision_cache", db], check=True,
+                   capture_output=True)
+    if judged == "judged":
+        subprocess.run([sys.executable, "-m", "dashboard.cli", "gate", "--db", db, "--candidate", cand, "--policy",
+                        str(policy), "--format", "json"], check=False, capture_output=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(Path(db).with_suffix(".streamlit.log"), "w")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(repo / "dashboard" / "ui" / "app.py"), "--server.headless",
+         "true", "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        env={**os.environ, "READINESS_DB": db}, stdout=log, stderr=subprocess.STDOUT, cwd=repo)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":  # noqa: S310
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.2)
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path="/usr/bin/chromium")
+            page = chromium.new_page(viewport={"width": 1280, "height": 1100})
+            t = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml", wait_until="commit")
+            page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
+                state="visible", timeout=300_000)
+            banner = time.perf_counter() - t
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+            page.wait_for_function('document.querySelectorAll(\'[data-testid="stSkeleton"]\').length === 0',
+                                   timeout=300_000)
+            idle = time.perf_counter() - t
+            chromium.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    print(json.dumps({"wall_s": banner, "idle_s": idle, "peak_mib": _children_peak()}))
 
 
 def bare_group_by(db: str) -> None:

@@ -236,8 +236,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
         no_baseline = args.baseline == "none"
         decision = gate_release(store, policy, args.candidate, None if no_baseline else args.baseline, args.profile,
                                 no_baseline=no_baseline, previous=previous)
+        # Only the human formats list regressions; the paired join over every case is not paid for json/junit
+        # (nor when the decision came from the cache).
         regressions = (store.regressions(decision.candidate.release_id, decision.baseline.release_id)
-                       if decision.baseline else None)
+                       if decision.baseline and args.format in ("text", "markdown") else None)
     finally:
         store.close()
     renderers: dict[str, Callable[[], str]] = {

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
+from pydantic import ValidationError
+
+from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import (
     PAIRED_RISK,
@@ -189,17 +195,114 @@ def _judge(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values
 
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
                  profile: str | None = None, no_baseline: bool = False,
-                 previous: GatePolicy | None = None) -> GateDecision:
+                 previous: GatePolicy | None = None, cache: bool = True) -> GateDecision:
     """Judge `candidate_id` against its baseline under `policy`: the one decision CI and dashboard show.
 
     The decision depends only on the manifests, the policy, the profile, the evidence and the eval data (and on
     `previous` when given): never on what the store judged before. With `previous` (an explicit comparison
     policy, e.g. `--previous-policy FILE`), that policy judges the same data too (from the same facts and metric
-    values) and the decision names it by digest and shows where `policy` is looser."""
+    values) and the decision names it by digest and shows where `policy` is looser.
+
+    With `cache`, a decision stored under the digest of exactly these inputs (`judged_key`) is served when its JSON
+    still matches its digest; otherwise the release is judged and the decision stored (when the store is writable).
+    A cached decision is the same bytes a fresh judgement gives: the key is the inputs, so nothing stale is served."""
     baseline_id = resolve_baseline(store, candidate_id, baseline_id, no_baseline)
     gates = policy.gates_for(profile)
     # Kept so a review can name the policy it was signed against; never read back into a decision.
     store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
+    key = judged_key(store, policy, candidate_id, baseline_id, profile, previous) if cache else None
+    if key is not None:
+        hit = cached_decision(store, key, policy, candidate_id, baseline_id, previous)
+        if hit is not None:
+            return hit
+    decision = _judge_release(store, policy, gates, candidate_id, baseline_id, profile, previous)
+    if key is not None:
+        _cache(store, key, decision)
+    return decision
+
+
+# The cache key names the computation too: a change to the code that judges (or to this format) misses the cache.
+CACHE_FORMAT = "readiness-decision-cache/1"
+_JUDGING_CODE = ("core", "service.py", "store")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 over the source of every module a decision is computed by, and the versions of the libraries that
+    compute its numbers (read once per process)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for lib in ("duckdb", "numpy", "scipy", "pydantic"):
+        try:
+            h.update(f"{lib}=={version(lib)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib} missing\0".encode())
+    for part in _JUDGING_CODE:
+        for f in sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / part]:
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def judged_key(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None,
+               profile: str | None, previous: GatePolicy | None = None) -> str:
+    """The digest of everything a decision judges: both manifests, the policy, the profile, the comparison policy,
+    the candidate's evidence and every stored run of both releases (whose data digests name their cases' bytes),
+    plus the judging code. Cheap: it reads the releases, runs and evidence tables, never the cases."""
+    def runs(release_id: str) -> list[list[object]]:
+        return [[release_id, r.run_id, r.suite, r.dataset, r.dataset_version, r.cases, r.passed, r.failed,
+                 r.source_digest, r.data_digest] for r in store.runs(release_id)]
+
+    evidence = store.evidence(candidate_id)
+    return digest({
+        "format": CACHE_FORMAT, "code": code_fingerprint(),
+        "candidate": [candidate_id, store.manifest_digest(candidate_id)],
+        "baseline": [baseline_id, store.manifest_digest(baseline_id)] if baseline_id else None,
+        # Without a comparison policy only the effective profile matters (CI's default is the dashboard's choice);
+        # with one, the profile as given also picks the comparison policy's gates.
+        "policy": policy.digest, "profile": profile or policy.default_profile,
+        "given_profile": profile if previous else None, "previous": previous.digest if previous else None,
+        "evidence": [evidence[1], digest(evidence[0])] if evidence else None,
+        "runs": runs(candidate_id) + (runs(baseline_id) if baseline_id else []),
+    })
+
+
+def cached_decision(store: Store, key: str, policy: GatePolicy, candidate_id: str, baseline_id: str | None,
+                    previous: GatePolicy | None = None) -> GateDecision | None:
+    """The decision stored under `key`, only if its JSON is canonical, matches its digest and names these inputs;
+    anything else (a corrupt or tampered row) is ignored, so the caller judges afresh."""
+    row = store.cached_decision(key)
+    if row is None:
+        return None
+    stored_digest, text = row
+    try:
+        d = GateDecision.model_validate_json(text)
+    except ValidationError:
+        return None
+    if d.digest != stored_digest or not d.verify_digest() or d.model_dump_json() != text:
+        return None
+    if (d.candidate.release_id != candidate_id or (d.baseline.release_id if d.baseline else None) != baseline_id
+            or d.policy.digest != policy.digest
+            or (d.policy_comparison.previous_digest if d.policy_comparison else None)
+            != (previous.digest if previous else None)):
+        return None
+    return d
+
+
+def _cache(store: Store, key: str, decision: GateDecision) -> None:
+    """Store the decision when it reads back as the same bytes and digest (never cache what would not)."""
+    text = decision.model_dump_json()
+    try:
+        back = GateDecision.model_validate_json(text)
+    except ValidationError:
+        return
+    if back.model_dump_json() == text and back.verify_digest() and back.digest == decision.digest:
+        store.cache_decision(key, decision.digest, text)
+
+
+def _judge_release(store: Store, policy: GatePolicy, gates: list[Gate], candidate_id: str, baseline_id: str | None,
+                   profile: str | None, previous: GatePolicy | None) -> GateDecision:
     prev_profile = (profile if previous is not None and profile in previous.profiles else None)
     prev_gates = previous.gates_for(prev_profile) if previous is not None else []
     facts = _release_facts(store, candidate_id, baseline_id)

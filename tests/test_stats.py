@@ -261,3 +261,12 @@ def test_interval_conditions_on_percentiles_use_the_bootstrap_bound(demo_store):
     assert lo < gates["p95"].observed < hi and gates["p95"].interval_method == "exact bootstrap"
     assert gates["p95"].status == "pass" and gates["p95tight"].status == "fail"
     assert f"upper95 {hi:.4g}" in gates["p95tight"].reason
+
+
+def test_z95_is_scipys_normal_quantile_exactly():
+    """Test that the literal 97.5% normal quantile (scipy is imported lazily) is the value scipy computes."""
+    from scipy.stats import norm
+
+    from dashboard.core.stats import Z95
+
+    assert float(norm.ppf(0.975)) == Z95

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
-from scipy.stats import binom, binomtest, fisher_exact, norm
 
-Z95 = float(norm.ppf(0.975))
+
+# scipy.stats takes seconds to import on a loaded 2-core host: imported when a test needs it, so a decision served
+# from the cache (and the dashboard's first paint) never pays for it.
+def _scipy_stats() -> ModuleType:
+    import scipy.stats
+
+    return scipy.stats
+
+
+Z95 = 1.959963984540054  # float(scipy.stats.norm.ppf(0.975)), exactly (tests/test_stats.py)
 BOOTSTRAP_SEED = 20261126
 BOOTSTRAP_REPS = 1000
 BOOTSTRAP_MAX_N = 20_000  # above this, m-out-of-n bootstrap with sqrt(m/n) rescaling
@@ -58,7 +67,7 @@ def mcnemar_exact(regressions: int, fixes: int) -> float:
     k = regressions + fixes
     if k == 0:
         return 1.0
-    return float(binomtest(regressions, k, 0.5, alternative="two-sided").pvalue)
+    return float(_scipy_stats().binomtest(regressions, k, 0.5, alternative="two-sided").pvalue)
 
 
 def paired_diff_interval(p: Paired, z: float = Z95) -> tuple[float, float] | None:
@@ -83,12 +92,12 @@ def regression_p_value(p: Paired, margin: float = 0.0) -> float:
         return 1.0
     if margin <= 0:
         k = p.regressions + p.fixes
-        return float(binom.sf(p.regressions - 1, k, 0.5)) if k else 1.0
+        return float(_scipy_stats().binom.sf(p.regressions - 1, k, 0.5)) if k else 1.0
     n11, n10, n01, n00 = (x + 0.5 for x in (p.both_pass, p.regressions, p.fixes, p.both_fail))
     n = n11 + n10 + n01 + n00
     d = (n01 - n10) / n
     se = math.sqrt(max(((n10 + n01) - (n01 - n10) ** 2 / n) / n**2, 1e-18))
-    return float(norm.cdf((d + margin) / se))
+    return float(_scipy_stats().norm.cdf((d + margin) / se))
 
 
 def changed_p_value(p: Paired, margin: float = 0.0) -> float:
@@ -99,10 +108,11 @@ def changed_p_value(p: Paired, margin: float = 0.0) -> float:
         return 1.0
     c_pass, b_pass, n = p.changed_passed, p.changed_baseline_passed, p.changed
     if margin <= 0:
-        return float(fisher_exact([[c_pass, n - c_pass], [b_pass, n - b_pass]], alternative="less").pvalue)
+        return float(_scipy_stats().fisher_exact([[c_pass, n - c_pass], [b_pass, n - b_pass]],
+                                                 alternative="less").pvalue)
     pc, pb = (c_pass + 0.5) / (n + 1), (b_pass + 0.5) / (n + 1)
     se = math.sqrt(max(pc * (1 - pc) / (n + 1) + pb * (1 - pb) / (n + 1), 1e-18))
-    return float(norm.cdf((pc - pb + margin) / se))
+    return float(_scipy_stats().norm.cdf((pc - pb + margin) / se))
 
 
 def changed_diff_lower(p: Paired, z: float = Z95) -> float:
@@ -171,7 +181,7 @@ def quantile_interval_ranks(n: int, q: float, level: float = 0.95) -> tuple[int,
     need = max(1, math.ceil(q * n))  # resample's q-quantile <= x_(j)  <=>  #draws <= x_(j) >= need
     spread = 8 * math.sqrt(n * q * (1 - q)) + 2
     j = np.arange(max(1, int(need - spread)), min(n, int(need + spread)) + 1)
-    cdf = binom.sf(need - 1, n, j / n)  # P(resampled quantile <= x_(j))
+    cdf = _scipy_stats().binom.sf(need - 1, n, j / n)  # P(resampled quantile <= x_(j))
     lo_tail, hi_tail = (1 - level) / 2, 1 - (1 - level) / 2
     j_lo = j[np.searchsorted(cdf, lo_tail, side="left").clip(0, len(j) - 1)]
     j_hi = j[np.searchsorted(cdf, hi_tail, side="left").clip(0, len(j) - 1)]
@@ -222,4 +232,4 @@ def two_proportion_p(a1: float, n1: float, a2: float, n2: float) -> float | None
     if se == 0:
         return 1.0
     z = (a1 / n1 - a2 / n2) / se
-    return float(2 * norm.sf(abs(z)))
+    return float(2 * _scipy_stats().norm.sf(abs(z)))

@@ -824,6 +824,28 @@ class Store:
     def decisions(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.query("SELECT decision_digest, decision_json FROM decisions")}
 
+    def cached_decision(self, judged_key: str) -> tuple[str, str] | None:
+        """(decision digest, decision JSON) stored under the digest of everything judged; None when absent (or on a
+        read-only store older than the cache table). The caller checks the JSON against its digest."""
+        try:
+            rows = self.query("SELECT decision_digest, decision_json FROM decision_cache WHERE judged_key = ?",
+                              [judged_key])
+        except duckdb.CatalogException:
+            return None
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def cache_decision(self, judged_key: str, decision_digest: str, decision_json: str) -> bool:
+        """Store (or replace a corrupt) cached decision; False on a read-only store or when the file is busy."""
+        if self.read_only:
+            return False
+        try:
+            with self._write_lock:
+                self.query("INSERT OR REPLACE INTO decision_cache VALUES (?, ?, ?, ?)",
+                           [judged_key, decision_digest, decision_json, datetime.now(UTC)])
+        except (duckdb.CatalogException, duckdb.TransactionException):
+            return False
+        return True
+
     def manifest_digests(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.query("SELECT release_id, manifest_digest FROM releases")}
 

@@ -10,6 +10,8 @@ Tables
 - policies: gate policies seen by the gate engine, by digest.
 - evidence: non-eval evidence attached to a release (secrets scan, rollback plan, ...).
 - decisions: gate decisions that reviews were signed against, by digest (canonical JSON).
+- decision_cache: gate decisions by the digest of everything they judged (dashboard/service.py:judged_key), so CI's
+  `readiness gate` and the dashboard judge a selection once; a row whose JSON does not match its digest is ignored.
 - review_log: the append-only, hash-chained log of signed envelopes (bytes as received): reviews and admin
   events (trust-root changes, governing policies). Format 2: `statement_id` (digest of what was signed) is
   unique, so a re-encoded copy of a statement is a replay; `kind`, `reviewer`, `reviewed_at` are derived
@@ -104,6 +106,12 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_digest VARCHAR PRIMARY KEY,
         release_id VARCHAR NOT NULL,
+        decision_json VARCHAR NOT NULL,
+        stored_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS decision_cache (
+        judged_key VARCHAR PRIMARY KEY,
+        decision_digest VARCHAR NOT NULL,
         decision_json VARCHAR NOT NULL,
         stored_at TIMESTAMPTZ NOT NULL
     )""",

@@ -95,12 +95,15 @@ def releases(gen: str) -> list[ReleaseRow]:
     return store().releases()
 
 
-@st.cache_data(show_spinner="Judging the release ...")
+@st.cache_data(show_spinner="Judging the release (once: the decision is kept in the store for everyone) ...")
 def decision(gen: str, candidate: str, baseline: str | None, policy_path: str, policy_digest: str,
              profile: str | None, previous_path: str | None = None,
              previous_digest: str | None = None) -> GateDecision:
     """The key is everything the decision depends on: the data (`gen`), the releases, the policy (by digest),
-    the profile and the explicit comparison policy. The store's history of judged policies is not an input."""
+    the profile and the explicit comparison policy. The store's history of judged policies is not an input.
+
+    gate_release serves the store's cached decision for exactly these inputs when one is intact (`readiness gate`
+    in CI writes it), else judges and, when this connection may write, stores it for the next viewer."""
     previous = load_selected_policy(previous_path) if previous_path else None
     if previous is not None and previous.digest != previous_digest:
         raise InputRefused(f"{previous_path} changed since it was chosen: choose it again")

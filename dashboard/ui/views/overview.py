@@ -21,8 +21,10 @@ HEADLINE = {"pass_rate": "Pass rate", "critical_pass_rate": "Critical pass rate"
             "cost_per_successful_task": "Cost / successful task ($)", "trace_completeness": "Trace completeness"}
 
 sel = require_selection()
-d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
 st.title("Release readiness")
+# The banner first: the decision comes from the store's decision cache when CI (or anyone) judged this selection
+# already; every heavier section below is computed after the banner is on screen.
+d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
 ui.decision_banner(d)
 try:
     status, _log = data.readiness_status(sel.generation, sel.candidate, sel.baseline, sel.policy_path,
