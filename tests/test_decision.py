@@ -413,6 +413,6 @@ def test_an_oversized_policy_file_is_refused_before_it_is_read(tmp_path):
     big = tmp_path / "big.yaml"
     with big.open("wb") as f:
         f.truncate(64 << 20)  # sparse: 64 MiB of NUL bytes
-    with pytest.raises(InputRefused, match="larger than 1 MiB") as e:
+    with pytest.raises(InputRefused, match="more than the limit of 1,048,576 bytes") as e:
         load_policy(big)
     assert str(big) in str(e.value)

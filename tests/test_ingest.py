@@ -238,7 +238,8 @@ def _cli(*args: str, timeout: float = 30):
 @pytest.mark.parametrize("args", [("policy", "check", "{}"),
                                   ("ingest", "x.jsonl", "--release", "r", "--manifest", "{}", "--db", "s.duckdb"),
                                   ("status", "--release", "r", "--trusted", "{}", "--db", "s.duckdb"),
-                                  ("review", "verify", "--bundle", "{}", "--db", "s.duckdb"),
+                                  ("review", "verify", "--bundle", "{}", "--trusted",
+                                   "data/reviewers/trusted_reviewers.yaml", "--db", "s.duckdb"),
                                   ("review", "add", "{}", "--db", "s.duckdb")])
 def test_devices_and_fifos_are_refused_not_read_forever(tmp_path, args):
     """`/dev/zero` would be read until memory runs out, a FIFO would block forever: only regular files are read.
@@ -246,6 +247,9 @@ def test_devices_and_fifos_are_refused_not_read_forever(tmp_path, args):
     import os
     import time
 
+    from dashboard.store.db import Store
+
+    Store(tmp_path / "s.duckdb").close()  # an existing store, so the command gets as far as reading the file
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
     for target, kind in (("/dev/zero", "a device"), (str(fifo), "a pipe (FIFO)")):

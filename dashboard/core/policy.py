@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_text
+from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_input_text
 from dashboard.core.metrics import CATALOGUE, is_known_metric
 from dashboard.core.models import ARTIFACT_KINDS, RISK_LEVELS
 
@@ -436,12 +436,6 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
 
 
 def load_policy(path: str | Path) -> GatePolicy:
-    try:
-        size = Path(path).stat().st_size
-    except OSError:
-        size = 0  # read_text reports a missing or unreadable file
-    if Path(path).is_file() and size > MAX_POLICY_BYTES:  # refused before reading it
-        raise InputRefused([Problem(str(path), "", "", f"the policy is larger than {MAX_POLICY_BYTES >> 20} MiB "
-                                    "(docs/policy.md, Limits)")])
-    return parse_policy(read_text(path, "policy"), str(path))
+    """A policy file: a bounded regular file (refused before it is read when larger than the limit), parsed."""
+    return parse_policy(read_input_text(path, "policy", MAX_POLICY_BYTES), str(path))
 
