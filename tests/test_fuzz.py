@@ -351,6 +351,10 @@ def test_hostile_names_survive_ingest_gate_and_reports(tmp_path_factory, suite, 
                 {"id": "pass-rate", "name": "pass rate", "category": "quality", "metric": "pass_rate", "condition": ">= 0.5", "severity": "blocker",
                  "slice": {"suite": [suite], "for_each": slice_key}}]}))
         decision = gate_release(store, policy, release, None, None, no_baseline=True)
+        from dashboard.reporting import render, report_data
+
+        data = report_data(store, policy, release, None, None, None, no_baseline=True, decision=decision)
+        render(data, "md"), render(data, "html")  # the release report (HTML escaping is tested in test_report)
     finally:
         store.close()
     text = to_text(decision)
