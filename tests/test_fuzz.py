@@ -389,10 +389,10 @@ def test_any_release_id_on_the_command_line_is_answered_without_a_traceback(tmp_
     db = str(tmp_path_factory.mktemp("cli") / "c.duckdb")
     Store(db).close()
     policy = str(REPO / "data" / "policies" / "tiered.yaml")
-    argv = {"runs": ["runs", "--release", release],
-            "gate": ["gate", "--candidate", release, "--policy", policy],
-            "status": ["status", "--release", release, "--policy", policy],
-            "evidence": ["evidence", policy, "--release", release]}[command]
+    argv = {"runs": ["runs", f"--release={release}"],  # `=`: an id may start with '-'
+            "gate": ["gate", f"--candidate={release}", "--policy", policy],
+            "status": ["status", f"--release={release}", "--policy", policy],
+            "evidence": ["evidence", policy, f"--release={release}"]}[command]
     code = main([*argv, "--db", db])
     out, err = capsys.readouterr()
     assert code in (1, 2) and "internal error" not in err and "Traceback" not in err
