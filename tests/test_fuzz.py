@@ -351,6 +351,10 @@ def test_hostile_names_survive_ingest_gate_and_reports(tmp_path_factory, suite, 
                 {"id": "pass-rate", "name": "pass rate", "category": "quality", "metric": "pass_rate", "condition": ">= 0.5", "severity": "blocker",
                  "slice": {"suite": [suite], "for_each": slice_key}}]}))
         decision = gate_release(store, policy, release, None, None, no_baseline=True)
+        from dashboard.reporting import render, report_data
+
+        data = report_data(store, policy, release, None, None, None, no_baseline=True, decision=decision)
+        render(data, "md"), render(data, "html")  # the release report (HTML escaping is tested in test_report)
     finally:
         store.close()
     text = to_text(decision)
@@ -385,10 +389,10 @@ def test_any_release_id_on_the_command_line_is_answered_without_a_traceback(tmp_
     db = str(tmp_path_factory.mktemp("cli") / "c.duckdb")
     Store(db).close()
     policy = str(REPO / "data" / "policies" / "tiered.yaml")
-    argv = {"runs": ["runs", "--release", release],
-            "gate": ["gate", "--candidate", release, "--policy", policy],
-            "status": ["status", "--release", release, "--policy", policy],
-            "evidence": ["evidence", policy, "--release", release]}[command]
+    argv = {"runs": ["runs", f"--release={release}"],  # `=`: an id may start with '-'
+            "gate": ["gate", f"--candidate={release}", "--policy", policy],
+            "status": ["status", f"--release={release}", "--policy", policy],
+            "evidence": ["evidence", policy, f"--release={release}"]}[command]
     code = main([*argv, "--db", db])
     out, err = capsys.readouterr()
     assert code in (1, 2) and "internal error" not in err and "Traceback" not in err

@@ -306,3 +306,24 @@ def test_deep_nesting_and_alias_bombs_in_documents_are_refused(tmp_path, suffix,
     for fn in (load_structured, load_manifest, load_policy):
         with pytest.raises(InputRefused, match="nested more than 64 levels deep, or more than 2,000,000 values"):
             fn(path)
+
+
+def test_a_parquet_struct_with_an_empty_key_is_refused_and_the_store_survives(store, tmp_path):
+    """Found by fuzzing: casting such a struct to a MAP is an INTERNAL error in DuckDB that invalidates the whole
+    database (every later query fails until a restart): a DoS of the dashboard by one uploaded file."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "empty-key.parquet"
+    pq.write_table(pa.Table.from_pylist([good_case(counters={"": 1, "x": None})]), path)
+    with pytest.raises(InputRefused, match="empty-key.parquet"):  # named by the record-level diagnosis
+        store.ingest([path], BASELINE)
+    ok = write_jsonl(tmp_path / "ok.jsonl", [good_case()])
+    assert store.ingest([ok], BASELINE).files[0].records == 1  # the store still works
+
+
+@pytest.mark.parametrize("raw", [b"\r\x00", b"a\x00b\n1\n", b'"\n'])
+def test_a_csv_header_the_csv_module_rejects_is_refused(store, tmp_path, raw):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(raw)
+    with pytest.raises(InputRefused, match="odd.csv"):
+        store.ingest([path], BASELINE)

@@ -156,4 +156,7 @@ def csv_header(path: str | Path) -> list[str]:
     """The header row of a CSV file (a UTF-8 byte-order mark dropped); InputRefused if it is not UTF-8 text."""
     with open(path, "rb") as f:
         first = f.readline(1 << 20)
-    return next(csv.reader(io.StringIO(decode_text(first, path).rstrip("\r\n"))), [])
+    try:
+        return next(csv.reader(io.StringIO(decode_text(first, path).rstrip("\r\n"))), [])
+    except csv.Error as e:
+        raise InputRefused([Problem(str(path), "line 1", "", f"not a CSV header: {e}")]) from e

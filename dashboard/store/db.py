@@ -486,6 +486,7 @@ class Store:
         elif fmt == "csv":
             source = _csv_source_sql(csv_header(path))
         else:
+            _refuse_unsafe_parquet(path)
             cols = [r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($path)",
                                               {"path": str(path)}).fetchall()]
             unknown_cols = [c for c in cols if c not in CASE_COLUMNS]
@@ -944,6 +945,22 @@ def _flat_select(table: pa.Table) -> str:
         else:
             exprs.append(_ident(name))
     return "SELECT " + ", ".join(exprs) + " FROM native_records"  # noqa: S608
+
+
+def _refuse_unsafe_parquet(path: Path) -> None:
+    """Refuse what DuckDB cannot cast safely: a struct column for a map field with a key named "" makes the cast
+    to MAP fail with an INTERNAL error that invalidates the whole database (DuckDB 1.x/2.0; found by fuzzing)."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # unreadable: DuckDB's own read reports it  # noqa: BLE001
+        return
+    for name in MAP_FIELDS:
+        if name in schema.names:
+            typ = schema.field(name).type
+            if pa.types.is_struct(typ) and any(typ.field(i).name == "" for i in range(typ.num_fields)):
+                raise _Refuse(f"{name}: a key with an empty name")
 
 
 def _clean_duckdb_message(e: BaseException) -> str:
