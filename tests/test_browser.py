@@ -173,8 +173,8 @@ def test_hostile_ids_and_slice_values_stay_text(hostile_server, page, view):
 def test_urls_and_emails_in_untrusted_text_are_not_linked():
     from dashboard.core.render import md_escape
 
-    text = md_escape("see https://evil.example/x or www.evil.example and mail eve@evil.example")
-    assert "https\\://evil\\.example" in text and "eve\\@evil\\.example" in text
+    text = md_escape("see https://evil.example/x or www.evil.example | mail eve@evil.example")
+    assert text == "` see https://evil.example/x or www.evil.example \\| mail eve@evil.example `"  # a code span
 
 
 # ----- issue 14: drill-downs land on the right cases ---------------------------------------------------------

@@ -104,7 +104,7 @@ def test_gate_cli_exit_codes_and_formats(tmp_path, capsys, demo_store):
     assert code == 0 and out.startswith("APPROVED WITH WARNINGS")
     code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc4", "--policy", policy, "--db", str(db),
                        "--format", "markdown")
-    assert code == 1 and "BLOCKED" in out and "approval\\_bypass" in out and "Top regressions" in out
+    assert code == 1 and "BLOCKED" in out and "` approval_bypass ` |" in out and "Top regressions" in out
     code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", policy, "--db", str(db),
                        "--format", "junit", "--out", str(tmp_path / "j.xml"))
     assert code == 0

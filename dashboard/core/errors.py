@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Limits on input files (documented in README.md and docs/security-inputs.md).
+# Limits on input files (documented in README.md and docs/security.md).
 MAX_DOCUMENT_BYTES = 16 << 20  # a manifest, policy, evidence, trusted-reviewers file, envelope or bundle
 MAX_TOOL_FILE_BYTES = 256 << 20  # an eval tool's results file (read whole: JSON, lm-eval JSONL, Inspect zip)
 MAX_NESTING = 64  # JSON/YAML nesting depth of a document (manifest, policy, evidence)

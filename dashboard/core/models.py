@@ -16,7 +16,7 @@ RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
 Environment = Literal["dev", "staging", "production"]
 FinalStatus = Literal["completed", "failed", "max_steps_exceeded", "escalated", "aborted"]
 FINAL_STATUSES: tuple[str, ...] = ("completed", "failed", "max_steps_exceeded", "escalated", "aborted")
-# Keys per case (docs/security-inputs.md): slice dimensions, and names in scores / checks / counters.
+# Keys per case (docs/security.md): slice dimensions, and names in scores / checks / counters.
 MAX_SLICE_KEYS = 64
 MAX_MAP_KEYS = 1_000
 INT64_MAX = 2**63 - 1  # the store's integers are 64-bit: a larger count is refused here, naming the field

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 
 from dashboard.core.gates import GateDecision, GateResult
 from dashboard.core.numbers import fmt_interval, fmt_value
+from dashboard.core.plain import md_text
 
 STATUS_WORDS = {"approved": "APPROVED", "approved_with_warnings": "APPROVED WITH WARNINGS", "blocked": "BLOCKED"}
 STATUS_ICONS = {"approved": "✅", "approved_with_warnings": "⚠️", "blocked": "⛔"}
@@ -100,16 +101,9 @@ def to_text(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = N
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell: no HTML, no links, no emphasis, no cell breaks."""
-    out = []
-    for ch in text.replace("\r", " ").replace("\n", " "):
-        if ch in "<>&\"'|":
-            out.append(f"&#{ord(ch)};")
-        elif ch in "\\`*_[]~#!@:.":  # @ : . also stop GFM from auto-linking emails and URLs
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Untrusted text inside the PR-comment Markdown (table cells included): the one rendering path of
+    core/plain.py, a code span that cannot become a link, e-mail link, math, HTML or emphasis."""
+    return md_text(text, table_cell=True)
 
 
 def _md_gate_row(g: GateResult) -> str:

@@ -39,7 +39,7 @@ TOOL_FORMATS = ("promptfoo", "inspect", "lm-eval", "deepeval")
 PROMPTFOO_VERSIONS = (3,)
 INSPECT_VERSIONS = (2,)
 
-# Inspect `.eval` zips are decompressed as a stream under these caps (docs/security-inputs.md): a small
+# Inspect `.eval` zips are decompressed as a stream under these caps (docs/security.md): a small
 # zip must not become gigabytes in memory (a zstd frame may declare any size; deflate ratios reach 1000:1).
 MAX_ZIP_MEMBERS = 100_000
 MAX_ZIP_MEMBER_BYTES = 256 << 20
