@@ -522,7 +522,10 @@ def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
     url, _db = upload_server
     text = (REPO / "data" / "policies" / "case-management.yaml").read_text()
     good = tmp_path / "looser.yaml"
-    good.write_text(text.replace('version: "2026.11.1"', 'version: "2026.12.0-test"'))
+    import re
+
+    good.write_text(re.sub(r'(?m)^version: ".*"$', 'version: "2026.12.0-test"', text, count=1))
+    assert "2026.12.0-test" in good.read_text()
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace('condition: "== 0"', 'condition: "=== zero"', 1))
     cli = subprocess.run([sys.executable, "-m", "dashboard.cli", "policy", "check", str(bad)], capture_output=True,
@@ -549,7 +552,6 @@ def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
         timeout=30_000)
     wait_for_app(page)
     assert "2026.12.0-test" in sidebar_value(page, "Gate policy")
-    page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
     page.screenshot(path=str(ARTIFACTS / "policy-uploaded.png"))
 
 
