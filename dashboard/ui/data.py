@@ -201,6 +201,25 @@ def trusted(path: str, mtime: float) -> TrustedReviewers:
     return load_trusted(path)
 
 
+@st.cache_data(show_spinner=False)
+def _is_demo_store(gen: str) -> bool:
+    from dashboard.reviewing import is_demo_store
+
+    return is_demo_store(store())
+
+
+def trust_root_label() -> str:
+    """Where the trust root in use comes from, for the sidebar (Markdown; the path as plain text)."""
+    from dashboard.core.plain import md_text
+
+    path = trusted_path()
+    if path:
+        return md_text(path)
+    if _is_demo_store(store().generation()):
+        return "the demo's own keys (**DEMO KEYS**: their passphrase is public; not for real releases)"
+    return "none chosen: set `READINESS_TRUSTED` to the trusted-reviewers file you trust"
+
+
 def load_trusted_reviewers() -> TrustedReviewers:
     from dashboard.reviewing import resolve_trusted
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard.core.errors import InputRefused
-from dashboard.core.plain import md_text
 from dashboard.core.policy import GatePolicy
 from dashboard.ui import data
 
@@ -91,7 +90,7 @@ def render_sidebar() -> None:
     _init("profile", policy.profiles, policy.default_profile or policy.profiles[0])
     st.selectbox("Profile", policy.profiles, key="profile", help="Which of the policy's gates run.")
     _policy_upload()
-    st.caption("Trusted reviewers: " + md_text(data.trusted_path()))
+    st.caption("Trusted reviewers: " + data.trust_root_label())
 
 
 def _policy_upload() -> None:
