@@ -561,7 +561,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         _out(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
               f"{decision.digest}; policy {decision.policy.policy_id} v{decision.policy.version})")
         _out(f"  governing policy: {result.governing_policy or 'none registered'}")
-        _out(f"  {_trust_line(trusted, result.demo_keys)}")
+        _out(f"  pinned {_trust_line(trusted, result.demo_keys)}")
+        _out(f"  trust root in effect in the log: {result.trust_root_in_effect or 'none verified'}")
         for line in result.approvals:
             _out(f"  approved: {line}")
         for line in result.waived:

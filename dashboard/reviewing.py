@@ -17,6 +17,7 @@ from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
 from dashboard.core.reviews import (
     REVIEW_ROLES,
+    GENESIS,
     AdminEvent,
     Checkpoint,
     Finding,
@@ -151,9 +152,9 @@ def _admin_entries(entries: list[LogEntry]) -> list[LogEntry]:
     return out
 
 
-def _trust_state(entries: list[LogEntry], anchor: TrustedReviewers, now: datetime) -> VerifyReport:
+def _trust_state(entries: list[LogEntry], anchor: TrustedReviewers, now: datetime, log_id: str) -> VerifyReport:
     """The verified trust-root history and governing policies (admin events only: cheap, for recording)."""
-    return verify_log(_admin_entries(entries), anchor, {}, {}, now)
+    return verify_log(_admin_entries(entries), anchor, {}, {}, now, log_id=log_id)
 
 
 def _log_state(store: Store, now: datetime) -> tuple[VerifyReport, list[LogEntry]]:
@@ -162,7 +163,7 @@ def _log_state(store: Store, now: datetime) -> tuple[VerifyReport, list[LogEntry
     roots = log_trust_roots(store)
     if not roots:
         return VerifyReport(entries=0, head="0" * 64, findings=[], reviews=[]), entries
-    return _trust_state(entries, roots[-1], now), entries
+    return _trust_state(entries, roots[-1], now, store.log_id()), entries
 
 
 def current_root(store: Store, now: datetime | None = None) -> TrustedReviewers | None:
@@ -175,8 +176,9 @@ def record_trust_root(store: Store, trusted: TrustedReviewers, key: Ed25519Priva
     first). Refused unless it follows the root in effect (version + 1, `previous` = its digest)."""
     when = (now or datetime.now(UTC)).replace(microsecond=0)
     current = current_root(store, when)
-    event = AdminEvent(schema_version=1, kind="trust_root", issuer=issuer, issued_at=when,
-                       under_trust_root=(current or trusted).digest, trusted_reviewers=trusted)
+    log_id, previous = _place(store)
+    event = AdminEvent(schema_version=2, kind="trust_root", issuer=issuer, issued_at=when, log_id=log_id,
+                       previous_entry=previous, under_trust_root=(current or trusted).digest, trusted_reviewers=trusted)
     return _append_admin(store, event, key, current, when)
 
 
@@ -188,11 +190,18 @@ def record_governing_policy(store: Store, governance_version: str, policy: GateP
     current = current_root(store, when)
     if current is None:
         raise InputRefused("this store has no trust root yet: record one first (`readiness trust set FILE`)")
-    event = AdminEvent(schema_version=1, kind="governing_policy", issuer=issuer, issued_at=when,
-                       under_trust_root=current.digest, governance_policy_version=governance_version,
+    log_id, previous = _place(store)
+    event = AdminEvent(schema_version=2, kind="governing_policy", issuer=issuer, issued_at=when, log_id=log_id,
+                       previous_entry=previous, under_trust_root=current.digest, governance_policy_version=governance_version,
                        policy=policy.model_dump(mode="json"), policy_digest=policy.digest)
     store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
     return _append_admin(store, event, key, current, when)
+
+
+def _place(store: Store) -> tuple[str, str]:
+    """Where the next admin event goes: this log's id and the hash of its last entry (what the event signs)."""
+    entries = store.review_entries()
+    return store.log_id(), entries[-1].entry_hash if entries else GENESIS
 
 
 def _append_admin(store: Store, event: AdminEvent, key: Ed25519PrivateKey, current: TrustedReviewers | None,
@@ -200,10 +209,12 @@ def _append_admin(store: Store, event: AdminEvent, key: Ed25519PrivateKey, curre
     envelope = sign_envelope(canonical_json(event.model_dump(mode="json")), ADMIN_PAYLOAD_TYPE, key)
     opened = open_envelope(envelope)
     try:
-        check_admin_event(opened, current, when)
+        check_admin_event(opened, current, when, event.log_id, event.previous_entry)
     except SigningError as e:
         raise InputRefused(f"admin event refused: {e}") from e
-    return store.append_review("", envelope, when, kind="admin", statement_id=statement_id(opened))
+    # appended only right after the entry it was signed to follow (another append in between refuses it)
+    return store.append_review("", envelope, when, kind="admin", statement_id=statement_id(opened),
+                               expect_previous=event.previous_entry)
 
 
 def install_demo_trust(store: Store) -> None:
@@ -224,7 +235,7 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
     """Check an envelope (signature first) against the trust root in effect (which must descend from the root
     the caller trusts), its signer and its bindings, refuse replays, then append it to the log."""
     when = now or datetime.now(UTC)
-    state = _trust_state(store.review_entries(), trusted, when)
+    state = _trust_state(store.review_entries(), trusted, when, store.log_id())
     root = state.current_root
     if root is None:
         raise InputRefused("review refused: this store has no trust root yet (an administrator records one with "
@@ -401,6 +412,8 @@ def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: Tr
     result.governing_policy = (f"{gov}: {governing.policy_id} v{governing.version} ({governing.digest})"
                                if governing else None)
     result.trust_root = report.pinned
+    if report.current_root is not None:
+        result.trust_root_in_effect = f"version {report.current_root.version} ({report.current_root.digest})"
     demo = demo_root_digest()
     result.demo_keys = demo is not None and (report.pinned == demo or demo in report.trust_roots)
     return result, decision, report

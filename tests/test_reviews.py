@@ -383,7 +383,8 @@ def test_a_forged_trusted_reviewers_file_gains_nothing(env, tmp_path):
     from dashboard.core.reviews import AdminEvent
     from dashboard.core.signing import ADMIN_PAYLOAD_TYPE, open_envelope, sign_envelope, statement_id
 
-    event = AdminEvent(schema_version=1, kind="trust_root", issuer="eng@example.com", issued_at=NOW,
+    event = AdminEvent(schema_version=2, kind="trust_root", issuer="eng@example.com", issued_at=NOW,
+                       log_id=store.log_id(), previous_entry=store.review_entries()[-1].entry_hash,
                        under_trust_root=trusted.digest, trusted_reviewers=forged_next)
     raw = sign_envelope(canonical_json(event.model_dump(mode="json")), ADMIN_PAYLOAD_TYPE, keys["eng"])
     store.append_review("", raw, NOW, kind="admin", statement_id=statement_id(open_envelope(raw)))
@@ -677,3 +678,61 @@ def test_an_edited_governance_version_in_the_stored_manifest_is_caught(env):
                 "WHERE release_id = ?", [RC3])
     result, _, _ = status(store, None, RC3, trusted, now=NOW)
     assert not result.ready and "no longer has its digest" in result.reasons[0]
+
+
+def _staging(demo_store, tmp_path, keys, trusted):
+    """A second store (its own log) under the same trust root, as a staging environment would be."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    shutil.copy(demo_store.path, tmp_path / "staging.duckdb")
+    stg = Store(tmp_path / "staging.duckdb")
+    stg.query("DROP TABLE review_log")
+    stg.query("DELETE FROM log_meta")
+    stg.close()
+    stg = Store(tmp_path / "staging.duckdb")
+    record_trust_root(stg, trusted, keys["admin"], "admin@example.com", SETUP)
+    return stg
+
+
+def test_an_admin_event_signed_for_another_log_is_refused_here(env, demo_store, tmp_path):
+    """Red team: a governing policy / trust root legitimately signed on a staging store with the same trust root
+    was appended to the production log by a store writer, and status said READY with no reviews."""
+    from dashboard.core.policy import GatePolicy
+    from dashboard.core.signing import open_envelope, statement_id
+
+    store, keys, trusted, path = env
+    stg = _staging(demo_store, tmp_path, keys, trusted)
+    assert stg.log_id() != store.log_id()
+    data = POLICY.model_dump(mode="json")
+    data["version"] = data["version"] + "-staging"
+    data["gates"] = [dict(g, severity="warning") for g in data["gates"]]
+    data["review"] = dict(data.get("review") or {}, risk_level="low", quorum={"low": []})
+    lax = GatePolicy.model_validate(data)
+    record_governing_policy(stg, "gov.case-ai.v3", lax, keys["admin"], "admin@example.com", NOW)
+    v2 = trusted_with(path, name="v2.yaml", next_version=True)
+    record_trust_root(stg, v2, keys["admin"], "admin@example.com", NOW)
+    for e in stg.review_entries()[1:]:
+        store.append_review("", e.envelope, NOW, kind="admin", statement_id=statement_id(open_envelope(e.envelope)))
+    stg.close()
+    report = verify_store(store, trusted, now=NOW)
+    errors = [str(f) for f in report.findings if f.level == "error"]
+    assert any("entry 3: admin event: signed for log" in e and "another log" in e for e in errors), errors
+    assert report.governing_policy("gov.case-ai.v3").digest == POLICY.digest  # the staging policy never governs
+    assert report.trust_roots == [trusted.digest]
+    result, _, _ = status(store, None, RC4, trusted, now=NOW)
+    assert not result.ready and "does not verify" in result.reasons[0]
+    assert result.trust_root_in_effect == f"version 1 ({trusted.digest})"
+
+
+def test_an_admin_event_is_valid_only_where_it_was_signed_in_its_log(env):
+    """Moved to another place of the same log (deleted and re-appended later), an admin event is refused."""
+    from dashboard.core.signing import open_envelope, statement_id
+
+    store, keys, trusted, _ = env
+    gov = store.review_entries()[1]
+    add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
+    store.query("DELETE FROM review_log WHERE seq = 2")
+    store.query("UPDATE review_log SET seq = 2, prev_hash = ? WHERE seq = 3", [store.review_entries()[0].entry_hash])
+    store.append_review("", gov.envelope, NOW, kind="admin", statement_id=statement_id(open_envelope(gov.envelope)))
+    assert any("valid only where it was signed" in str(f) for f in verify_store(store, trusted, now=NOW).findings)

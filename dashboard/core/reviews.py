@@ -182,10 +182,13 @@ class AdminEvent(_Frozen):
     """A change of trust, signed by an admin key and recorded in the log: a new trust root, or the gate policy
     that governs releases of a governance-policy version (and with it their review quorum)."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     kind: Literal["trust_root", "governing_policy"]
     issuer: str
     issued_at: AwareDatetime
+    log_id: str = Field(min_length=1, description="The one log this event belongs to (refused in any other).")
+    previous_entry: str = Field(min_length=64, max_length=64, description="The entry hash of the log entry this "
+                                "event follows (GENESIS for the first): it is valid only at that place of that log.")
     under_trust_root: str = Field(description="Digest of the trust root in effect when signed (for the first "
                                   "trust root: its own digest).")
     trusted_reviewers: TrustedReviewers | None = None
@@ -317,11 +320,23 @@ def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime
     return signer, predicate, subject
 
 
-def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None,
-                      at: datetime) -> tuple[AdminEvent, TrustedKey]:
+def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, at: datetime, log_id: str,
+                      previous_entry: str) -> tuple[AdminEvent, TrustedKey]:
     """An admin event is signed by an admin key of the trust root in effect (the first trust root: by an admin
-    key of itself), valid when it signed and when it was logged; a new root follows the one in effect."""
-    event = AdminEvent.model_validate(_json_object(opened.payload, "admin event"))
+    key of itself), valid when it signed and when it was logged; a new root follows the one in effect. It is
+    bound to one place of one log: the log id and the hash of the entry before it are in the signed payload
+    (an event signed for another log with the same trust root, e.g. staging, is refused here)."""
+    data = _json_object(opened.payload, "admin event")
+    if data.get("schema_version") == 1:
+        raise SigningError("an admin event of format 1 (made by an older readiness, not bound to a log): an "
+                           "administrator records it again")
+    event = AdminEvent.model_validate(data)
+    if event.log_id != log_id:
+        raise SigningError(f"signed for log {event.log_id[:60]}, not this log ({log_id}): an admin event from "
+                           "another log is not valid here")
+    if event.previous_entry != previous_entry:
+        raise SigningError(f"signed to follow entry hash {event.previous_entry[:16]}…, but it follows "
+                           f"{previous_entry[:16]}… here: an admin event is valid only where it was signed to be")
     root = current
     if event.kind == "trust_root":
         new = event.trusted_reviewers
@@ -449,7 +464,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         seen[sid] = e.seq
         if opened.payload_type == ADMIN_PAYLOAD_TYPE:
             try:
-                event, admin = check_admin_event(opened, current, e.received_at)
+                event, admin = check_admin_event(opened, current, e.received_at, log_id or "", e.prev_hash)
             except ValidationError as problem:
                 err(f"admin event is malformed: {_validation_text(problem)}")
                 continue
@@ -646,6 +661,8 @@ class StatusReport(BaseModel):
     stale_reviews: list[str]
     governing_policy: str | None = None
     trust_root: str | None = None
+    trust_root_in_effect: str | None = Field(default=None, description="The log's trust root in effect at its "
+                                             "head (version and digest), which may be later than the pinned one.")
     demo_keys: bool = False
 
 

@@ -863,8 +863,9 @@ class Store:
 
     def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None, *,
                       kind: str = "review", statement_id: str, reviewer: str | None = None,
-                      reviewed_at: datetime | None = None) -> LogEntry:
-        """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain. Refused:
+                      reviewed_at: datetime | None = None, expect_previous: str | None = None) -> LogEntry:
+        """Append one envelope to the hash chain (right after the entry whose hash is `expect_previous`, if given:
+        an admin event signs where it goes). Serialised: concurrent callers never fork the chain. Refused:
         a statement already logged (however it is encoded), and a review not newer (by its signed review time)
         than the reviewer's latest review of the release."""
         self._check_review_log_format()
@@ -887,6 +888,8 @@ class Store:
                                        "supersede it")
             last = cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
             seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+            if expect_previous is not None and prev != expect_previous:
+                raise InputRefused("the review log changed while the admin event was signed: run the command again")
             if last and when < last[0][2]:
                 when = last[0][2].astimezone(UTC)  # the log's times never go backwards
             entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
