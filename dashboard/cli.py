@@ -545,14 +545,18 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
-    from dashboard.reviewing import status
+    from dashboard.reviewing import read_envelope, status
 
+    published = list(args.checkpoint or [])
+    published += [p for p in os.environ.get("READINESS_CHECKPOINTS", "").split(os.pathsep) if p]
+    checkpoints = [read_envelope(c) for c in published]
     store = _open_store(args, must_exist=True)
     try:
         trusted = _trusted(args, store)
         policy_path = args.policy or os.environ.get("READINESS_POLICY")
         policy = load_policy(policy_path) if policy_path else None
-        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile)
+        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile,
+                                           checkpoints=checkpoints)
     finally:
         store.close()
     if args.format == "json":
@@ -571,6 +575,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(f"  not ready: {line}")
         for line in result.stale_reviews:
             _out(f"  stale: {line}")
+        if not published:
+            _out("  note: no published checkpoint given (--checkpoint / $READINESS_CHECKPOINTS): a log rewritten "
+                 "and re-hashed in the store cannot be detected")
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
@@ -840,6 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--profile")
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; only a "
                     "demo store defaults to the demo keys)")
+    sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check the log against, as "
+                    "`review verify` does (repeatable; also every path in $READINESS_CHECKPOINTS, separated by "
+                    f"{os.pathsep!r}); without one a rewritten log cannot be detected")
     sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")

@@ -369,17 +369,19 @@ def verify_bundle(bundle: bytes | dict[str, Any], extra_checkpoints: list[bytes]
 
 def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: TrustedReviewers,
            baseline_id: str | None = None, profile: str | None = None, now: datetime | None = None,
-           no_baseline: bool = False, decision: GateDecision | None = None) -> tuple[StatusReport, GateDecision,
-                                                                                    VerifyReport]:
+           no_baseline: bool = False, decision: GateDecision | None = None,
+           checkpoints: list[bytes] | None = None) -> tuple[StatusReport, GateDecision, VerifyReport]:
     """Readiness = the gate decision under the release's governing policy + the verified reviews + that policy's
     quorum and waiver roles. The governing policy is the one an admin registered (signed, in the log) for the
     manifest's `governance_policy_version`, never one a review names. `policy`, if given, must be it (else the
-    release is not ready). Pass `decision` when the caller already judged the release with `policy`."""
+    release is not ready). Pass `decision` when the caller already judged the release with `policy`.
+    `checkpoints` are published checkpoints (held outside the store), verified exactly as `review verify` does:
+    any error finding makes the release NOT READY. Without one, a rewritten and re-hashed log is not detected."""
     when = now or datetime.now(UTC)
     manifest = store.manifest(release_id)
     if manifest is None:
         raise InputRefused(f"release {release_id} is not in the store")
-    report = verify_store(store, trusted, now=when)
+    report = verify_store(store, trusted, checkpoints, now=when)
     gov = manifest.governance_policy_version
     governing = report.governing_policy(gov)
     problems = []

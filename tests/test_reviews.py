@@ -736,3 +736,43 @@ def test_an_admin_event_is_valid_only_where_it_was_signed_in_its_log(env):
     store.query("UPDATE review_log SET seq = 2, prev_hash = ? WHERE seq = 3", [store.review_entries()[0].entry_hash])
     store.append_review("", gov.envelope, NOW, kind="admin", statement_id=statement_id(open_envelope(gov.envelope)))
     assert any("valid only where it was signed" in str(f) for f in verify_store(store, trusted, now=NOW).findings)
+
+
+def _delete_and_rechain(store, seq: int) -> None:
+    """A store writer deletes one entry from the middle, renumbers the ones after it and re-hashes the chain."""
+    last = store.review_entries()[-1].seq
+    _tamper(store, "DELETE FROM review_log WHERE seq = ?", [seq])
+    for s in range(seq + 1, last + 1):
+        _tamper(store, "UPDATE review_log SET seq = ? WHERE seq = ?", [s - 1, s])
+    _rehash_chain(store, {})
+    _tamper(store, "DELETE FROM checkpoints")
+
+
+def test_status_checks_the_published_checkpoints_it_is_given(env, tmp_path, capsys, monkeypatch):
+    """Red team: a block deleted from the middle of the log (chain re-hashed, stored checkpoints deleted) gave
+    READY from `status` while `review verify --checkpoint` said INVALID: status now takes the checkpoints."""
+    from dashboard.cli import main
+
+    store, keys, trusted, path = env
+    _three(store, keys, trusted)
+    add_review(store, review(store, keys, "sec", "security", RC3, "block", when=NOW + timedelta(minutes=1),
+                             comment="no"), trusted, NOW + timedelta(minutes=1))
+    add_review(store, review(store, keys, "eng", "engineering", RC4), trusted, NOW + timedelta(minutes=2))
+    cp = make_checkpoint(store, keys["log"], NOW + timedelta(minutes=3))
+    assert not status(store, None, RC3, trusted, now=NOW + timedelta(minutes=4))[0].ready
+    _delete_and_rechain(store, 6)  # the block
+    later = NOW + timedelta(minutes=4)
+    assert status(store, None, RC3, trusted, now=later)[0].ready  # undetectable without a published checkpoint
+    result = status(store, None, RC3, trusted, now=later, checkpoints=[cp])[0]
+    assert not result.ready and "does not verify: ERROR log: the log was truncated" in result.reasons[0]
+    (tmp_path / "cp.dsse").write_bytes(cp)
+    db = str(store.path)
+    store.close()
+    args = ["status", "--db", db, "--release", RC3, "--trusted", str(path)]
+    assert main([*args, "--checkpoint", str(tmp_path / "cp.dsse")]) == 1
+    assert "the log was truncated" in capsys.readouterr().out
+    monkeypatch.setenv("READINESS_CHECKPOINTS", str(tmp_path / "cp.dsse"))
+    assert main(args) == 1
+    monkeypatch.delenv("READINESS_CHECKPOINTS")
+    main(args)
+    assert "no published checkpoint given" in capsys.readouterr().out
