@@ -474,7 +474,7 @@ def cmd_review_add(args: argparse.Namespace) -> int:
 
 
 def cmd_review_verify(args: argparse.Namespace) -> int:
-    from dashboard.reviewing import demo_root_digest, read_envelope, verify_bundle, verify_store
+    from dashboard.reviewing import read_envelope, uses_demo_keys, verify_bundle, verify_store
 
     checkpoints = [read_envelope(c) for c in args.checkpoint or []]
     if args.bundle:
@@ -494,8 +494,7 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
             report = verify_store(store, trusted, checkpoints)
         finally:
             store.close()
-    demo = demo_root_digest()
-    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for f in report.findings:
         _out(str(f))
     for r in report.reviews:
@@ -593,8 +592,10 @@ def _admin_key(args: argparse.Namespace):
 def _issuer(args: argparse.Namespace) -> str:
     if args.issuer:
         return str(args.issuer)
+    from dashboard.core.errors import read_input_text
+
     pub = Path(args.key).with_suffix(".pub")
-    parts = pub.read_text(encoding="utf-8").split() if pub.exists() else []
+    parts = read_input_text(pub, "public key file", 64 * 1024).split() if pub.exists() else []
     if len(parts) < 3:
         raise UsageError("pass --issuer (your principal; it is not in the key's .pub file)")
     return parts[2]
@@ -632,7 +633,7 @@ def cmd_trust_govern(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_show(args: argparse.Namespace) -> int:
-    from dashboard.reviewing import demo_root_digest, verify_store
+    from dashboard.reviewing import uses_demo_keys, verify_store
 
     store = _open_store(args, read_only=True)
     try:
@@ -640,8 +641,7 @@ def cmd_trust_show(args: argparse.Namespace) -> int:
         report = verify_store(store, trusted)
     finally:
         store.close()
-    demo = demo_root_digest()
-    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for i, d in enumerate(report.trust_roots, start=1):
         _out(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
     for gov in sorted(report.governing):

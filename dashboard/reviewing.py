@@ -16,8 +16,8 @@ from dashboard.core.errors import InputRefused, read_input_bytes
 from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
 from dashboard.core.reviews import (
-    REVIEW_ROLES,
     GENESIS,
+    REVIEW_ROLES,
     AdminEvent,
     Checkpoint,
     Finding,
@@ -121,6 +121,22 @@ def log_trust_roots(store: Store) -> list[TrustedReviewers]:
         except (SigningError, ValidationError, ValueError, RecursionError):
             continue
     return out
+
+
+def demo_key_ids() -> set[str]:
+    try:
+        return {k.key_id for k in load_trusted(DEMO_TRUSTED).reviewers}
+    except InputRefused:
+        return set()
+
+
+def uses_demo_keys(trusted: TrustedReviewers, report: VerifyReport) -> bool:
+    """The pinned root or any root of the log is the demo root or lists a demo key (public passphrase): every
+    output says DEMO KEYS then."""
+    demo = demo_root_digest()
+    ids = demo_key_ids()
+    return (trusted.digest == demo or demo in report.trust_roots or any(k.key_id in ids for k in trusted.reviewers)
+            or bool(ids.intersection(report.key_ids)))
 
 
 def is_demo_store(store: Store) -> bool:
@@ -254,7 +270,7 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
         raise InputRefused("review refused: " + "; ".join(f.message for f in problems))
     return store.append_review(predicate.candidate_release_id, envelope, when, kind="review",
                                statement_id=statement_id(opened), reviewer=predicate.reviewer,
-                               reviewed_at=predicate.reviewed_at)
+                               reviewed_at=predicate.reviewed_at, block=predicate.decision == "block")
 
 
 def verify_store(store: Store, trusted: TrustedReviewers, extra_checkpoints: list[bytes] | None = None,
@@ -416,8 +432,7 @@ def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: Tr
     result.trust_root = report.pinned
     if report.current_root is not None:
         result.trust_root_in_effect = f"version {report.current_root.version} ({report.current_root.digest})"
-    demo = demo_root_digest()
-    result.demo_keys = demo is not None and (report.pinned == demo or demo in report.trust_roots)
+    result.demo_keys = uses_demo_keys(trusted, report)
     return result, decision, report
 
 

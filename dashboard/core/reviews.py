@@ -104,7 +104,7 @@ class TrustedKey(_Frozen):
     def window_problem(self, at: datetime) -> str | None:
         if at < self.valid_from:
             return f"key {self.key_id[:19]}… is valid only from {self.valid_from.isoformat()}"
-        if self.valid_until is not None and at > self.valid_until:
+        if self.valid_until is not None and at >= self.valid_until:  # valid_from <= t < valid_until
             return f"key {self.key_id[:19]}… expired at {self.valid_until.isoformat()}"
         if self.revoked_at is not None and at >= self.revoked_at:
             return f"key {self.key_id[:19]}… was revoked at {self.revoked_at.isoformat()}"
@@ -341,6 +341,10 @@ def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, 
     if event.kind == "trust_root":
         new = event.trusted_reviewers
         assert new is not None
+        try:  # the same checks as a trusted-reviewers file (each key id is its public key's)
+            parse_trusted(new.model_dump(mode="json"), "the trust root in the admin event")
+        except InputRefused as e:
+            raise SigningError(str(e)) from e
         if current is None:
             if new.previous is not None:
                 raise SigningError("the first trust root of a log names no previous version")
@@ -389,6 +393,7 @@ class VerifyReport(BaseModel):
     governing: dict[str, str] = Field(default_factory=dict,
                                       description="governance policy version -> governing policy JSON")
     current_root: TrustedReviewers | None = Field(default=None, exclude=True)
+    key_ids: list[str] = Field(default_factory=list, description="Every key id of every trust root in the log.")
 
     @property
     def ok(self) -> bool:
@@ -491,7 +496,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed)
         findings.extend(binding)
         who = (predicate.reviewer, predicate.candidate_release_id)
-        if who in latest and predicate.reviewed_at <= latest[who][0]:
+        if who in latest and (predicate.reviewed_at < latest[who][0] or (
+                predicate.reviewed_at == latest[who][0] and predicate.decision != "block")):
             findings.append(Finding(seq=e.seq, level="warning", message=f"reviewed_at {predicate.reviewed_at.isoformat()}"
                                     f" is not after {predicate.reviewer}'s review in entry {latest[who][1]}: it does "
                                     "not supersede it"))
@@ -503,8 +509,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     # A revocation recorded in a later trust root also covers what the key signed before it was recorded.
     for r in list(reviews):
         revoked = _revoked_later(r.key_id, [r.predicate.reviewed_at, r.received_at], roots, root_index[r.seq])
-        if revoked:
-            findings.append(Finding(seq=r.seq, level="error", message=revoked))
+        if revoked:  # the review stops counting; the log itself is intact (not tampering)
+            findings.append(Finding(seq=r.seq, level="warning", message=revoked + ": the review does not count"))
             reviews.remove(r)
     for seq, kid, times, index in admin_signed:
         revoked = _revoked_later(kid, times, roots, index)
@@ -520,7 +526,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     findings += _checkpoint_findings(checkpoints or [], ordered, root_after, roots, log_id, now)
     return VerifyReport(entries=len(entries), head=prev, findings=findings, reviews=reviews, trust_roots=digests,
                         trust_root=digests[-1] if digests else None, pinned=trusted.digest, governing=governing,
-                        current_root=roots[-1] if roots else None)
+                        current_root=roots[-1] if roots else None,
+                        key_ids=sorted({k.key_id for r in [trusted, *roots] for k in r.reviewers}))
 
 
 def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers], index: int) -> str | None:
