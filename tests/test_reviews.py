@@ -794,6 +794,9 @@ def test_a_root_with_any_demo_key_is_labelled_demo_keys(env):
     for pinned in (trusted, mixed):
         assert status(store, None, RC3, pinned, now=NOW)[0].demo_keys
         assert uses_demo_keys(pinned, verify_store(store, pinned, now=NOW))
+    from dashboard.reviewing import resolve_trusted
+
+    assert resolve_trusted(None, str(path.with_name("mixed.yaml")))[1]
 
 
 def test_a_trust_root_in_an_admin_event_gets_the_key_id_check_of_a_file(env):
