@@ -474,7 +474,7 @@ def cmd_review_add(args: argparse.Namespace) -> int:
 
 
 def cmd_review_verify(args: argparse.Namespace) -> int:
-    from dashboard.reviewing import demo_root_digest, read_envelope, verify_bundle, verify_store
+    from dashboard.reviewing import read_envelope, uses_demo_keys, verify_bundle, verify_store
 
     checkpoints = [read_envelope(c) for c in args.checkpoint or []]
     if args.bundle:
@@ -494,8 +494,7 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
             report = verify_store(store, trusted, checkpoints)
         finally:
             store.close()
-    demo = demo_root_digest()
-    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for f in report.findings:
         _out(str(f))
     for r in report.reviews:
@@ -545,14 +544,18 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from dashboard.core.policy import load_policy
-    from dashboard.reviewing import status
+    from dashboard.reviewing import read_envelope, status
 
+    published = list(args.checkpoint or [])
+    published += [p for p in os.environ.get("READINESS_CHECKPOINTS", "").split(os.pathsep) if p]
+    checkpoints = [read_envelope(c) for c in published]
     store = _open_store(args, must_exist=True)
     try:
         trusted = _trusted(args, store)
         policy_path = args.policy or os.environ.get("READINESS_POLICY")
         policy = load_policy(policy_path) if policy_path else None
-        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile)
+        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile,
+                                           checkpoints=checkpoints)
     finally:
         store.close()
     if args.format == "json":
@@ -561,7 +564,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         _out(f"{'READY' if result.ready else 'NOT READY'}: {args.release} (gate decision {decision.status}, "
               f"{decision.digest}; policy {decision.policy.policy_id} v{decision.policy.version})")
         _out(f"  governing policy: {result.governing_policy or 'none registered'}")
-        _out(f"  {_trust_line(trusted, result.demo_keys)}")
+        _out(f"  pinned {_trust_line(trusted, result.demo_keys)}")
+        _out(f"  trust root in effect in the log: {result.trust_root_in_effect or 'none verified'}")
         for line in result.approvals:
             _out(f"  approved: {line}")
         for line in result.waived:
@@ -570,6 +574,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(f"  not ready: {line}")
         for line in result.stale_reviews:
             _out(f"  stale: {line}")
+        if not published:
+            _out("  note: no published checkpoint given (--checkpoint / $READINESS_CHECKPOINTS): a log rewritten "
+                 "and re-hashed in the store cannot be detected")
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
@@ -585,8 +592,10 @@ def _admin_key(args: argparse.Namespace):
 def _issuer(args: argparse.Namespace) -> str:
     if args.issuer:
         return str(args.issuer)
+    from dashboard.core.errors import read_input_text
+
     pub = Path(args.key).with_suffix(".pub")
-    parts = pub.read_text(encoding="utf-8").split() if pub.exists() else []
+    parts = read_input_text(pub, "public key file", 64 * 1024).split() if pub.exists() else []
     if len(parts) < 3:
         raise UsageError("pass --issuer (your principal; it is not in the key's .pub file)")
     return parts[2]
@@ -624,7 +633,7 @@ def cmd_trust_govern(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_show(args: argparse.Namespace) -> int:
-    from dashboard.reviewing import demo_root_digest, verify_store
+    from dashboard.reviewing import uses_demo_keys, verify_store
 
     store = _open_store(args, read_only=True)
     try:
@@ -632,8 +641,7 @@ def cmd_trust_show(args: argparse.Namespace) -> int:
         report = verify_store(store, trusted)
     finally:
         store.close()
-    demo = demo_root_digest()
-    _out(_trust_line(trusted, trusted.digest == demo or demo in report.trust_roots))
+    _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for i, d in enumerate(report.trust_roots, start=1):
         _out(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
     for gov in sorted(report.governing):
@@ -839,6 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--profile")
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; only a "
                     "demo store defaults to the demo keys)")
+    sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check the log against, as "
+                    "`review verify` does (repeatable; also every path in $READINESS_CHECKPOINTS, separated by "
+                    f"{os.pathsep!r}); without one a rewritten log cannot be detected")
     sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")

@@ -16,6 +16,7 @@ from dashboard.core.errors import InputRefused, read_input_bytes
 from dashboard.core.gates import GateDecision
 from dashboard.core.policy import GatePolicy
 from dashboard.core.reviews import (
+    GENESIS,
     REVIEW_ROLES,
     AdminEvent,
     Checkpoint,
@@ -122,6 +123,22 @@ def log_trust_roots(store: Store) -> list[TrustedReviewers]:
     return out
 
 
+def demo_key_ids() -> set[str]:
+    try:
+        return {k.key_id for k in load_trusted(DEMO_TRUSTED).reviewers}
+    except InputRefused:
+        return set()
+
+
+def uses_demo_keys(trusted: TrustedReviewers, report: VerifyReport) -> bool:
+    """The pinned root or any root of the log is the demo root or lists a demo key (public passphrase): every
+    output says DEMO KEYS then."""
+    demo = demo_root_digest()
+    ids = demo_key_ids()
+    return (trusted.digest == demo or demo in report.trust_roots or any(k.key_id in ids for k in trusted.reviewers)
+            or bool(ids.intersection(report.key_ids)))
+
+
 def is_demo_store(store: Store) -> bool:
     """A store whose log starts with the demo trust root (what `readiness serve` / `readiness demo --db` load)."""
     roots = log_trust_roots(store)
@@ -133,7 +150,8 @@ def resolve_trusted(store: Store | None, explicit: str | None) -> tuple[TrustedR
     Returns (root, is_demo). Never the keys of what is being verified."""
     if explicit:
         trusted = load_trusted(explicit)
-        return trusted, trusted.digest == demo_root_digest()
+        ids = demo_key_ids()
+        return trusted, trusted.digest == demo_root_digest() or any(k.key_id in ids for k in trusted.reviewers)
     if store is not None and is_demo_store(store):
         return load_trusted(DEMO_TRUSTED), True
     raise InputRefused("no trust root: pass --trusted FILE or set READINESS_TRUSTED to the trusted-reviewers file "
@@ -151,9 +169,9 @@ def _admin_entries(entries: list[LogEntry]) -> list[LogEntry]:
     return out
 
 
-def _trust_state(entries: list[LogEntry], anchor: TrustedReviewers, now: datetime) -> VerifyReport:
+def _trust_state(entries: list[LogEntry], anchor: TrustedReviewers, now: datetime, log_id: str) -> VerifyReport:
     """The verified trust-root history and governing policies (admin events only: cheap, for recording)."""
-    return verify_log(_admin_entries(entries), anchor, {}, {}, now)
+    return verify_log(_admin_entries(entries), anchor, {}, {}, now, log_id=log_id)
 
 
 def _log_state(store: Store, now: datetime) -> tuple[VerifyReport, list[LogEntry]]:
@@ -162,7 +180,7 @@ def _log_state(store: Store, now: datetime) -> tuple[VerifyReport, list[LogEntry
     roots = log_trust_roots(store)
     if not roots:
         return VerifyReport(entries=0, head="0" * 64, findings=[], reviews=[]), entries
-    return _trust_state(entries, roots[-1], now), entries
+    return _trust_state(entries, roots[-1], now, store.log_id()), entries
 
 
 def current_root(store: Store, now: datetime | None = None) -> TrustedReviewers | None:
@@ -175,8 +193,9 @@ def record_trust_root(store: Store, trusted: TrustedReviewers, key: Ed25519Priva
     first). Refused unless it follows the root in effect (version + 1, `previous` = its digest)."""
     when = (now or datetime.now(UTC)).replace(microsecond=0)
     current = current_root(store, when)
-    event = AdminEvent(schema_version=1, kind="trust_root", issuer=issuer, issued_at=when,
-                       under_trust_root=(current or trusted).digest, trusted_reviewers=trusted)
+    log_id, previous = _place(store)
+    event = AdminEvent(schema_version=2, kind="trust_root", issuer=issuer, issued_at=when, log_id=log_id,
+                       previous_entry=previous, under_trust_root=(current or trusted).digest, trusted_reviewers=trusted)
     return _append_admin(store, event, key, current, when)
 
 
@@ -188,11 +207,18 @@ def record_governing_policy(store: Store, governance_version: str, policy: GateP
     current = current_root(store, when)
     if current is None:
         raise InputRefused("this store has no trust root yet: record one first (`readiness trust set FILE`)")
-    event = AdminEvent(schema_version=1, kind="governing_policy", issuer=issuer, issued_at=when,
-                       under_trust_root=current.digest, governance_policy_version=governance_version,
+    log_id, previous = _place(store)
+    event = AdminEvent(schema_version=2, kind="governing_policy", issuer=issuer, issued_at=when, log_id=log_id,
+                       previous_entry=previous, under_trust_root=current.digest, governance_policy_version=governance_version,
                        policy=policy.model_dump(mode="json"), policy_digest=policy.digest)
     store.remember_policy(policy.policy_id, policy.version, policy.digest, policy.model_dump_json())
     return _append_admin(store, event, key, current, when)
+
+
+def _place(store: Store) -> tuple[str, str]:
+    """Where the next admin event goes: this log's id and the hash of its last entry (what the event signs)."""
+    entries = store.review_entries()
+    return store.log_id(), entries[-1].entry_hash if entries else GENESIS
 
 
 def _append_admin(store: Store, event: AdminEvent, key: Ed25519PrivateKey, current: TrustedReviewers | None,
@@ -200,10 +226,12 @@ def _append_admin(store: Store, event: AdminEvent, key: Ed25519PrivateKey, curre
     envelope = sign_envelope(canonical_json(event.model_dump(mode="json")), ADMIN_PAYLOAD_TYPE, key)
     opened = open_envelope(envelope)
     try:
-        check_admin_event(opened, current, when)
+        check_admin_event(opened, current, when, event.log_id, event.previous_entry)
     except SigningError as e:
         raise InputRefused(f"admin event refused: {e}") from e
-    return store.append_review("", envelope, when, kind="admin", statement_id=statement_id(opened))
+    # appended only right after the entry it was signed to follow (another append in between refuses it)
+    return store.append_review("", envelope, when, kind="admin", statement_id=statement_id(opened),
+                               expect_previous=event.previous_entry)
 
 
 def install_demo_trust(store: Store) -> None:
@@ -224,7 +252,7 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
     """Check an envelope (signature first) against the trust root in effect (which must descend from the root
     the caller trusts), its signer and its bindings, refuse replays, then append it to the log."""
     when = now or datetime.now(UTC)
-    state = _trust_state(store.review_entries(), trusted, when)
+    state = _trust_state(store.review_entries(), trusted, when, store.log_id())
     root = state.current_root
     if root is None:
         raise InputRefused("review refused: this store has no trust root yet (an administrator records one with "
@@ -243,7 +271,7 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
         raise InputRefused("review refused: " + "; ".join(f.message for f in problems))
     return store.append_review(predicate.candidate_release_id, envelope, when, kind="review",
                                statement_id=statement_id(opened), reviewer=predicate.reviewer,
-                               reviewed_at=predicate.reviewed_at)
+                               reviewed_at=predicate.reviewed_at, block=predicate.decision == "block")
 
 
 def verify_store(store: Store, trusted: TrustedReviewers, extra_checkpoints: list[bytes] | None = None,
@@ -358,17 +386,19 @@ def verify_bundle(bundle: bytes | dict[str, Any], extra_checkpoints: list[bytes]
 
 def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: TrustedReviewers,
            baseline_id: str | None = None, profile: str | None = None, now: datetime | None = None,
-           no_baseline: bool = False, decision: GateDecision | None = None) -> tuple[StatusReport, GateDecision,
-                                                                                    VerifyReport]:
+           no_baseline: bool = False, decision: GateDecision | None = None,
+           checkpoints: list[bytes] | None = None) -> tuple[StatusReport, GateDecision, VerifyReport]:
     """Readiness = the gate decision under the release's governing policy + the verified reviews + that policy's
     quorum and waiver roles. The governing policy is the one an admin registered (signed, in the log) for the
     manifest's `governance_policy_version`, never one a review names. `policy`, if given, must be it (else the
-    release is not ready). Pass `decision` when the caller already judged the release with `policy`."""
+    release is not ready). Pass `decision` when the caller already judged the release with `policy`.
+    `checkpoints` are published checkpoints (held outside the store), verified exactly as `review verify` does:
+    any error finding makes the release NOT READY. Without one, a rewritten and re-hashed log is not detected."""
     when = now or datetime.now(UTC)
     manifest = store.manifest(release_id)
     if manifest is None:
         raise InputRefused(f"release {release_id} is not in the store")
-    report = verify_store(store, trusted, now=when)
+    report = verify_store(store, trusted, checkpoints, now=when)
     gov = manifest.governance_policy_version
     governing = report.governing_policy(gov)
     problems = []
@@ -401,8 +431,9 @@ def status(store: Store, policy: GatePolicy | None, release_id: str, trusted: Tr
     result.governing_policy = (f"{gov}: {governing.policy_id} v{governing.version} ({governing.digest})"
                                if governing else None)
     result.trust_root = report.pinned
-    demo = demo_root_digest()
-    result.demo_keys = demo is not None and (report.pinned == demo or demo in report.trust_roots)
+    if report.current_root is not None:
+        result.trust_root_in_effect = f"version {report.current_root.version} ({report.current_root.digest})"
+    result.demo_keys = uses_demo_keys(trusted, report)
     return result, decision, report
 
 

@@ -232,8 +232,10 @@ def test_revoked_key_is_refused_and_flagged(env):
     revoked = trusted_with(path, next_version=True,
                            **{"eng@example.com": {"revoked_at": (NOW - timedelta(hours=1)).isoformat()}})
     record_trust_root(store, revoked, keys["admin"], "admin@example.com", NOW)
-    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, trusted))
-    assert any("entry 3: key" in e and "was revoked at" in e for e in _errors(store, revoked))
+    for pinned in (trusted, revoked):  # the review stops counting (a warning); the log itself still verifies
+        report = verify_store(store, pinned, now=NOW)
+        assert report.ok and not report.reviews, [str(f) for f in report.findings]
+        assert any(str(f).startswith("WARNING entry 3: key") and "was revoked at" in str(f) for f in report.findings)
     with pytest.raises(InputRefused, match="was revoked"):
         add_review(store, review(store, keys, "eng", "engineering", RC3, comment="again", when=NOW + timedelta(seconds=1)),
                    revoked, NOW + timedelta(seconds=1))
@@ -383,7 +385,8 @@ def test_a_forged_trusted_reviewers_file_gains_nothing(env, tmp_path):
     from dashboard.core.reviews import AdminEvent
     from dashboard.core.signing import ADMIN_PAYLOAD_TYPE, open_envelope, sign_envelope, statement_id
 
-    event = AdminEvent(schema_version=1, kind="trust_root", issuer="eng@example.com", issued_at=NOW,
+    event = AdminEvent(schema_version=2, kind="trust_root", issuer="eng@example.com", issued_at=NOW,
+                       log_id=store.log_id(), previous_entry=store.review_entries()[-1].entry_hash,
                        under_trust_root=trusted.digest, trusted_reviewers=forged_next)
     raw = sign_envelope(canonical_json(event.model_dump(mode="json")), ADMIN_PAYLOAD_TYPE, keys["eng"])
     store.append_review("", raw, NOW, kind="admin", statement_id=statement_id(open_envelope(raw)))
@@ -677,3 +680,194 @@ def test_an_edited_governance_version_in_the_stored_manifest_is_caught(env):
                 "WHERE release_id = ?", [RC3])
     result, _, _ = status(store, None, RC3, trusted, now=NOW)
     assert not result.ready and "no longer has its digest" in result.reasons[0]
+
+
+def _staging(demo_store, tmp_path, keys, trusted):
+    """A second store (its own log) under the same trust root, as a staging environment would be."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    shutil.copy(demo_store.path, tmp_path / "staging.duckdb")
+    stg = Store(tmp_path / "staging.duckdb")
+    stg.query("DROP TABLE review_log")
+    stg.query("DELETE FROM log_meta")
+    stg.close()
+    stg = Store(tmp_path / "staging.duckdb")
+    record_trust_root(stg, trusted, keys["admin"], "admin@example.com", SETUP)
+    return stg
+
+
+def test_an_admin_event_signed_for_another_log_is_refused_here(env, demo_store, tmp_path):
+    """Red team: a governing policy / trust root legitimately signed on a staging store with the same trust root
+    was appended to the production log by a store writer, and status said READY with no reviews."""
+    from dashboard.core.policy import GatePolicy
+    from dashboard.core.signing import open_envelope, statement_id
+
+    store, keys, trusted, path = env
+    stg = _staging(demo_store, tmp_path, keys, trusted)
+    assert stg.log_id() != store.log_id()
+    data = POLICY.model_dump(mode="json")
+    data["version"] = data["version"] + "-staging"
+    data["gates"] = [dict(g, severity="warning") for g in data["gates"]]
+    data["review"] = dict(data.get("review") or {}, risk_level="low", quorum={"low": []})
+    lax = GatePolicy.model_validate(data)
+    record_governing_policy(stg, "gov.case-ai.v3", lax, keys["admin"], "admin@example.com", NOW)
+    v2 = trusted_with(path, name="v2.yaml", next_version=True)
+    record_trust_root(stg, v2, keys["admin"], "admin@example.com", NOW)
+    for e in stg.review_entries()[1:]:
+        store.append_review("", e.envelope, NOW, kind="admin", statement_id=statement_id(open_envelope(e.envelope)))
+    stg.close()
+    report = verify_store(store, trusted, now=NOW)
+    errors = [str(f) for f in report.findings if f.level == "error"]
+    assert any("entry 3: admin event: signed for log" in e and "another log" in e for e in errors), errors
+    assert report.governing_policy("gov.case-ai.v3").digest == POLICY.digest  # the staging policy never governs
+    assert report.trust_roots == [trusted.digest]
+    result, _, _ = status(store, None, RC4, trusted, now=NOW)
+    assert not result.ready and "does not verify" in result.reasons[0]
+    assert result.trust_root_in_effect == f"version 1 ({trusted.digest})"
+
+
+def test_an_admin_event_is_valid_only_where_it_was_signed_in_its_log(env):
+    """Moved to another place of the same log (deleted and re-appended later), an admin event is refused."""
+    from dashboard.core.signing import open_envelope, statement_id
+
+    store, keys, trusted, _ = env
+    gov = store.review_entries()[1]
+    add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
+    store.query("DELETE FROM review_log WHERE seq = 2")
+    store.query("UPDATE review_log SET seq = 2, prev_hash = ? WHERE seq = 3", [store.review_entries()[0].entry_hash])
+    store.append_review("", gov.envelope, NOW, kind="admin", statement_id=statement_id(open_envelope(gov.envelope)))
+    assert any("valid only where it was signed" in str(f) for f in verify_store(store, trusted, now=NOW).findings)
+
+
+def _delete_and_rechain(store, seq: int) -> None:
+    """A store writer deletes one entry from the middle, renumbers the ones after it and re-hashes the chain."""
+    last = store.review_entries()[-1].seq
+    _tamper(store, "DELETE FROM review_log WHERE seq = ?", [seq])
+    for s in range(seq + 1, last + 1):
+        _tamper(store, "UPDATE review_log SET seq = ? WHERE seq = ?", [s - 1, s])
+    _rehash_chain(store, {})
+    _tamper(store, "DELETE FROM checkpoints")
+
+
+def test_status_checks_the_published_checkpoints_it_is_given(env, tmp_path, capsys, monkeypatch):
+    """Red team: a block deleted from the middle of the log (chain re-hashed, stored checkpoints deleted) gave
+    READY from `status` while `review verify --checkpoint` said INVALID: status now takes the checkpoints."""
+    from dashboard.cli import main
+
+    store, keys, trusted, path = env
+    _three(store, keys, trusted)
+    add_review(store, review(store, keys, "sec", "security", RC3, "block", when=NOW + timedelta(minutes=1),
+                             comment="no"), trusted, NOW + timedelta(minutes=1))
+    add_review(store, review(store, keys, "eng", "engineering", RC4), trusted, NOW + timedelta(minutes=2))
+    cp = make_checkpoint(store, keys["log"], NOW + timedelta(minutes=3))
+    assert not status(store, None, RC3, trusted, now=NOW + timedelta(minutes=4))[0].ready
+    _delete_and_rechain(store, 6)  # the block
+    later = NOW + timedelta(minutes=4)
+    assert status(store, None, RC3, trusted, now=later)[0].ready  # undetectable without a published checkpoint
+    result = status(store, None, RC3, trusted, now=later, checkpoints=[cp])[0]
+    assert not result.ready and "does not verify: ERROR log: the log was truncated" in result.reasons[0]
+    (tmp_path / "cp.dsse").write_bytes(cp)
+    db = str(store.path)
+    store.close()
+    args = ["status", "--db", db, "--release", RC3, "--trusted", str(path)]
+    assert main([*args, "--checkpoint", str(tmp_path / "cp.dsse")]) == 1
+    assert "the log was truncated" in capsys.readouterr().out
+    monkeypatch.setenv("READINESS_CHECKPOINTS", str(tmp_path / "cp.dsse"))
+    assert main(args) == 1
+    monkeypatch.delenv("READINESS_CHECKPOINTS")
+    main(args)
+    assert "no published checkpoint given" in capsys.readouterr().out
+
+
+def test_a_root_with_any_demo_key_is_labelled_demo_keys(env):
+    """Red team: a real root that copies the demo admin entry (public passphrase) was not labelled."""
+    import yaml
+
+    from dashboard.reviewing import DEMO_TRUSTED, uses_demo_keys
+
+    store, keys, trusted, path = env
+    demo_admin = next(k for k in yaml.safe_load(DEMO_TRUSTED.read_text())["reviewers"] if "admin" in k["roles"])
+    assert not status(store, None, RC3, trusted, now=NOW)[0].demo_keys
+    mixed = trusted_with(path, name="mixed.yaml", next_version=True, extra=[demo_admin])
+    record_trust_root(store, mixed, keys["admin"], "admin@example.com", NOW)
+    for pinned in (trusted, mixed):
+        assert status(store, None, RC3, pinned, now=NOW)[0].demo_keys
+        assert uses_demo_keys(pinned, verify_store(store, pinned, now=NOW))
+    from dashboard.reviewing import resolve_trusted
+
+    assert resolve_trusted(None, str(path.with_name("mixed.yaml")))[1]
+
+
+def test_a_trust_root_in_an_admin_event_gets_the_key_id_check_of_a_file(env):
+    """Red team: a root recorded through the API listed the log key as a reviewer under a made-up key id."""
+    import yaml
+
+    from dashboard.core.reviews import TrustedReviewers
+
+    store, keys, trusted, path = env
+    doc = yaml.safe_load(path.read_text())
+    log = next(k for k in doc["reviewers"] if k["roles"] == ["log"])
+    doc.update(version=2, previous=trusted.digest)
+    doc["reviewers"].append({**log, "key_id": "sha256:" + "ab" * 32, "roles": ["engineering"],
+                             "principal": "log-as-eng@example.com"})
+    with pytest.raises(InputRefused, match="key_id: does not match the public key"):
+        record_trust_root(store, TrustedReviewers.model_validate(doc), keys["admin"], "admin@example.com", NOW)
+
+
+def test_a_block_in_the_same_second_as_the_approval_is_accepted_and_wins(env):
+    """Red team: a block signed in the same second as the reviewer's approval was refused as a 'replay'."""
+    store, keys, trusted, _ = env
+    _three(store, keys, trusted)
+    add_review(store, review(store, keys, "sec", "security", RC3, "block", comment="tie"), trusted, NOW)
+    report = verify_store(store, trusted, now=NOW)
+    assert report.ok and not [f for f in report.findings if "supersede" in f.message]
+    result = status(store, None, RC3, trusted, now=NOW)[0]
+    assert not result.ready and any("tie" in b for b in result.blocks)
+    with pytest.raises(InputRefused, match=r"review refused \(out of order\).*is not newer") as info:
+        add_review(store, review(store, keys, "sec", "security", RC3, comment="again"), trusted, NOW)
+    assert "replay" not in str(info.value)
+
+
+def test_a_key_is_not_valid_at_its_valid_until(env):
+    """Docs say valid_from <= t < valid_until; t == valid_until was accepted."""
+    store, keys, trusted, path = env
+    ends = trusted_with(path, name="ends.yaml", next_version=True,
+                        **{"eng@example.com": {"valid_until": NOW.isoformat()}})
+    record_trust_root(store, ends, keys["admin"], "admin@example.com", NOW - timedelta(minutes=1))
+    with pytest.raises(InputRefused, match="expired at"):
+        add_review(store, review(store, keys, "eng", "engineering", RC3), trusted, NOW)
+
+
+def test_review_and_trust_readers_refuse_devices_fifos_big_files_and_huge_integers(env, tmp_path, capsys,
+                                                                                   monkeypatch):
+    import os
+
+    from dashboard.cli import main
+
+    store, keys, trusted, path = env
+    db = str(store.path)
+    store.close()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    with big.open("wb") as f:
+        f.truncate(300 * 1024 * 1024)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(path.read_text().replace("version: 1", "version: " + "9" * 5000, 1))
+    bad = ["/dev/zero", str(fifo), str(big)]
+    tk = ["--trusted", str(path)]
+    runs = [["review", "verify", "--db", db, "--checkpoint", b, *tk] for b in bad]
+    runs += [["review", "verify", "--bundle", b, *tk] for b in bad]
+    runs += [["review", "verify", "--db", db, "--trusted", b] for b in [*bad, str(huge)]]
+    runs += [["review", "add", "--db", db, b, *tk] for b in bad]
+    (tmp_path / "e.dsse").write_text("{}")
+    runs += [["review", "add", "--db", db, str(tmp_path / "e.dsse"), "--trusted", str(huge)]]
+    monkeypatch.setenv("RT_PP", "a passphrase")
+    pp = ["--passphrase-env", "RT_PP", "--issuer", "a@example.com"]
+    runs += [["trust", "set", "--db", db, str(path), "--key", b, *pp] for b in bad]
+    runs += [["trust", "set", "--db", db, b, "--key", "k", *pp] for b in [*bad, str(huge)]]
+    for args in runs:
+        assert main(args) in (1, 2), args  # refused (1) or an input error (2), never a crash
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and any(n in err for n in (*bad, str(huge))), (args, err)

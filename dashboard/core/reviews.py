@@ -104,7 +104,7 @@ class TrustedKey(_Frozen):
     def window_problem(self, at: datetime) -> str | None:
         if at < self.valid_from:
             return f"key {self.key_id[:19]}… is valid only from {self.valid_from.isoformat()}"
-        if self.valid_until is not None and at > self.valid_until:
+        if self.valid_until is not None and at >= self.valid_until:  # valid_from <= t < valid_until
             return f"key {self.key_id[:19]}… expired at {self.valid_until.isoformat()}"
         if self.revoked_at is not None and at >= self.revoked_at:
             return f"key {self.key_id[:19]}… was revoked at {self.revoked_at.isoformat()}"
@@ -182,10 +182,13 @@ class AdminEvent(_Frozen):
     """A change of trust, signed by an admin key and recorded in the log: a new trust root, or the gate policy
     that governs releases of a governance-policy version (and with it their review quorum)."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     kind: Literal["trust_root", "governing_policy"]
     issuer: str
     issued_at: AwareDatetime
+    log_id: str = Field(min_length=1, description="The one log this event belongs to (refused in any other).")
+    previous_entry: str = Field(min_length=64, max_length=64, description="The entry hash of the log entry this "
+                                "event follows (GENESIS for the first): it is valid only at that place of that log.")
     under_trust_root: str = Field(description="Digest of the trust root in effect when signed (for the first "
                                   "trust root: its own digest).")
     trusted_reviewers: TrustedReviewers | None = None
@@ -317,15 +320,31 @@ def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime
     return signer, predicate, subject
 
 
-def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None,
-                      at: datetime) -> tuple[AdminEvent, TrustedKey]:
+def check_admin_event(opened: OpenedEnvelope, current: TrustedReviewers | None, at: datetime, log_id: str,
+                      previous_entry: str) -> tuple[AdminEvent, TrustedKey]:
     """An admin event is signed by an admin key of the trust root in effect (the first trust root: by an admin
-    key of itself), valid when it signed and when it was logged; a new root follows the one in effect."""
-    event = AdminEvent.model_validate(_json_object(opened.payload, "admin event"))
+    key of itself), valid when it signed and when it was logged; a new root follows the one in effect. It is
+    bound to one place of one log: the log id and the hash of the entry before it are in the signed payload
+    (an event signed for another log with the same trust root, e.g. staging, is refused here)."""
+    data = _json_object(opened.payload, "admin event")
+    if data.get("schema_version") == 1:
+        raise SigningError("an admin event of format 1 (made by an older readiness, not bound to a log): an "
+                           "administrator records it again")
+    event = AdminEvent.model_validate(data)
+    if event.log_id != log_id:
+        raise SigningError(f"signed for log {event.log_id[:60]}, not this log ({log_id}): an admin event from "
+                           "another log is not valid here")
+    if event.previous_entry != previous_entry:
+        raise SigningError(f"signed to follow entry hash {event.previous_entry[:16]}…, but it follows "
+                           f"{previous_entry[:16]}… here: an admin event is valid only where it was signed to be")
     root = current
     if event.kind == "trust_root":
         new = event.trusted_reviewers
         assert new is not None
+        try:  # the same checks as a trusted-reviewers file (each key id is its public key's)
+            parse_trusted(new.model_dump(mode="json"), "the trust root in the admin event")
+        except InputRefused as e:
+            raise SigningError(str(e)) from e
         if current is None:
             if new.previous is not None:
                 raise SigningError("the first trust root of a log names no previous version")
@@ -374,6 +393,7 @@ class VerifyReport(BaseModel):
     governing: dict[str, str] = Field(default_factory=dict,
                                       description="governance policy version -> governing policy JSON")
     current_root: TrustedReviewers | None = Field(default=None, exclude=True)
+    key_ids: list[str] = Field(default_factory=list, description="Every key id of every trust root in the log.")
 
     @property
     def ok(self) -> bool:
@@ -449,7 +469,7 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         seen[sid] = e.seq
         if opened.payload_type == ADMIN_PAYLOAD_TYPE:
             try:
-                event, admin = check_admin_event(opened, current, e.received_at)
+                event, admin = check_admin_event(opened, current, e.received_at, log_id or "", e.prev_hash)
             except ValidationError as problem:
                 err(f"admin event is malformed: {_validation_text(problem)}")
                 continue
@@ -476,7 +496,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed)
         findings.extend(binding)
         who = (predicate.reviewer, predicate.candidate_release_id)
-        if who in latest and predicate.reviewed_at <= latest[who][0]:
+        if who in latest and (predicate.reviewed_at < latest[who][0] or (
+                predicate.reviewed_at == latest[who][0] and predicate.decision != "block")):
             findings.append(Finding(seq=e.seq, level="warning", message=f"reviewed_at {predicate.reviewed_at.isoformat()}"
                                     f" is not after {predicate.reviewer}'s review in entry {latest[who][1]}: it does "
                                     "not supersede it"))
@@ -488,8 +509,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     # A revocation recorded in a later trust root also covers what the key signed before it was recorded.
     for r in list(reviews):
         revoked = _revoked_later(r.key_id, [r.predicate.reviewed_at, r.received_at], roots, root_index[r.seq])
-        if revoked:
-            findings.append(Finding(seq=r.seq, level="error", message=revoked))
+        if revoked:  # the review stops counting; the log itself is intact (not tampering)
+            findings.append(Finding(seq=r.seq, level="warning", message=revoked + ": the review does not count"))
             reviews.remove(r)
     for seq, kid, times, index in admin_signed:
         revoked = _revoked_later(kid, times, roots, index)
@@ -505,7 +526,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
     findings += _checkpoint_findings(checkpoints or [], ordered, root_after, roots, log_id, now)
     return VerifyReport(entries=len(entries), head=prev, findings=findings, reviews=reviews, trust_roots=digests,
                         trust_root=digests[-1] if digests else None, pinned=trusted.digest, governing=governing,
-                        current_root=roots[-1] if roots else None)
+                        current_root=roots[-1] if roots else None,
+                        key_ids=sorted({k.key_id for r in [trusted, *roots] for k in r.reviewers}))
 
 
 def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers], index: int) -> str | None:
@@ -646,6 +668,8 @@ class StatusReport(BaseModel):
     stale_reviews: list[str]
     governing_policy: str | None = None
     trust_root: str | None = None
+    trust_root_in_effect: str | None = Field(default=None, description="The log's trust root in effect at its "
+                                             "head (version and digest), which may be later than the pinned one.")
     demo_keys: bool = False
 
 

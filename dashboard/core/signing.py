@@ -85,9 +85,11 @@ def load_private_key(data: bytes, passphrase: bytes | None) -> Ed25519PrivateKey
 
 
 def load_private_key_file(path: str | Path, passphrase: bytes | None) -> Ed25519PrivateKey:
+    from dashboard.core.errors import InputRefused, read_input_bytes
+
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
+        data = read_input_bytes(path, "key file", 64 * 1024)  # a bounded regular file (no device, FIFO)
+    except (OSError, InputRefused) as e:
         raise SigningError(f"cannot read key file {path}: {e}") from e
     return load_private_key(data, passphrase)
 

@@ -864,10 +864,12 @@ class Store:
 
     def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None, *,
                       kind: str = "review", statement_id: str, reviewer: str | None = None,
-                      reviewed_at: datetime | None = None) -> LogEntry:
-        """Append one envelope to the hash chain. Serialised: concurrent callers never fork the chain. Refused:
+                      reviewed_at: datetime | None = None, expect_previous: str | None = None,
+                      block: bool = False) -> LogEntry:
+        """Append one envelope to the hash chain (right after the entry whose hash is `expect_previous`, if given:
+        an admin event signs where it goes). Serialised: concurrent callers never fork the chain. Refused:
         a statement already logged (however it is encoded), and a review not newer (by its signed review time)
-        than the reviewer's latest review of the release."""
+        than the reviewer's latest review of the release (a `block` at the same time is newer: a block wins ties)."""
         self._check_review_log_format()
         when = (received_at or datetime.now(UTC)).astimezone(UTC)
         env_hash = envelope_hash(envelope)
@@ -879,15 +881,18 @@ class Store:
                                    "(a copy, however it is encoded, is not a new review)")
             if reviewer is not None and reviewed_at is not None:
                 newer = cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = ? "
-                                    "AND release_id = ? AND reviewed_at >= ? ORDER BY reviewed_at DESC LIMIT 1",
-                                    [reviewer, release_id, reviewed_at]).fetchall()
+                                    "AND release_id = ? AND (reviewed_at > ? OR (reviewed_at = ? AND NOT ?)) "
+                                    "ORDER BY reviewed_at DESC LIMIT 1",
+                                    [reviewer, release_id, reviewed_at, reviewed_at, block]).fetchall()
                 if newer:
-                    raise InputRefused(f"replay refused: {reviewer} already has a review of {release_id} signed at "
+                    raise InputRefused(f"review refused (out of order): {reviewer} already has a review of {release_id} signed at "
                                        f"{newer[0][1].astimezone(UTC).isoformat()} (entry {newer[0][0]}); a review "
                                        f"signed at {reviewed_at.astimezone(UTC).isoformat()} is not newer and cannot "
                                        "supersede it")
             last = cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
             seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+            if expect_previous is not None and prev != expect_previous:
+                raise InputRefused("the review log changed while the admin event was signed: run the command again")
             if last and when < last[0][2]:
                 when = last[0][2].astimezone(UTC)  # the log's times never go backwards
             entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
