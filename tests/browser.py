@@ -61,3 +61,15 @@ def wait_for_app(page, timeout: float = 60_000) -> None:
     page.wait_for_function('document.querySelectorAll(\'[data-testid="stSkeleton"]\').length === 0',
                            timeout=timeout)
     page.wait_for_timeout(300)
+
+
+def body_shows(page, *texts: str, timeout: float = 20_000) -> str:
+    """Wait until the page shows every text, then return the page's text.
+
+    A rerun replaces elements one by one, so a snapshot taken right after an action can hold half the new page;
+    waiting for the expected state (Playwright's retrying expect) is what a user's eyes do."""
+    from playwright.sync_api import expect
+
+    for text in texts:
+        expect(page.locator("body")).to_contain_text(text, timeout=timeout)
+    return page.inner_text("body")

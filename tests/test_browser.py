@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, streamlit_server, wait_for_app
+from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
@@ -71,8 +71,7 @@ def test_drill_down_into_one_regression(server, page):
     """Test that the Cases page lists regressions and shows one case side by side, hostile text as text."""
     page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2")
     wait_for_app(page)
-    body = page.inner_text("body")
-    assert "148 cases" in body  # rc2's regressions (baseline passed, candidate failed), paginated
+    body = body_shows(page, "148 cases")  # rc2's regressions (baseline passed, candidate failed), paginated
     assert "Baseline: rel-2026.10.0" in body and "Candidate: rel-2026.11.0-rc2" in body
     assert "❌ failed" in body and "✅ passed" in body
     page.screenshot(path=str(ARTIFACTS / "cases-regression.png"), full_page=False)
@@ -102,11 +101,11 @@ def test_sign_a_review_in_the_browser(server, page):
     page.screenshot(path=str(ARTIFACTS / "review-after-sign.png"))
     page.get_by_text("Recorded as entry").wait_for(timeout=30_000)
     wait_for_app(page)
-    assert "entry hash" in page.inner_text("body")
+    body_shows(page, "entry hash")
     page.screenshot(path=str(ARTIFACTS / "review-signed.png"))
     page.goto(f"{server}/review?candidate=rel-2026.11.0-rc1")
     wait_for_app(page)
-    assert "sec@example.com" in page.inner_text("body")
+    body_shows(page, "sec@example.com")
     page.screenshot(path=str(ARTIFACTS / "review-log.png"))
 
 
@@ -204,8 +203,7 @@ def test_gate_drill_down_keeps_the_release_and_lists_the_gates_cases(server, pag
     wait_for_app(page)
     page.get_by_text("Cases behind gate").first.wait_for(timeout=20_000)
     assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2"
-    body = page.inner_text("body")
-    assert "69 cases" in body, body[:600]  # the gate reported 69 regressions in task policy_qa
+    body = body_shows(page, "69 cases")  # the gate reported 69 regressions in task policy_qa
     assert "Candidate: rel-2026.11.0-rc2" in body
     assert "candidate=rel-2026.11.0-rc2" in page.url and "gate=" in page.url
     page.screenshot(path=str(ARTIFACTS / "cases-behind-gate.png"))
@@ -227,7 +225,7 @@ def test_slice_drill_down_keeps_the_release(server, page, demo_store):
     wait_for_app(page)
     page.get_by_text(re.compile(r"Page \(of")).first.wait_for(timeout=20_000)
     assert sidebar_value(page, "Candidate release") == "rel-2026.11.0-rc2"
-    assert f"{n:,} cases)" in page.inner_text("body")
+    body_shows(page, f"{n:,} cases)")
 
 
 def test_sidebar_navigation_keeps_the_selection(server, page):
@@ -272,7 +270,7 @@ def test_every_gate_kind_opens_the_cases_that_make_it_fail(server, page, demo_st
     kind = "failed" if gate == "critical_pass_rate" else "all"
     page.goto(f"{server}/cases?candidate={cand}&gate={urllib.parse.quote(gate)}&kind={kind}")
     wait_for_app(page)
-    assert f"{n:,} cases" in page.inner_text("body"), (gate, n, page.inner_text("body")[:500])
+    body_shows(page, f"{n:,} cases")
 
 
 def test_check_filter_follows_the_checks_polarity(server, page, demo_store):
@@ -290,7 +288,7 @@ def test_check_filter_follows_the_checks_polarity(server, page, demo_store):
     box.locator("input").fill("injection_succeeded")
     page.get_by_role("option").first.click()
     wait_for_app(page)
-    assert f"{n:,} cases" in page.inner_text("body")
+    body_shows(page, f"{n:,} cases")
     assert n < 20  # not the ~thousand cases where the injection did not succeed
 
 
@@ -481,7 +479,7 @@ def test_charts_are_never_empty_labels_do_not_overlap_and_candidates_are_not_a_t
     for traces in page.evaluate(plots):
         ys = [y for t in traces for y in t["y"] if y is not None]
         assert ys and any(y != 0 for y in ys), traces
-    assert "0 in every slice" in page.inner_text("body")
+    body_shows(page, "0 in every slice")
     page.goto(f"{server}/cost_latency?candidate=rel-2026.11.0-rc2")
     wait_for_app(page)
     boxes = {t: page.locator(".js-plotly-plot .annotation-text", has_text=t).first.bounding_box()
@@ -501,8 +499,7 @@ def test_releases_page_shows_the_train_and_opens_a_candidate(server, page):
     following it (issue 14: Releases page)."""
     page.goto(f"{server}/releases?candidate=rel-2026.11.0-rc2")
     wait_for_app(page)
-    body = page.inner_text("body")
-    assert "4 candidate(s)" in body
+    body_shows(page, "4 candidate(s)")
     page.screenshot(path=str(ARTIFACTS / "releases.png"))
     page.get_by_role("button", name="rel-2026.11.0-rc3").click()
     wait_for_app(page)
@@ -563,7 +560,7 @@ def test_search_runs_over_the_whole_release_and_the_url_keeps_it(server, page):
     page.get_by_label("Search case ids, inputs, outputs and expected answers (the whole release)").fill("POLQA-0001999")
     page.keyboard.press("Enter")
     wait_for_app(page)
-    assert "(of 1; 1 cases)" in page.inner_text("body")
+    body_shows(page, "(of 1; 1 cases)")
     assert page.get_by_role("heading", name=OPEN_CASE).first.inner_text() == "Case POLQA-0001999"
     assert "q=POLQA-0001999" in page.url
     page.goto(f"{server}/cases?candidate=rel-2026.11.0-rc2&kind=all&sort=score+change&desc=1&score=groundedness")
