@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dashboard.core.errors import (
     MAX_TOOL_FILE_BYTES,
@@ -18,6 +18,9 @@ from dashboard.core.errors import (
     read_input_bytes,
 )
 from dashboard.core.render import terminal_safe
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -140,10 +143,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
-    from dashboard.core.models import EvalCase, ReleaseManifest
+SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers")
 
-    schema = {"eval_case": EvalCase.model_json_schema(), "release_manifest": ReleaseManifest.model_json_schema()}
+
+def _schema_records() -> dict[str, type[BaseModel]]:
+    """The documented record formats `readiness schema` prints (each field carries its description)."""
+    from dashboard.core.gates import GateDecision
+    from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
+    from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
+
+    models: dict[str, type[BaseModel]] = {
+        "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
+        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers}
+    return {name: models[name] for name in SCHEMA_RECORDS}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema = {name: model.model_json_schema() for name, model in _schema_records().items()}
     _print_json(schema[args.record] if args.record != "all" else schema)
     return EXIT_OK
 
@@ -382,20 +398,16 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 
 
 def _parse_waiver(text: str):
-    from datetime import datetime
-
-    from dashboard.core.reviews import Waiver
+    from dashboard.core.reviews import make_waiver
 
     parts = text.split("|")
     if len(parts) != 4:
-        raise UsageError(f"--waiver {text!r}: write 'GATE_ID|JUSTIFICATION|EXPIRES (ISO 8601)|TICKET'")
+        raise UsageError(f"--waiver {text!r}: write 'GATE_ID|JUSTIFICATION|EXPIRES|TICKET' (EXPIRES: a day, "
+                         "2026-12-01, valid through its end in UTC, or an ISO 8601 time with its zone)")
     try:
-        expires = datetime.fromisoformat(parts[2])
-    except ValueError as e:
-        raise UsageError(f"--waiver {text!r}: expiry {parts[2]!r} is not an ISO 8601 time") from e
-    if expires.tzinfo is None:
-        raise UsageError(f"--waiver {text!r}: give the expiry's time zone, e.g. 2026-12-01T00:00:00+00:00")
-    return Waiver(gate_id=parts[0], justification=parts[1], expires_at=expires, ticket=parts[3])
+        return make_waiver(*parts)
+    except InputRefused as e:
+        raise UsageError(f"--waiver {text!r}: {e}") from e
 
 
 def _signer_identity(args: argparse.Namespace, key, root) -> tuple[str, str]:
@@ -716,7 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
-    sp.add_argument("record", nargs="?", choices=["eval_case", "release_manifest", "all"], default="eval_case")
+    sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
+                    help="which record: the native eval case (default), a release manifest, an evidence file, "
+                         "the gate decision, the signed review's predicate, the trusted-reviewers file, or all")
 
     sp = add("demo", cmd_demo, "Write the demo data set as files (--out) or load it into a store (--db).")
     sp.add_argument("--cases", type=int, default=2000, help="cases per eval run (default 2000)")

@@ -7,8 +7,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import (
@@ -21,6 +19,7 @@ from dashboard.core.gates import (
     SliceValues,
     dataset_governance_gate,
     evaluate,
+    load_decision,
     loosened_gates,
     paired_key,
     spec_key,
@@ -277,8 +276,8 @@ def cached_decision(store: Store, key: str, policy: GatePolicy, candidate_id: st
         return None
     stored_digest, text = row
     try:
-        d = GateDecision.model_validate_json(text)
-    except ValidationError:
+        d = load_decision(text, "decision cache")
+    except InputRefused:
         return None
     if d.digest != stored_digest or not d.verify_digest() or d.model_dump_json() != text:
         return None
@@ -294,8 +293,8 @@ def _cache(store: Store, key: str, decision: GateDecision) -> None:
     """Store the decision when it reads back as the same bytes and digest (never cache what would not)."""
     text = decision.model_dump_json()
     try:
-        back = GateDecision.model_validate_json(text)
-    except ValidationError:
+        back = load_decision(text, "decision cache")
+    except InputRefused:
         return
     if back.model_dump_json() == text and back.verify_digest() and back.digest == decision.digest:
         store.cache_decision(key, decision.digest, text)

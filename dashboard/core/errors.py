@@ -71,6 +71,10 @@ class InputRefused(ReadinessError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class UnknownFormat(InputRefused):
+    """A record in a format version this readiness does not read (newer, or not this kind of record)."""
+
+
 def _refused(path: str | Path, message: str) -> InputRefused:
     return InputRefused([Problem(str(path), "", "", message)])
 

@@ -7,13 +7,15 @@ baseline for a relative condition, or missing required evidence fails its gate.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused
+from dashboard.core.errors import InputRefused, Problem, UnknownFormat
 from dashboard.core.manifests import ArtifactChange
 from dashboard.core.metrics import EVIDENCE_PREFIX, MetricValue
 from dashboard.core.models import ReleaseEvidence
@@ -64,54 +66,61 @@ def paired_key(gate: Gate) -> str:
 class CaseFilter(BaseModel):
     """The cases behind a gate result, for drill-down and audit."""
 
-    release_id: str
-    risk: list[str] | None = None
-    suite: list[str] | None = None
-    where: dict[str, list[str]] = Field(default_factory=dict)
+    release_id: str = Field(description="The release whose cases these are.")
+    risk: list[str] | None = Field(None, description="Risk levels kept; null: every risk level.")
+    suite: list[str] | None = Field(None, description="Suites kept; null: every suite.")
+    where: dict[str, list[str]] = Field(default_factory=dict,
+                                        description="Other dimensions (task, language, tenant, ...) and the values kept.")
 
 
 class GateResult(BaseModel):
-    gate_id: str  # expanded id: "<policy gate id>[<dimension>=<value>]" for for_each gates
-    policy_gate_id: str
-    name: str
-    category: str
-    severity: str
-    metric: str
-    slice: str
-    slice_value: str | None = None  # the value of an expanded (for_each) gate
-    condition: str
-    status: GateStatus
-    observed: float | None = None
-    baseline: float | None = None
-    threshold: float | None = None
-    interval: tuple[float, float] | None = None  # 95% interval of the observed value, where known
-    interval_method: str | None = None
-    n: int = 0
-    n_baseline: int | None = None
-    reason: str
-    evidence_ref: CaseFilter | None = None
-    paired: PairedResult | None = None
+    """One gate judged on one slice."""
+
+    gate_id: str = Field(description='The policy gate id; "<policy gate id>[<dimension>=<value>]" for each slice '
+                                     "of a for_each gate.")
+    policy_gate_id: str = Field(description="The gate's id in the policy.")
+    name: str = Field(description="The gate's human name from the policy.")
+    category: str = Field(description="quality, rag, agent, security, cost, latency, ... (the policy's category).")
+    severity: str = Field(description="blocker, warning or informational: what a failure does to the decision.")
+    metric: str = Field(description="The metric judged (see docs/policy.md for the catalogue).")
+    slice: str = Field(description="The slice judged, in words (e.g. 'risk in [critical]').")
+    slice_value: str | None = Field(None, description="The value of an expanded (for_each) gate's dimension.")
+    condition: str = Field(description="The policy's condition, as written.")
+    status: GateStatus = Field(description="pass, fail, or skipped (a gate that does not apply; never a pass "
+                                           "for missing data, which fails).")
+    observed: float | None = Field(None, description="The candidate's value; null when it could not be computed.")
+    baseline: float | None = Field(None, description="The baseline's value, for relative conditions.")
+    threshold: float | None = Field(None, description="The number the observed value was compared with.")
+    interval: tuple[float, float] | None = Field(None, description="95% interval of the observed value, where known.")
+    interval_method: str | None = Field(None, description="How the interval was computed (e.g. wilson).")
+    n: int = Field(0, description="Cases (or items) behind the observed value.")
+    n_baseline: int | None = Field(None, description="Cases behind the baseline value.")
+    reason: str = Field(description="Why the gate has this status, in words.")
+    evidence_ref: CaseFilter | None = Field(None, description="The cases behind this result, for drill-down.")
+    paired: PairedResult | None = Field(None, description="The paired comparison, for paired conditions.")
 
 
 class PairedResult(BaseModel):
     """A paired comparison on the cases both releases ran."""
 
-    shared_cases: int
-    regressions: int  # baseline passed, candidate failed
-    fixes: int  # baseline failed, candidate passed
-    diff: float  # candidate minus baseline pass rate on the shared cases
-    diff_interval: tuple[float, float] | None
-    mcnemar_p: float  # two-sided exact McNemar
-    p_value: float | None = None  # one-sided p of the regression test (no_regression), changed cases included
-    p_adjusted: float | None = None  # Benjamini–Hochberg over the gate's slices
-    slices_tested: int = 1
+    shared_cases: int = Field(description="Cases both releases ran with the same content.")
+    regressions: int = Field(description="Shared cases the baseline passed and the candidate failed.")
+    fixes: int = Field(description="Shared cases the baseline failed and the candidate passed.")
+    diff: float = Field(description="Candidate minus baseline pass rate on the shared cases.")
+    diff_interval: tuple[float, float] | None = Field(description="95% interval of diff (paired).")
+    mcnemar_p: float = Field(description="Two-sided exact McNemar p on the shared cases.")
+    p_value: float | None = Field(None, description="One-sided p of the regression test (no_regression), changed "
+                                                    "cases included.")
+    p_adjusted: float | None = Field(None, description="Benjamini–Hochberg adjusted p over the gate's slices.")
+    slices_tested: int = Field(1, description="How many slices the gate tested (the BH family).")
     # Present only when they apply (absent fields keep earlier decisions' bytes and digests unchanged):
-    changed_cases: int | None = None  # same suite and case id, different content: judged unpaired
-    changed_failing: int | None = None  # ... failing in the candidate
-    changed_baseline_failing: int | None = None  # ... that failed in the baseline
-    changed_p: float | None = None  # one-sided unpaired p on the changed cases (no_regression)
-    pairing: str | None = None  # which per-case outcome was paired, when a case ran more than once
-    level: float | None = None  # the level this gate's slices were judged at, when Holm split alpha
+    changed_cases: int | None = Field(None, description="Same suite and case id, different content: judged unpaired.")
+    changed_failing: int | None = Field(None, description="Changed cases failing in the candidate.")
+    changed_baseline_failing: int | None = Field(None, description="Changed cases that failed in the baseline.")
+    changed_p: float | None = Field(None, description="One-sided unpaired p on the changed cases (no_regression).")
+    pairing: str | None = Field(None, description="Which per-case outcome was paired, when a case ran more than once.")
+    level: float | None = Field(None, description="The level this gate's slices were judged at, when Holm split "
+                                                  "alpha across the release's paired blockers.")
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -128,70 +137,76 @@ PAIRING_NOTE = ("paired on one designated repeat per case (its record in the run
 
 
 class ReleaseRef(BaseModel):
-    release_id: str
-    manifest_digest: str
+    release_id: str = Field(description="The release id from its manifest.")
+    manifest_digest: str = Field(description="sha256 of the manifest's canonical JSON (RFC 8785).")
 
 
 class PolicyRef(BaseModel):
-    policy_id: str
-    version: str
-    digest: str
+    policy_id: str = Field(description="The policy's id.")
+    version: str = Field(description="The policy's version, as written in it.")
+    digest: str = Field(description="sha256 of the policy's canonical JSON: what was actually judged.")
 
 
 class RunDigest(BaseModel):
-    release_id: str
-    run_id: str
-    data_digest: str
+    release_id: str = Field(description="The release the run belongs to.")
+    run_id: str = Field(description="The eval run's id.")
+    data_digest: str = Field(description="sha256 over the run's stored case records.")
 
 
 class DatasetChanges(BaseModel):
     """What changed in the eval datasets between baseline and candidate (seed §28)."""
 
-    dataset: str
-    added: int
-    removed: int
-    changed: int
-    downgraded: int
-    critical_removed: list[str] = Field(default_factory=list)  # case ids (first 20)
-    critical_downgraded: list[str] = Field(default_factory=list)
-    critical_changed_failing: list[str] = Field(default_factory=list)  # content changed and failing now
+    dataset: str = Field(description="The eval dataset (suite).")
+    added: int = Field(description="Cases only the candidate has.")
+    removed: int = Field(description="Cases only the baseline has.")
+    changed: int = Field(description="Cases with the same id and different content.")
+    downgraded: int = Field(description="Cases whose risk level went down.")
+    critical_removed: list[str] = Field(default_factory=list, description="Critical cases removed (first 20 ids).")
+    critical_downgraded: list[str] = Field(default_factory=list, description="Critical cases downgraded (first 20).")
+    critical_changed_failing: list[str] = Field(default_factory=list,
+                                                description="Critical cases whose content changed and that fail now.")
 
 
 class LoosenedGate(BaseModel):
-    gate_id: str
-    change: str  # what got looser
+    gate_id: str = Field(description="The gate that got looser.")
+    change: str = Field(description="What got looser, in words.")
 
 
 class PolicyComparison(BaseModel):
     """The previous version of the same policy, judged on the same data (seed §28)."""
 
-    previous_version: str
-    previous_digest: str
-    previous_status: DecisionStatus
-    loosened: list[LoosenedGate]
-    outcome_changes: list[tuple[str, str, str]]  # gate id, previous status, current status
+    previous_version: str = Field(description="The previous policy's version.")
+    previous_digest: str = Field(description="The previous policy's digest (given with --previous-policy).")
+    previous_status: DecisionStatus = Field(description="The decision the previous policy gives on the same data.")
+    loosened: list[LoosenedGate] = Field(description="Gates the new policy judges more loosely.")
+    outcome_changes: list[tuple[str, str, str]] = Field(description="(gate id, previous status, current status) "
+                                                                    "for gates whose outcome changed.")
 
 
 class GateDecision(BaseModel):
     """The release decision and everything it judged, named by digests (seed §20)."""
 
-    schema_version: str = DECISION_SCHEMA
-    status: DecisionStatus
-    candidate: ReleaseRef
-    baseline: ReleaseRef | None
-    policy: PolicyRef
-    profile: str | None
-    changed_artifacts: list[ArtifactChange]
-    evidence_digest: str | None
-    data_digests: list[RunDigest]
-    notes: list[str] = Field(default_factory=list)
-    comparability: list[str] = Field(default_factory=list)  # different dataset/judge/scorer versions
-    dataset_changes: list[DatasetChanges] = Field(default_factory=list)
-    policy_comparison: PolicyComparison | None = None
-    gates: list[GateResult]
-    blockers: list[str]
-    warnings: list[str]
-    digest: str = ""
+    schema_version: str = Field(DECISION_SCHEMA, description="The decision format; readers refuse unknown ones.")
+    status: DecisionStatus = Field(description="approved, approved_with_warnings or blocked (seed §20).")
+    candidate: ReleaseRef = Field(description="The release judged.")
+    baseline: ReleaseRef | None = Field(description="The release it was compared with; null: absolute gates only.")
+    policy: PolicyRef = Field(description="The gate policy judged, by version and digest.")
+    profile: str | None = Field(description="The policy profile whose gates ran; null: every gate.")
+    changed_artifacts: list[ArtifactChange] = Field(description="Artifacts whose versions differ from the baseline.")
+    evidence_digest: str | None = Field(description="sha256 of the release's evidence file; null: none attached.")
+    data_digests: list[RunDigest] = Field(description="Every eval run judged, by its data digest.")
+    notes: list[str] = Field(default_factory=list, description="Facts a reader should know (not gate results).")
+    comparability: list[str] = Field(default_factory=list,
+                                     description="Differences that limit the comparison (dataset, judge or scorer "
+                                                 "versions).")
+    dataset_changes: list[DatasetChanges] = Field(default_factory=list,
+                                                  description="Eval dataset changes between the releases (seed §28).")
+    policy_comparison: PolicyComparison | None = Field(None, description="The previous policy on the same data, "
+                                                                         "when one was named.")
+    gates: list[GateResult] = Field(description="Every gate result, in policy order.")
+    blockers: list[str] = Field(description="Ids of failed blocker gates.")
+    warnings: list[str] = Field(description="Ids of failed warning gates.")
+    digest: str = Field("", description="sha256 of the canonical JSON of every other field.")
 
     def with_digest(self) -> GateDecision:
         body = self.model_dump(mode="json", exclude={"digest"})
@@ -199,6 +214,38 @@ class GateDecision(BaseModel):
 
     def verify_digest(self) -> bool:
         return self.with_digest().digest == self.digest
+
+
+# Readers upgrade an older stored decision step by step: schema_version -> function returning the next version's
+# JSON object. Empty while only v1 exists; the next format change adds its step here (and a test with an old file).
+DECISION_MIGRATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def load_decision(text: str | bytes, source: str = "decision") -> GateDecision:
+    """A stored or exported decision, read back: JSON object, a known schema_version (older ones migrated),
+    valid fields. Raises InputRefused naming the source and the field."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputRefused([Problem(source, "", "", f"not a JSON decision: {str(e)[:200]}")]) from e
+    if not isinstance(data, dict):
+        raise InputRefused([Problem(source, "", "", "a decision is a JSON object")])
+    version = data.get("schema_version")
+    seen = set()
+    while version != DECISION_SCHEMA and version in DECISION_MIGRATIONS and version not in seen:
+        seen.add(version)
+        data = DECISION_MIGRATIONS[version](data)
+        version = data.get("schema_version")
+    if version != DECISION_SCHEMA:
+        raise UnknownFormat([Problem(source, "", "schema_version",
+                                    f"{str(version)[:80]!r} is not a decision format this readiness reads "
+                                    f"({DECISION_SCHEMA}); a newer readiness wrote it, or it is not a decision")])
+    try:
+        return GateDecision.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise InputRefused([Problem(source, "", field, err["msg"])]) from e
 
 
 def decide(gates: list[GateResult]) -> tuple[DecisionStatus, list[str], list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from dashboard.core.errors import InputRefused, Problem, parse_json, parse_yaml, read_text
 from dashboard.core.models import ARTIFACT_KINDS, ReleaseManifest
@@ -45,10 +45,10 @@ def load_manifest(path: str | Path) -> ReleaseManifest:
 class ArtifactChange(BaseModel):
     """One artifact whose version differs between baseline and candidate."""
 
-    kind: str
-    name: str
-    baseline: str | None
-    candidate: str | None
+    kind: str = Field(description="The artifact kind: code, image, prompts, model_routes, indexes, tools, ...")
+    name: str = Field(description="The artifact's name in the manifest.")
+    baseline: str | None = Field(description="Its version in the baseline; null: added by the candidate.")
+    candidate: str | None = Field(description="Its version in the candidate; null: removed.")
 
     @property
     def change(self) -> str:

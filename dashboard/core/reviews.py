@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dashboard.core.canonical import digest
-from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_text
-from dashboard.core.gates import GateDecision
+from dashboard.core.errors import InputRefused, Problem, UnknownFormat, parse_yaml, read_text
+from dashboard.core.gates import GateDecision, load_decision
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.policy import GatePolicy
 from dashboard.core.signing import (
@@ -51,10 +51,32 @@ class _Frozen(BaseModel):
 class Waiver(_Frozen):
     """Accepting one failed gate, for a while, with a reason and a ticket."""
 
-    gate_id: str = Field(min_length=1)
-    justification: str = Field(min_length=1)
-    expires_at: AwareDatetime
-    ticket: str = Field(min_length=1)
+    gate_id: str = Field(min_length=1, description="The failed gate accepted (its expanded id).")
+    justification: str = Field(min_length=1, description="Why it is acceptable.")
+    expires_at: AwareDatetime = Field(description="When the waiver stops counting (exclusive).")
+    ticket: str = Field(min_length=1, description="The ticket tracking the fix.")
+
+
+def make_waiver(gate_id: str, justification: str, expires: str | date | datetime, ticket: str) -> Waiver:
+    """The one way a waiver is written (CLI and Review page). `expires`: an ISO 8601 time with its zone, or a
+    day (a date, or "YYYY-MM-DD"), meaning through the end of that day in UTC. Raises InputRefused."""
+    where = f"waiver for {gate_id or '(no gate)'}"
+    if isinstance(expires, str):
+        text = expires.strip()
+        try:
+            expires = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError as e:
+            raise InputRefused([Problem(where, "", "expires", f"{text[:40]!r} is not an ISO 8601 date or time")]) from e
+    if not isinstance(expires, datetime):  # a day: valid through its end, UTC (expiry is exclusive)
+        expires = datetime.combine(expires + timedelta(days=1), time(0, 0), tzinfo=UTC)
+    if expires.tzinfo is None:
+        raise InputRefused([Problem(where, "", "expires", "give the time zone, e.g. 2026-12-01T00:00:00+00:00, "
+                                                          "or a day: 2026-12-01")])
+    for field, value in (("gate_id", gate_id), ("justification", justification), ("ticket", ticket)):
+        if not str(value).strip():
+            raise InputRefused([Problem(where, "", field, "required")])
+    return Waiver(gate_id=gate_id.strip(), justification=str(justification).strip(), expires_at=expires,
+                  ticket=str(ticket).strip())
 
 
 class ReviewPredicate(_Frozen):
@@ -62,26 +84,28 @@ class ReviewPredicate(_Frozen):
     root (trusted-reviewers file) it was signed under."""
 
     reviewer: str = Field(min_length=3, description="The reviewer's principal (email).")
-    role: ReviewRole
-    decision: ReviewDecision
-    reviewed_at: AwareDatetime
-    candidate_release_id: str
-    baseline_release_id: str | None
-    candidate_manifest_digest: str
-    gate_decision_digest: str
-    gate_status: str
-    policy_id: str
-    policy_version: str
-    policy_digest: str
-    evidence_digest: str | None
-    data_digests: list[str]
+    role: ReviewRole = Field(description="The role signed as (engineering, product, security, risk); the "
+                                         "trusted-reviewers file must grant it to the key.")
+    decision: ReviewDecision = Field(description="approve, approve_with_conditions or block.")
+    reviewed_at: AwareDatetime = Field(description="When the reviewer signed; orders a reviewer's reviews of a "
+                                                   "release (an older statement never supersedes a newer one).")
+    candidate_release_id: str = Field(description="The release reviewed.")
+    baseline_release_id: str | None = Field(description="The baseline of the decision reviewed.")
+    candidate_manifest_digest: str = Field(description="The reviewed release's manifest digest.")
+    gate_decision_digest: str = Field(description="The digest of the gate decision the reviewer saw.")
+    gate_status: str = Field(description="That decision's status.")
+    policy_id: str = Field(description="The gate policy judged.")
+    policy_version: str = Field(description="Its version.")
+    policy_digest: str = Field(description="Its digest.")
+    evidence_digest: str | None = Field(description="The evidence file's digest; null: none attached.")
+    data_digests: list[str] = Field(description="The data digests of every eval run judged.")
     trusted_reviewers_digest: str = Field(description="Digest of the trust root in effect when signed.")
-    comment: str = ""
-    conditions: list[str] = Field(default_factory=list)
-    accepted_risks: list[str] = Field(default_factory=list)
-    release_owner: str | None = None
-    rollback_owner: str | None = None
-    waivers: list[Waiver] = Field(default_factory=list)
+    comment: str = Field("", description="Free text; shown as text, never rendered.")
+    conditions: list[str] = Field(default_factory=list, description="Conditions of approve_with_conditions.")
+    accepted_risks: list[str] = Field(default_factory=list, description="Risks the reviewer accepts by name.")
+    release_owner: str | None = Field(None, description="Who owns the release.")
+    rollback_owner: str | None = Field(None, description="Who rolls it back if needed.")
+    waivers: list[Waiver] = Field(default_factory=list, description="Failed gates accepted for a while.")
 
 
 class TrustedKey(_Frozen):
@@ -555,18 +579,24 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
                            f"{p.candidate_release_id}'s manifest is {manifest}"))
     stored = decisions.get(p.gate_decision_digest)
     decision = None
+    unreadable = None
     if parsed is not None and p.gate_decision_digest in parsed:
         decision = parsed[p.gate_decision_digest]
     elif stored is not None:
         try:
-            decision = GateDecision.model_validate_json(stored)
+            decision = load_decision(stored, f"the reviewed gate decision {p.gate_decision_digest}")
             if not decision.verify_digest():
                 decision = None
-        except (ValidationError, ValueError):
+        except UnknownFormat as e:  # not readable here, which is not the same as tampered
+            unreadable = str(e)
+            decision = None
+        except InputRefused:
             decision = None
         if parsed is not None:
             parsed[p.gate_decision_digest] = decision
-    if stored is None:
+    if unreadable:
+        out.append(Finding(seq=seq, level="error", message=unreadable))
+    elif stored is None:
         out.append(Finding(seq=seq, level="error", message=f"the reviewed gate decision {p.gate_decision_digest} "
                            "is not stored"))
     elif decision is None or decision.digest != p.gate_decision_digest:

@@ -3,13 +3,13 @@
 The reviewer's key is read from the uploaded file and used in memory for one signature; it is never stored.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.core.errors import InputRefused
-from dashboard.core.reviews import REVIEW_ROLES, Waiver
+from dashboard.core.reviews import REVIEW_ROLES, make_waiver
 from dashboard.core.signing import SigningError, load_private_key
 from dashboard.reviewing import add_review, current_root, review_predicate, sign_review
 from dashboard.ui import components as ui
@@ -64,13 +64,10 @@ def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
                     rows.at[int(index), column] = value
             for row in rows.to_dict("records"):
                 if str(row["justification"]).strip():
-                    if not str(row["ticket"]).strip():
-                        raise InputRefused(f"waiver for {row['gate_id']}: give a ticket")
-                    expires = row["expires"]
-                    expires = datetime.fromisoformat(str(expires)).date() if not hasattr(expires, "year") else expires
-                    waivers.append(Waiver(gate_id=row["gate_id"], justification=str(row["justification"]),
-                                          expires_at=datetime.combine(expires, time(23, 59, 59), tzinfo=UTC),
-                                          ticket=str(row["ticket"])))
+                    expires = row["expires"]  # a day from the date column
+                    day = expires.date() if isinstance(expires, datetime) else expires
+                    waivers.append(make_waiver(row["gate_id"], str(row["justification"]),
+                                               day if hasattr(day, "year") else str(day), str(row["ticket"])))
         lines = lambda name: [x.strip() for x in (state.get(name) or "").splitlines() if x.strip()]  # noqa: E731
         if state.get("rv_choice") is None:
             raise InputRefused("choose a decision: approve, approve with conditions, or block")
