@@ -54,6 +54,13 @@ def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: b
         raise UsageError(str(e)) from e
 
 
+def _baseline(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """--baseline, as every judging command reads it: (baseline id or None for the manifest's, no_baseline)."""
+    if args.baseline == "none":
+        return None, True
+    return args.baseline, False
+
+
 def _print_json(value: object) -> None:
     _out(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -249,8 +256,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     previous = load_policy(args.previous_policy) if args.previous_policy else None
     store = _open_store(args, must_exist=True)
     try:
-        no_baseline = args.baseline == "none"
-        decision = gate_release(store, policy, args.candidate, None if no_baseline else args.baseline, args.profile,
+        baseline_id, no_baseline = _baseline(args)
+        decision = gate_release(store, policy, args.candidate, baseline_id, args.profile,
                                 no_baseline=no_baseline, previous=previous)
         # Only the human formats list regressions; the paired join over every case is not paid for json/junit
         # (nor when the decision came from the cache).
@@ -450,11 +457,12 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
             raise InputRefused("this store has no trust root yet (an administrator records one with "
                                "`readiness trust set FILE --key ADMIN_KEY`)")
         reviewer, role = _signer_identity(args, key, root)
+        baseline_id, no_baseline = _baseline(args)
         if policy is None:  # the release's governing policy
-            _result, decision, _report = status(store, None, args.release, _trusted(args, store), args.baseline,
-                                                args.profile)
+            _result, decision, _report = status(store, None, args.release, _trusted(args, store), baseline_id,
+                                                args.profile, no_baseline=no_baseline)
         else:
-            decision = gate_release(store, policy, args.release, args.baseline, args.profile)
+            decision = gate_release(store, policy, args.release, baseline_id, args.profile, no_baseline=no_baseline)
         predicate = review_predicate(decision, reviewer, role, args.decision, trust_root=root.digest,
                                      comment=args.comment or "", conditions=args.condition,
                                      accepted_risks=args.accepted_risk, release_owner=args.release_owner,
@@ -566,8 +574,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         trusted = _trusted(args, store)
         policy_path = args.policy or os.environ.get("READINESS_POLICY")
         policy = load_policy(policy_path) if policy_path else None
-        result, decision, _report = status(store, policy, args.release, trusted, args.baseline, args.profile,
-                                           checkpoints=checkpoints)
+        baseline_id, no_baseline = _baseline(args)
+        result, decision, _report = status(store, policy, args.release, trusted, baseline_id, args.profile,
+                                           no_baseline=no_baseline, checkpoints=checkpoints)
     finally:
         store.close()
     if args.format == "json":
@@ -677,8 +686,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             trusted = _trusted(args, store)
         except UsageError:
             trusted = None  # no trust root chosen: the report has no signed-reviews section
-        no_baseline = args.baseline == "none"
-        data = report_data(store, policy, args.release, None if no_baseline else args.baseline, args.profile, trusted,
+        baseline_id, no_baseline = _baseline(args)
+        data = report_data(store, policy, args.release, baseline_id, args.profile, trusted,
                            no_baseline=no_baseline, previous=previous)
     finally:
         store.close()
@@ -790,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.")
     sp.add_argument("--release", required=True)
-    sp.add_argument("--baseline")
+    sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "only a review against the governing policy counts)")
     sp.add_argument("--profile")
@@ -855,7 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
              "2 usage or input error.")
     sp.set_defaults(verdict=True)
     sp.add_argument("--release", required=True)
-    sp.add_argument("--baseline")
+    sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "any other policy makes the release NOT READY)")
     sp.add_argument("--profile")

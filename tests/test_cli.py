@@ -225,6 +225,33 @@ def test_the_demo_store_verifies_with_the_demo_keys_and_says_so(capsys, tmp_path
     assert code == 0 and "DEMO KEYS" in out
 
 
+def test_every_judging_command_takes_baseline_none(capsys, tmp_path, demo_store, monkeypatch):
+    """Test that --baseline none means "absolute gates only" for gate, report, status and review sign alike."""
+    import shutil
+
+    from dashboard.core.signing import open_envelope
+
+    demo_store.query("CHECKPOINT")
+    db = str(tmp_path / "d.duckdb")
+    shutil.copy(demo_store.path, db)
+    release = ["--db", db, "--baseline", "none"]
+    policy = str(REPO / "data" / "policies" / "case-management.yaml")
+    code, out, _ = run(capsys, "gate", "--candidate", "rel-2026.11.0-rc1", "--policy", policy, "--format", "json",
+                       *release)
+    assert json.loads(out)["baseline"] is None
+    code, out, _ = run(capsys, "status", "--release", "rel-2026.11.0-rc1", "--format", "json", *release)
+    with_baseline = run(capsys, "status", "--release", "rel-2026.11.0-rc1", "--format", "json", "--db", db)[1]
+    assert json.loads(out)["decision_digest"] != json.loads(with_baseline)["decision_digest"]
+    monkeypatch.setenv("PW", "readiness-demo")
+    env = tmp_path / "r.dsse"
+    code, out, err = run(capsys, "review", "sign", "--release", "rel-2026.11.0-rc1", "--decision", "approve",
+                         "--key", str(REPO / "data" / "reviewers" / "eng_example.com.key"), "--passphrase-env", "PW",
+                         "--out", str(env), *release)
+    assert code == 0, err
+    predicate = json.loads(open_envelope(env.read_bytes()).payload)["predicate"]
+    assert predicate["baseline_release_id"] is None
+
+
 def test_core_is_pure_and_only_the_store_speaks_sql():
     """Test the layering: core imports neither Streamlit nor DuckDB; nothing outside the store imports DuckDB."""
     import re
