@@ -20,7 +20,11 @@ from dashboard.core.errors import (
 from dashboard.core.render import terminal_safe
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from pydantic import BaseModel
+
+    from dashboard.core.reviews import TrustedReviewers, Waiver
+    from dashboard.store.db import Store
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -42,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
             _out(message, file=file or sys.stderr, end="")
 
 
-def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False):
+def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False) -> Store:
     from dashboard.store.db import Store, StoreUnavailable, default_db_path
 
     path = default_db_path(getattr(args, "db", None))
@@ -70,13 +74,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from dashboard.core.manifests import load_manifest
 
     manifest = load_manifest(args.manifest) if args.manifest else None
-    store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
                               default_risk=args.default_risk)
-    finally:
-        store.close()
     if args.format == "json":
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK
@@ -114,11 +115,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
-    store = _open_store(args, read_only=True)
-    try:
+    with _open_store(args, read_only=True) as store:
         rows = store.releases()
-    finally:
-        store.close()
     if args.format == "json":
         _print_json([r.model_dump(mode="json") for r in rows])
         return EXIT_OK
@@ -132,13 +130,10 @@ def cmd_releases(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = _open_store(args, read_only=True)
-    try:
+    with _open_store(args, read_only=True) as store:
         if store.manifest(args.release) is None:
             raise InputRefused(f"release {args.release!r} is not in the store")
         rows = store.runs(args.release)
-    finally:
-        store.close()
     if args.format == "json":
         _print_json([{k: v for k, v in r.model_dump().items()
                       if k in ("run_id", "suite", "dataset_version", "cases", "passed", "failed", "source_digest")}
@@ -182,17 +177,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     from dashboard.reviewing import install_demo_trust
 
-    store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         loaded = demo.load_demo(store, args.cases)
         install_demo_trust(store)
-    finally:
-        store.close()
     _out(f"loaded {len(loaded)} releases ({args.cases} cases per run) into {store.path}: {', '.join(loaded)}")
     return EXIT_OK
 
 
-def load_bundled_demo(store) -> list[str]:
+def load_bundled_demo(store: Store) -> list[str]:
     """The demo shipped under data/demo (generated afresh if this install has no data folder)."""
     from dashboard import demo
     from dashboard.core.manifests import load_manifest
@@ -215,8 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dashboard.store.db import default_db_path
 
     path = default_db_path(args.db)
-    store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         if not store.releases():
             _out(f"empty store {path}: loading the bundled demo ...")
             _out("loaded " + ", ".join(load_bundled_demo(store)))
@@ -228,8 +219,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
                 _out("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
                 install_demo_trust(store)
-    finally:
-        store.close()
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
@@ -254,8 +243,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)
     previous = load_policy(args.previous_policy) if args.previous_policy else None
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         baseline_id, no_baseline = _baseline(args)
         decision = gate_release(store, policy, args.candidate, baseline_id, args.profile,
                                 no_baseline=no_baseline, previous=previous)
@@ -263,8 +251,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
         # (nor when the decision came from the cache).
         regressions = (store.regressions(decision.candidate.release_id, decision.baseline.release_id)
                        if decision.baseline and args.format in ("text", "markdown") else None)
-    finally:
-        store.close()
     renderers: dict[str, Callable[[], str]] = {
         "text": lambda: render.to_text(decision, regressions),
         "json": lambda: render.to_json(decision),
@@ -327,11 +313,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         raise InputRefused(pydantic_problems(args.file, "", e)) from e
     if evidence.release_id != args.release:
         raise InputRefused(f"{args.file}: the evidence is for release {evidence.release_id!r}, not {args.release!r}")
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         status = store.put_evidence(evidence)
-    finally:
-        store.close()
     _out(f"evidence for {args.release}: {status}")
     return EXIT_OK
 
@@ -353,7 +336,7 @@ def _passphrase(env_var: str | None, confirm: bool = False) -> bytes:
     return first.encode()
 
 
-def _trusted(args: argparse.Namespace, store=None):
+def _trusted(args: argparse.Namespace, store: Store | None = None) -> TrustedReviewers:
     """The trust root the user chose (--trusted, $READINESS_TRUSTED); only a demo store defaults to the demo's."""
     from dashboard.reviewing import DEMO_LABEL, resolve_trusted
 
@@ -367,7 +350,7 @@ def _trusted(args: argparse.Namespace, store=None):
     return trusted
 
 
-def _trust_line(trusted, demo: bool) -> str:
+def _trust_line(trusted: TrustedReviewers, demo: bool) -> str:
     from dashboard.reviewing import DEMO_LABEL
 
     return f"trust root: version {trusted.version} ({trusted.digest})" + (f" -- {DEMO_LABEL}" if demo else "")
@@ -404,7 +387,7 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_waiver(text: str):
+def _parse_waiver(text: str) -> Waiver:
     from dashboard.core.reviews import make_waiver
 
     parts = text.split("|")
@@ -417,7 +400,7 @@ def _parse_waiver(text: str):
         raise UsageError(f"--waiver {text!r}: {e}") from e
 
 
-def _signer_identity(args: argparse.Namespace, key, root) -> tuple[str, str]:
+def _signer_identity(args: argparse.Namespace, key: Ed25519PrivateKey, root: TrustedReviewers) -> tuple[str, str]:
     """--reviewer / --role, else the principal in the key's .pub comment and the key's single role in the trust
     root in effect."""
     from dashboard.core.reviews import REVIEW_ROLES
@@ -450,8 +433,7 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
     except SigningError as e:
         raise InputRefused(f"{args.key}: {e}") from e
     policy = load_policy(policy_path) if policy_path else None
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         root = current_root(store)
         if root is None:
             raise InputRefused("this store has no trust root yet (an administrator records one with "
@@ -468,8 +450,6 @@ def cmd_review_sign(args: argparse.Namespace) -> int:
                                      accepted_risks=args.accepted_risk, release_owner=args.release_owner,
                                      rollback_owner=args.rollback_owner, waivers=waivers)
         envelope = sign_review(store, decision, predicate, key)
-    finally:
-        store.close()
     Path(args.out).write_bytes(envelope)
     _out(f"signed {args.decision} of {args.release} (gate decision {decision.status}, {decision.digest}; policy "
           f"{decision.policy.policy_id} v{decision.policy.version}) -> {args.out}")
@@ -481,14 +461,12 @@ def cmd_review_add(args: argparse.Namespace) -> int:
     from dashboard.reviewing import add_review, read_envelope
 
     envelope = read_envelope(args.envelope)
-    store = _open_store(args, must_exist=True)
-    try:
-        entry = add_review(store, envelope, _trusted(args, store))
-    except InputRefused as e:  # name the file the refused review came from
-        raise InputRefused([Problem(args.envelope, "", p.field, p.message) if not p.source else p
-                            for p in e.problems]) from e
-    finally:
-        store.close()
+    with _open_store(args, must_exist=True) as store:
+        try:
+            entry = add_review(store, envelope, _trusted(args, store))
+        except InputRefused as e:  # name the file the refused review came from
+            raise InputRefused([Problem(args.envelope, "", p.field, p.message) if not p.source else p
+                                for p in e.problems]) from e
     _out(f"added as entry {entry.seq} (entry hash {entry.entry_hash}, release {entry.release_id})")
     return EXIT_OK
 
@@ -508,12 +486,9 @@ def cmd_review_verify(args: argparse.Namespace) -> int:
             raise InputRefused(f"{args.bundle}: cannot read the bundle: {e}") from e
         report = verify_bundle(raw, checkpoints, trusted)
     else:
-        store = _open_store(args, read_only=True)
-        try:
+        with _open_store(args, read_only=True) as store:
             trusted = _trusted(args, store)
             report = verify_store(store, trusted, checkpoints)
-        finally:
-            store.close()
     _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for f in report.findings:
         _out(str(f))
@@ -536,11 +511,8 @@ def cmd_review_checkpoint(args: argparse.Namespace) -> int:
         key = load_private_key_file(log_key, _passphrase(args.passphrase_env))
     except SigningError as e:
         raise InputRefused(f"{log_key}: {e}") from e
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         envelope = make_checkpoint(store, key)
-    finally:
-        store.close()
     if args.out:
         Path(args.out).write_bytes(envelope)
         _out(f"checkpoint -> {args.out}")
@@ -552,11 +524,8 @@ def cmd_review_checkpoint(args: argparse.Namespace) -> int:
 def cmd_review_export(args: argparse.Namespace) -> int:
     from dashboard.reviewing import export_bundle
 
-    store = _open_store(args, read_only=True)
-    try:
+    with _open_store(args, read_only=True) as store:
         bundle = export_bundle(store)
-    finally:
-        store.close()
     Path(args.out).write_text(json.dumps(bundle, indent=1, sort_keys=True), encoding="utf-8")
     _out(f"{len(bundle['entries'])} entries, {len(bundle['checkpoints'])} checkpoints -> {args.out}")
     return EXIT_OK
@@ -569,16 +538,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     published = list(args.checkpoint or [])
     published += [p for p in os.environ.get("READINESS_CHECKPOINTS", "").split(os.pathsep) if p]
     checkpoints = [read_envelope(c) for c in published]
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         trusted = _trusted(args, store)
         policy_path = args.policy or os.environ.get("READINESS_POLICY")
         policy = load_policy(policy_path) if policy_path else None
         baseline_id, no_baseline = _baseline(args)
         result, decision, _report = status(store, policy, args.release, trusted, baseline_id, args.profile,
                                            no_baseline=no_baseline, checkpoints=checkpoints)
-    finally:
-        store.close()
     if args.format == "json":
         _print_json(result.model_dump(mode="json"))
     else:
@@ -601,7 +567,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ready else EXIT_REFUSED
 
 
-def _admin_key(args: argparse.Namespace):
+def _admin_key(args: argparse.Namespace) -> Ed25519PrivateKey:
     from dashboard.core.signing import SigningError, load_private_key_file
 
     try:
@@ -628,11 +594,8 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
 
     new = load_trusted(args.file)
     key = _admin_key(args)
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         entry = record_trust_root(store, new, key, _issuer(args))
-    finally:
-        store.close()
     _out(f"trust root version {new.version} ({new.digest}) recorded as entry {entry.seq}")
     return EXIT_OK
 
@@ -643,11 +606,8 @@ def cmd_trust_govern(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)
     key = _admin_key(args)
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         entry = record_governing_policy(store, args.governance_version, policy, key, _issuer(args))
-    finally:
-        store.close()
     _out(f"{args.governance_version} is governed by {policy.policy_id} v{policy.version} ({policy.digest}); "
           f"entry {entry.seq}")
     return EXIT_OK
@@ -656,12 +616,9 @@ def cmd_trust_govern(args: argparse.Namespace) -> int:
 def cmd_trust_show(args: argparse.Namespace) -> int:
     from dashboard.reviewing import uses_demo_keys, verify_store
 
-    store = _open_store(args, read_only=True)
-    try:
+    with _open_store(args, read_only=True) as store:
         trusted = _trusted(args, store)
         report = verify_store(store, trusted)
-    finally:
-        store.close()
     _out(_trust_line(trusted, uses_demo_keys(trusted, report)))
     for i, d in enumerate(report.trust_roots, start=1):
         _out(f"  trust root #{i}: {d}" + ("  (the one you trust)" if d == trusted.digest else ""))
@@ -680,8 +637,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)
     previous = load_policy(args.previous_policy) if args.previous_policy else None
-    store = _open_store(args, must_exist=True)
-    try:
+    with _open_store(args, must_exist=True) as store:
         try:
             trusted = _trusted(args, store)
         except UsageError:
@@ -689,8 +645,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         baseline_id, no_baseline = _baseline(args)
         data = report_data(store, policy, args.release, baseline_id, args.profile, trusted,
                            no_baseline=no_baseline, previous=previous)
-    finally:
-        store.close()
     Path(args.out).write_bytes(render(data, args.format))
     _out(f"{args.format} report of {args.release} ({data.decision.status}, decision {data.decision.digest}) -> "
           f"{args.out}")
@@ -704,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True):
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=fn)
         if db:
@@ -788,7 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
     review_parser = sub.add_parser("review", help="Signed readiness reviews and their log.")
     review_sub = review_parser.add_subparsers(dest="review_command", required=True, metavar="SUBCOMMAND")
 
-    def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str, trusted: bool = True):
+    def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+             trusted: bool = True) -> argparse.ArgumentParser:
         rp = review_sub.add_parser(name, help=help_, description=help_)
         rp.set_defaults(func=fn)
         rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
@@ -839,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
     trust_parser = sub.add_parser("trust", help="Trust administration: trust roots and governing policies.")
     trust_sub = trust_parser.add_subparsers(dest="trust_command", required=True, metavar="SUBCOMMAND")
 
-    def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str, admin: bool = True):
+    def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+             admin: bool = True) -> argparse.ArgumentParser:
         tp = trust_sub.add_parser(name, help=help_, description=help_)
         tp.set_defaults(func=fn)
         tp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")

@@ -310,6 +310,12 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.con.cursor()
 

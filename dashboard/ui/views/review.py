@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dashboard.core.errors import InputRefused
-from dashboard.core.reviews import REVIEW_ROLES, make_waiver
+from dashboard.core.gates import GateDecision
+from dashboard.core.reviews import REVIEW_ROLES, TrustedReviewers, make_waiver
 from dashboard.core.signing import SigningError, load_private_key
 from dashboard.reviewing import add_review, current_root, review_predicate, sign_review
 from dashboard.ui import components as ui
@@ -28,7 +30,8 @@ FROM_KEY = "(from your key)"
 DECISIONS = {"approve": "approve", "approve_with_conditions": "approve with conditions", "block": "block"}
 
 
-def _identity(key, trusted_keys, typed: str, chosen_role: str | None) -> tuple[str, str]:
+def _identity(key: Ed25519PrivateKey, trusted_keys: TrustedReviewers, typed: str,
+              chosen_role: str | None) -> tuple[str, str]:
     """The reviewer's principal and role from the chosen key's trusted-reviewers entry (typed values must match)."""
     from dashboard.core.signing import key_id
 
@@ -46,7 +49,7 @@ def _identity(key, trusted_keys, typed: str, chosen_role: str | None) -> tuple[s
     return entry.principal, str(chosen_role)
 
 
-def _sign(decision, failed_gates, trusted_keys, trust_root) -> None:
+def _sign(decision: GateDecision, failed_gates: list[str], trusted_keys: TrustedReviewers, trust_root: str) -> None:
     """Form callback: sign with the uploaded key in memory, record the review, then forget the passphrase."""
     state = st.session_state
     try:
