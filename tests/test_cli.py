@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -265,6 +266,27 @@ def test_core_is_pure_and_only_the_store_speaks_sql():
             assert not imports_duckdb and not re.search(r"^\s*(import streamlit|from streamlit)", text, re.M), rel
         if not rel.startswith("store/"):
             assert not imports_duckdb, rel
+            assert not _sql_in(text), (rel, _sql_in(text))
+
+
+SQL = re.compile(r"\b(SELECT\b[\s\S]*\bFROM|INSERT\s+INTO|DELETE\s+FROM|CREATE\s+(TABLE|VIEW|INDEX)|DROP\s+TABLE|"
+                 r"UPDATE\s+\w+\s+SET|ALTER\s+TABLE|read_(parquet|json_auto|csv)\s*\()", re.I)
+
+
+def _sql_in(source: str) -> list[str]:
+    """String literals that are SQL, and calls that run SQL (`.query(`, `.execute(`, `.sql(`)."""
+    import ast
+
+    found = [node.value[:60] for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value)]
+    found += [f".{node.func.attr}(" for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+              and isinstance(node.func, ast.Attribute) and node.func.attr in ("query", "execute", "sql", "executemany")]
+    return found
+
+
+def test_the_sql_detector_finds_sql():
+    assert _sql_in('x = "select a, b from t where c = ?"') and _sql_in("store.query(q)")
+    assert not _sql_in('x = "the cases behind a gate"')
 
 
 # ----- hostile input: one error class, one printer, no traceback (issue 11; issue 12 items 11, 12) ---------------
