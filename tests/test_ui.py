@@ -54,7 +54,7 @@ def test_overview_shows_the_decision_and_digest(app):
     assert not app.exception
     body = texts(app)
     assert "BLOCKED" in body and "rel-2026.11.0-rc4" in body
-    assert "decision digest   sha256:" in body
+    assert "decision  sha256:" in body
     assert "BLOCKER · approval_bypass" in body  # each blocker named, with its reason as plain text
     # a plain sentence first, the statistics second (issue 14, item 9)
     assert any(t.value == "49 tool calls ran without the human approval they required; the policy allows none."

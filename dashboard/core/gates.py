@@ -215,6 +215,24 @@ class GateDecision(BaseModel):
     def verify_digest(self) -> bool:
         return self.with_digest().digest == self.digest
 
+    def judged(self) -> list[tuple[str, str]]:
+        """What this decision judged, by digest, as (label, value) lines: the one list every report and page shows."""
+        return ([("decision", self.digest),
+                 ("candidate", f"{self.candidate.release_id} manifest {self.candidate.manifest_digest}"),
+                 ("baseline", f"{self.baseline.release_id} manifest {self.baseline.manifest_digest}"
+                  if self.baseline else "none"),
+                 ("policy", f"{self.policy.policy_id} v{self.policy.version} {self.policy.digest}"),
+                 ("evidence", self.evidence_digest or "none")]
+                + [("run", f"{r.release_id} {r.run_id} {r.data_digest}") for r in self.data_digests])
+
+    def judged_block(self) -> str:
+        """`judged()` as aligned plain-text lines (for a code block)."""
+        return "\n".join(f"{label:<9} {value}" for label, value in self.judged())
+
+    def failed(self, severities: tuple[str, ...] = ("blocker", "warning")) -> list[GateResult]:
+        """The failed gates of these severities, in policy order."""
+        return [g for g in self.gates if g.status == "fail" and g.severity in severities]
+
 
 # Readers upgrade an older stored decision step by step: schema_version -> function returning the next version's
 # JSON object. Empty while only v1 exists; the next format change adds its step here (and a test with an old file).

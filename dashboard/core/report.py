@@ -128,9 +128,8 @@ def to_markdown(data: ReportData) -> str:
     out += ["Reading guide: engineering → artifacts, RAG, agent, performance, rollback; product → decision, quality, "
             "cost; security → security and privacy, agent; governance → decision, dataset governance, reviews.", ""]
     out += ["## Decision", ""]
-    for g in d.gates:
-        if g.status == "fail" and g.severity in ("blocker", "warning"):
-            out.append(f"- **{g.severity}** {e(g.gate_id)}: {e(g.reason)}")
+    for g in d.failed():
+        out.append(f"- **{g.severity}** {e(g.gate_id)}: {e(g.reason)}")
     if not d.blockers and not d.warnings:
         out.append("- No blocker or warning failed.")
     out += ["", "## Release and artifacts", "", "| artifact | name | baseline | candidate | changed |",
@@ -171,12 +170,7 @@ def to_markdown(data: ReportData) -> str:
     out += [f"| {g.status} | {g.severity} | {et(g.gate_id)} | {fmt_value(g.observed, g.threshold)} | "
             f"{fmt_value(g.baseline)} | {fmt_value(g.threshold, g.observed) if g.threshold is not None else '–'} | "
             f"{g.n} | {et(g.reason)} |" for g in d.gates]
-    judged = [("decision", d.digest), ("candidate", f"{d.candidate.release_id} manifest {d.candidate.manifest_digest}"),
-              ("baseline", f"{d.baseline.release_id} manifest {d.baseline.manifest_digest}" if d.baseline else "none"),
-              ("policy", f"{d.policy.policy_id} v{d.policy.version} {d.policy.digest}"),
-              ("evidence", d.evidence_digest or "none")] + [("run", f"{r.release_id} {r.run_id} {r.data_digest}")
-                                                           for r in d.data_digests]
-    out += ["", "## What this report judged", ""] + [f"- {k}: {e(v)}" for k, v in judged] + [""]
+    out += ["", "## What this report judged", ""] + [f"- {k}: {e(v)}" for k, v in d.judged()] + [""]
     return "\n".join(out)
 
 
@@ -262,7 +256,7 @@ def to_html(data: ReportData) -> str:
     body.append('<p class="for">Reading guide — engineering: artifacts, RAG, agent, performance, rollback · product: '
                 "decision, quality, cost · security: security and privacy, agent · governance: decision, dataset "
                 "governance, reviews.</p>")
-    failed = [g for g in d.gates if g.status == "fail" and g.severity in ("blocker", "warning")]
+    failed = d.failed()
     body.append("<h2>Decision</h2><div class='for'>For everyone</div>")
     body.append(_table(["severity", "gate", "why"], [[_h(g.severity), _h(g.gate_id), _h(g.reason)] for g in failed])
                 if failed else "<p>No blocker or warning failed.</p>")
@@ -305,12 +299,7 @@ def to_html(data: ReportData) -> str:
                          fmt_value(g.observed, g.threshold), fmt_value(g.baseline),
                          fmt_value(g.threshold, g.observed) if g.threshold is not None else "–", str(g.n),
                          _h(g.reason)] for g in d.gates], numeric={3, 4, 5, 6}))
-    lines = [f"decision  {d.digest}", f"candidate {d.candidate.release_id} manifest {d.candidate.manifest_digest}",
-             f"baseline  {d.baseline.release_id} manifest {d.baseline.manifest_digest}" if d.baseline else "baseline  none",
-             f"policy    {d.policy.policy_id} v{d.policy.version} {d.policy.digest}",
-             f"evidence  {d.evidence_digest or 'none'}"] + [f"run       {r.release_id} {r.run_id} {r.data_digest}"
-                                                             for r in d.data_digests]
-    body.append("<h2>What this report judged</h2><pre class='mono'>" + _h("\n".join(lines)) + "</pre>")
+    body.append("<h2>What this report judged</h2><pre class='mono'>" + _h(d.judged_block()) + "</pre>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>AI release report: {_h(d.candidate.release_id)}</title>"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "

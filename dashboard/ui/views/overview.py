@@ -37,7 +37,7 @@ for note in d.comparability:
 for note in d.notes:
     st.warning(ui.esc(note), icon=":material/info:")
 
-failed = [g for g in d.gates if g.status == "fail" and g.severity in ("blocker", "warning")]
+failed = d.failed()
 st.subheader(f"Blockers and warnings ({len(failed)})")
 if not failed:
     st.write("No blocker or warning failed.")
@@ -87,15 +87,7 @@ if d.policy_comparison and (d.policy_comparison.loosened or d.policy_comparison.
 
 st.subheader("What was judged")
 st.caption("Anyone can recompute these: the same inputs always give the same decision digest.")
-st.code("\n".join([
-    f"decision digest   {d.digest}",
-    f"candidate         {d.candidate.release_id}  manifest {d.candidate.manifest_digest}",
-    f"baseline          {d.baseline.release_id}  manifest {d.baseline.manifest_digest}" if d.baseline
-    else "baseline          none",
-    f"policy            {d.policy.policy_id} v{d.policy.version}  {d.policy.digest}",
-    f"evidence          {d.evidence_digest or 'none attached'}",
-    *[f"run               {r.release_id} {r.run_id}  {r.data_digest}" for r in d.data_digests],
-]), language=None)
+st.code(d.judged_block(), language=None)
 st.subheader("Reports")
 today = datetime.now(UTC).date().isoformat()
 args = (sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
