@@ -658,8 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True,
+            under: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
+        """A command (of `under`, for a command group such as review or trust) that runs `fn`."""
+        sp = (under or sub).add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=fn)
         if db:
             sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
@@ -744,9 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              trusted: bool = True) -> argparse.ArgumentParser:
-        rp = review_sub.add_parser(name, help=help_, description=help_)
-        rp.set_defaults(func=fn)
-        rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        rp = add(name, fn, help_, under=review_sub)
         if trusted:
             rp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; "
                             "only a demo store defaults to the demo keys)")
@@ -796,9 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              admin: bool = True) -> argparse.ArgumentParser:
-        tp = trust_sub.add_parser(name, help=help_, description=help_)
-        tp.set_defaults(func=fn)
-        tp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        tp = add(name, fn, help_, under=trust_sub)
         if admin:
             tp.add_argument("--key", required=True, help="your admin private key (role admin in the trust root)")
             tp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
