@@ -80,6 +80,7 @@ def test_demo_out_writes_manifests_and_runs(capsys, tmp_path):
 
 
 def test_a_locked_store_gives_a_clear_error(tmp_path):
+    import os
     import subprocess
     import sys
 
@@ -88,7 +89,7 @@ def test_a_locked_store_gives_a_clear_error(tmp_path):
     held = Store(tmp_path / "held.duckdb")  # this process holds the write lock
     try:
         out = subprocess.run([sys.executable, "-m", "dashboard.cli", "releases", "--db", held.path],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env={**os.environ, "READINESS_LOCK_TIMEOUT": "1"})
     finally:
         held.close()
     assert out.returncode == 2 and "open in another process" in out.stderr

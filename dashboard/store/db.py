@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
 from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, to_native_jsonl
+from dashboard.store import connections
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
@@ -271,15 +271,14 @@ class Store:
         self.read_only = read_only
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only,
-                                      config={"autoinstall_known_extensions": "false"})
+        try:  # waits (bounded) for another process's write: dashboard/store/connections.py
+            self._held = connections.open_file(self.path, read_only)
+        except connections.Busy as e:
+            raise StoreUnavailable(str(e)) from e
         except duckdb.IOException as e:
-            if "lock" in str(e).lower():
-                raise StoreUnavailable(f"the store {self.path} is open in another process (the dashboard?): stop it "
-                                       "or use another --db") from e
             raise StoreUnavailable(f"cannot open the store {self.path}: {e}") from e
-        self._write_lock = threading.Lock()
+        self.con = self._held.con
+        self._write_lock = self._held.write_lock  # one per file in this process: its writers take turns
         if not read_only:
             with self._write_lock:
                 for ddl in DDL:
@@ -308,7 +307,7 @@ class Store:
                                "reviews in a new store")
 
     def close(self) -> None:
-        self.con.close()
+        self._held.close()
 
     def __enter__(self) -> Store:
         return self

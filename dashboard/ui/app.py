@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.ui import state
+from dashboard.ui import data, state
 from dashboard.ui.errors import shown_plainly
 
 st.set_page_config(page_title="Readiness", page_icon=":material/verified:", layout="wide")
@@ -28,9 +28,12 @@ pages = {
     ],
 }
 navigation = st.navigation(pages)
-with st.sidebar:
-    st.title("Readiness")
-    with shown_plainly(compact=True):
-        state.render_sidebar()
-with shown_plainly():
-    navigation.run()
+try:
+    with st.sidebar:
+        st.title("Readiness")
+        with shown_plainly(compact=True):
+            state.render_sidebar()
+    with shown_plainly():
+        navigation.run()
+finally:
+    data.release()  # the store is never held between reruns (dashboard/ui/data.py)

@@ -1,5 +1,9 @@
-"""The dashboard's only way to the store: one cached connection, results cached per selection.
+"""The dashboard's only way to the store: a read-only view opened for one rerun, results cached per selection.
 
+The dashboard never holds the store file between reruns: `store()` opens it read-only on first use in a rerun and
+app.py closes it when the rerun ends, so `readiness ingest`, `gate`, `review sign` and CI jobs on the same machine
+write while the dashboard is open; the next interaction shows what they wrote. The few writes the dashboard makes
+(signing, uploads, keeping a judged decision) go through `writer()`, which opens the file for writing just for them.
 Every cached function takes the store's generation, so an ingest invalidates what it changed.
 """
 
@@ -7,10 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import GateDecision
@@ -19,14 +27,75 @@ from dashboard.core.metrics import MetricValue
 from dashboard.core.policy import GatePolicy, SliceSpec, load_policy
 from dashboard.core.reviews import StatusReport, TrustedReviewers, VerifyReport, load_trusted
 from dashboard.service import gate_release
+from dashboard.store import connections
 from dashboard.store.db import ReleaseRow, Store, default_db_path
 
 BUNDLED_POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
 
 
-@st.cache_resource
-def store() -> Store:
-    return Store(default_db_path())
+DASHBOARD_LOCK_TIMEOUT = 10.0  # seconds a rerun waits for another process's write ($READINESS_LOCK_TIMEOUT)
+_local = threading.local()
+_ensured: set[str] = set()
+
+
+def _wait_notice(message: str) -> None:
+    if get_script_run_ctx() is not None:
+        st.toast("Waiting for the store: another program (an ingest or a CI job) is writing it ...",
+                 icon=":material/hourglass_top:")
+
+
+connections.configure(default_timeout=DASHBOARD_LOCK_TIMEOUT, notice=_wait_notice)
+
+
+def _ensure(path: str) -> None:
+    """Create the store file (and any table a newer version added) once per process, then close it."""
+    if path in _ensured:
+        return
+    if path == ":memory:":
+        return
+    Store(path).close()
+    _ensured.add(path)
+
+
+class _RerunStore:
+    """`store()`: in a rerun, that rerun's read-only view (closed by `release()` at the end of the rerun); outside
+    one (tests, scripts), one read-write store per thread until `store.clear()`."""
+
+    def __call__(self) -> Store:
+        held: Store | None = getattr(_local, "store", None)
+        path = default_db_path()
+        if held is not None and held.path == path:
+            return held
+        self.clear()
+        in_rerun = get_script_run_ctx() is not None
+        if in_rerun:
+            _ensure(path)
+        held = Store(path, read_only=in_rerun)
+        _local.store = held
+        return held
+
+    def clear(self) -> None:
+        """Close this thread's store (the end of a rerun, or a test's cleanup)."""
+        held: Store | None = getattr(_local, "store", None)
+        _local.store = None
+        if held is not None:
+            held.close()
+
+
+store = _RerunStore()
+
+
+def release() -> None:
+    """The end of a rerun: close its store so other processes may write."""
+    store.clear()
+
+
+@contextmanager
+def writer() -> Iterator[Store]:
+    """The store opened for writing just for one change (this thread's read-only view is closed first)."""
+    store.clear()
+    with Store(default_db_path()) as w:
+        yield w
 
 
 def generation() -> str:
@@ -75,8 +144,8 @@ def add_policy(name: str, content: bytes) -> str:
         path = Path(tmp) / Path(name).name
         path.write_bytes(content)
         parsed = parse_policy(read_text(path, "policy"), Path(name).name)
-    store().remember_policy(parsed.policy_id, parsed.version, parsed.digest,
-                            parsed.model_dump_json())
+    with writer() as w:
+        w.remember_policy(parsed.policy_id, parsed.version, parsed.digest, parsed.model_dump_json())
     return f"{parsed.policy_id} v{parsed.version} (stored {parsed.digest[7:15]})"
 
 
@@ -110,8 +179,31 @@ def decision(gen: str, candidate: str, baseline: str | None, policy_path: str, p
     chosen = load_selected_policy(policy_path)
     if chosen.digest != policy_digest:
         raise InputRefused(f"{policy_path} changed since it was chosen: choose it again")
-    return gate_release(store(), chosen, candidate, baseline, profile, no_baseline=baseline is None,
-                        previous=previous)
+    judged = gate_release(store(), chosen, candidate, baseline, profile, no_baseline=baseline is None,
+                          previous=previous)
+    _keep_decision(judged, chosen, candidate, baseline, profile, previous)
+    return judged
+
+
+def _keep_decision(judged: GateDecision, chosen: GatePolicy, candidate: str, baseline: str | None,
+                   profile: str | None, previous: GatePolicy | None) -> None:
+    """Keep a decision judged on the read-only view (and its policy) in the store for the next viewer, as
+    `readiness gate` does; skipped quietly when the store stays busy (the decision shown is the same either way)."""
+    from dashboard.service import _cache, judged_key, resolve_baseline
+    from dashboard.store.db import StoreUnavailable
+
+    if not store().read_only:
+        return  # a writable store kept it already
+    key = judged_key(store(), chosen, candidate, resolve_baseline(store(), candidate, baseline, baseline is None),
+                     profile, previous)
+    if store().cached_decision(key) is not None:
+        return
+    try:
+        with writer() as w:
+            w.remember_policy(chosen.policy_id, chosen.version, chosen.digest, chosen.model_dump_json())
+            _cache(w, key, judged)
+    except StoreUnavailable:
+        pass
 
 
 @st.cache_data(show_spinner=False)

@@ -94,8 +94,9 @@ if submitted:
                 paths.append(p)
             progress.progress(0.3, text=f"Validating and storing {len(paths)} eval file(s), "
                                         f"{total / (1 << 20):.1f} MB (one transaction)")
-            report = data.store().ingest(paths, release, manifest, dataset=dataset.strip() or None,
-                                         default_risk=str(default_risk))
+            with data.writer() as store:  # opened for this one transaction (other processes wait, bounded)
+                report = store.ingest(paths, release, manifest, dataset=dataset.strip() or None,
+                                      default_risk=str(default_risk))
         except InputRefused as e:
             status.update(label="Refused; nothing was stored", state="error", expanded=False)
             refused = [user_message(str(p).replace(tmp + "/", "")) for p in e.problems]
@@ -108,7 +109,8 @@ if submitted:
     stored = "no evidence"
     if evidence is not None:
         try:
-            stored = "evidence " + data.store().put_evidence(evidence)
+            with data.writer() as store:
+                stored = "evidence " + store.put_evidence(evidence)
         except InputRefused as e:  # only if another writer attached evidence in between
             stored = "the evidence was NOT stored: " + user_message(str(e))
     st.cache_data.clear()

@@ -80,9 +80,10 @@ def _sign(decision: GateDecision, failed_gates: list[str], trusted_keys: Trusted
             trust_root=trust_root, comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
             accepted_risks=lines("rv_risks"), release_owner=state.get("rv_release_owner") or None,
             rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers)
-        envelope = sign_review(data.store(), decision, predicate, key)
-        del key  # used for this one signature only
-        entry = add_review(data.store(), envelope, trusted_keys)
+        with data.writer() as store:  # opened for this one write (other processes wait, bounded)
+            envelope = sign_review(store, decision, predicate, key)
+            del key  # used for this one signature only
+            entry = add_review(store, envelope, trusted_keys)
     except (SigningError, InputRefused, ValueError) as e:
         state["rv_outcome"] = (False, "Not signed: " + ui.esc(str(e).lstrip(": ")), b"", 0)
     else:
@@ -176,7 +177,8 @@ st.caption("`readiness review sign ... --out review.dsse.json` on your machine, 
 uploaded = st.file_uploader("Signed envelope", type=["json"], key="rv_envelope")
 if uploaded is not None and st.button("Verify and record", key="rv_add"):
     try:
-        entry = add_review(data.store(), uploaded.getvalue(), trusted)
+        with data.writer() as store:
+            entry = add_review(store, uploaded.getvalue(), trusted)
     except InputRefused as e:
         st.error(ui.esc(e), icon=":material/error:")
     else:
