@@ -23,6 +23,7 @@ from dashboard.core.reviews import (
     Finding,
     LogEntry,
     ReviewPredicate,
+    SignInIdentity,
     StatusReport,
     TrustedReviewers,
     VerifyReport,
@@ -70,7 +71,8 @@ def demo_root_digest() -> str | None:
 def review_predicate(decision: GateDecision, reviewer: str, role: str, choice: str, *, trust_root: str,
                      comment: str = "", conditions: list[str] | None = None, accepted_risks: list[str] | None = None,
                      release_owner: str | None = None, rollback_owner: str | None = None,
-                     waivers: list[Waiver] | None = None, now: datetime | None = None) -> ReviewPredicate:
+                     waivers: list[Waiver] | None = None, now: datetime | None = None,
+                     identity: SignInIdentity | None = None) -> ReviewPredicate:
     """What the reviewer saw (the decision and all its digests), under which trust root, and what they decided."""
     failed = set(decision.blockers) | set(decision.warnings)
     for w in waivers or []:
@@ -91,7 +93,7 @@ def review_predicate(decision: GateDecision, reviewer: str, role: str, choice: s
             policy_digest=decision.policy.digest, evidence_digest=decision.evidence_digest,
             data_digests=[d.data_digest for d in decision.data_digests], trusted_reviewers_digest=trust_root,
             comment=comment, conditions=conditions or [], accepted_risks=accepted_risks or [],
-            release_owner=release_owner, rollback_owner=rollback_owner, waivers=waivers or [])
+            release_owner=release_owner, rollback_owner=rollback_owner, waivers=waivers or [], identity=identity)
     except ValidationError as e:
         raise InputRefused("review: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
                                                   for x in e.errors())) from e
@@ -102,7 +104,9 @@ def sign_review(store: Store, decision: GateDecision, predicate: ReviewPredicate
     it names is stored, so the review can later be checked against exactly what was reviewed."""
     store.put_decision(decision)
     payload = statement(predicate.candidate_release_id, predicate.candidate_manifest_digest.removeprefix("sha256:"),
-                        REVIEW_PREDICATE_TYPE, predicate.model_dump(mode="json"))
+                        REVIEW_PREDICATE_TYPE,
+                        # without a sign-in the statement has no identity key: the same bytes as before it existed
+                        predicate.model_dump(mode="json", exclude={"identity"} if predicate.identity is None else None))
     return sign_envelope(payload, IN_TOTO_PAYLOAD_TYPE, key)
 
 

@@ -128,3 +128,105 @@ def test_cli_writers_and_a_browser_signature_share_the_store(team_store, page, t
         signed_by = {r.predicate.reviewer for r in report.reviews if r.predicate.candidate_release_id ==
                      "rel-2026.11.0-rc1"}
         assert {"eng@example.com", "sec@example.com"} <= signed_by, signed_by
+
+
+# ----- identity: sign-in through the company's identity provider (a local OIDC provider) ----------------------
+USERS = {"sec-1": {"email": "sec@example.com", "email_verified": True, "groups": ["ai-security"]}}
+
+
+@pytest.fixture
+def oidc(monkeypatch):
+    """A local OpenID Connect provider (oidc-provider-mock) on a loopback port, with one user."""
+    import json
+    import urllib.request
+
+    mock = pytest.importorskip("oidc_provider_mock")
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on loopback, for the test only
+    with mock.run_server_in_thread(port=0) as server:
+        base = f"http://localhost:{server.server_port}"
+        for sub, claims in USERS.items():
+            req = urllib.request.Request(f"{base}/users/{sub}", data=json.dumps(claims).encode(), method="PUT",
+                                         headers={"Content-Type": "application/json"})
+            assert urllib.request.urlopen(req, timeout=5).status == 204
+        yield base
+
+
+def _secrets(tmp_path: Path, issuer: str) -> Path:
+    path = tmp_path / "secrets.toml"
+    path.write_text(f'''[auth]
+redirect_uri = "http://localhost:{{port}}/oauth2callback"
+cookie_secret = "a-test-cookie-secret-not-for-production"
+client_id = "readiness-test"
+client_secret = "readiness-test-secret"
+server_metadata_url = "{issuer}/.well-known/openid-configuration"
+
+[reviewer_roles]
+claim = "groups"
+[reviewer_roles.map]
+"ai-security" = "security"
+''')
+    return path
+
+
+def _sign_with(page, key: str) -> None:
+    page.get_by_test_id("stRadioGroup").get_by_text("approve", exact=True).click()
+    page.get_by_test_id("stMain").locator("input[type=file]").first.set_input_files(str(KEYS / key))
+    page.get_by_label("Key passphrase").fill("readiness-demo")
+    page.get_by_role("button", name="Sign and record").click()
+
+
+def test_sign_in_with_the_identity_provider_sign_as_yourself_only_and_sign_out(team_store, page, tmp_path, oidc):
+    """Test that with [auth] configured the dashboard asks for sign-in (through a local OIDC provider); a review
+    signed with your own key records the provider's issuer, your subject and email in the signed statement; a
+    review with someone else's key is refused; signing out returns to the sign-in screen."""
+    import urllib.parse
+
+    env = {"STREAMLIT_SECRETS_FILES": str(_secrets(tmp_path, oidc)), "AUTHLIB_INSECURE_TRANSPORT": "1"}
+    with streamlit_server(str(team_store), extra_env=env) as url:
+        app = url.replace("127.0.0.1", "localhost")  # the redirect URI's host: the sign-in cookie is set for it
+        page.goto(f"{app}/review?candidate=rel-2026.11.0-rc1")
+        wait_for_app(page)
+        body_shows(page, "Sign in with your company account")
+        assert "Sign a review" not in page.inner_text("body")
+        page.screenshot(path=str(ARTIFACTS / "team-sign-in.png"))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{oidc}/oauth2/authorize*", timeout=30_000)
+        page.locator("input[name=sub]").fill("sec-1")
+        page.get_by_role("button", name="Authorize").click()
+        page.wait_for_url(f"{app}/**", timeout=30_000)
+        wait_for_app(page)
+        body_shows(page, "Signed in as sec@example.com")
+        page.goto(f"{app}/review?candidate=rel-2026.11.0-rc1")
+        wait_for_app(page)
+        body_shows(page, "Sign a review")
+        _sign_with(page, "eng_example.com.key")  # someone else's key
+        body_shows(page, "you are signed in as sec@example.com, but this key belongs to eng@example.com")
+        page.screenshot(path=str(ARTIFACTS / "team-refused-other-key.png"))
+        _sign_with(page, "sec_example.com.key")  # your own
+        page.get_by_text("Recorded as entry").wait_for(timeout=60_000)
+        wait_for_app(page)
+        body_shows(page, "sec@example.com (")  # the review table names the signed-in identity
+        page.screenshot(path=str(ARTIFACTS / "team-signed-as-yourself.png"))
+        page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{oidc}/oauth2/end_session*", timeout=30_000)
+        page.get_by_role("button", name="End session").click()
+        page.wait_for_url(f"{app}/**", timeout=30_000)
+        wait_for_app(page)
+        body_shows(page, "Sign in with your company account")
+        page.screenshot(path=str(ARTIFACTS / "team-signed-out.png"))
+        env = {**os.environ, "READINESS_DB": str(team_store)}
+        verify = subprocess.run(_cli("review", "verify"), env=env, capture_output=True, text=True, cwd=REPO)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    from dashboard.reviewing import resolve_trusted, verify_store
+    from dashboard.store.db import Store
+
+    with Store(team_store, read_only=True) as s:
+        report = verify_store(s, resolve_trusted(s, None)[0])
+    mine = [r for r in report.reviews if r.predicate.reviewer == "sec@example.com"
+            and r.predicate.candidate_release_id == "rel-2026.11.0-rc1"]
+    assert len(mine) == 1 and mine[0].predicate.identity is not None
+    who = mine[0].predicate.identity
+    assert (who.subject, who.email) == ("sec-1", "sec@example.com")
+    assert urllib.parse.urlparse(who.issuer).port == urllib.parse.urlparse(oidc).port
+    assert not [r for r in report.reviews if r.predicate.reviewer == "eng@example.com"
+                and r.predicate.candidate_release_id == "rel-2026.11.0-rc1"]

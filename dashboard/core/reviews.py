@@ -79,6 +79,15 @@ def make_waiver(gate_id: str, justification: str, expires: str | date | datetime
                   ticket=str(ticket).strip())
 
 
+class SignInIdentity(_Frozen):
+    """Who was signed in to the dashboard (through the company's identity provider) when a review was signed there;
+    recorded inside the signed statement. The trusted-reviewers file, not this, decides whose review counts."""
+
+    issuer: str = Field(min_length=1, description="The identity provider's issuer (the ID token's `iss`).")
+    subject: str = Field(min_length=1, description="The user's subject at that issuer (the ID token's `sub`).")
+    email: str = Field(description="The user's email (the ID token's `email`); the key's principal must match it.")
+
+
 class ReviewPredicate(_Frozen):
     """What a reviewer saw and decided: every digest that binds the review to exactly that, and the trust
     root (trusted-reviewers file) it was signed under."""
@@ -106,6 +115,9 @@ class ReviewPredicate(_Frozen):
     release_owner: str | None = Field(None, description="Who owns the release.")
     rollback_owner: str | None = Field(None, description="Who rolls it back if needed.")
     waivers: list[Waiver] = Field(default_factory=list, description="Failed gates accepted for a while.")
+    identity: SignInIdentity | None = Field(None, description="Who was signed in to the dashboard through the "
+                                                               "identity provider when it signed this review; absent "
+                                                               "for reviews signed elsewhere (and before this field).")
 
 
 class TrustedKey(_Frozen):

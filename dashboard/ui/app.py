@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.ui import data, state
+from dashboard.ui import data, identity, state
 from dashboard.ui.errors import shown_plainly
 
 st.set_page_config(page_title="Readiness", page_icon=":material/verified:", layout="wide")
@@ -27,10 +27,12 @@ pages = {
         st.Page("views/load.py", title="Load data", icon=":material/upload:"),
     ],
 }
+identity.require_login()  # only with [auth] in .streamlit/secrets.toml (dashboard/ui/identity.py)
 navigation = st.navigation(pages)
 try:
     with st.sidebar:
         st.title("Readiness")
+        identity.sidebar()
         with shown_plainly(compact=True):
             state.render_sidebar()
     with shown_plainly():

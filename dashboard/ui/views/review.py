@@ -15,7 +15,7 @@ from dashboard.core.reviews import REVIEW_ROLES, TrustedReviewers, make_waiver
 from dashboard.core.signing import SigningError, load_private_key
 from dashboard.reviewing import add_review, current_root, review_predicate, sign_review
 from dashboard.ui import components as ui
-from dashboard.ui import data
+from dashboard.ui import data, identity
 from dashboard.ui.state import require_selection
 
 
@@ -75,11 +75,12 @@ def _sign(decision: GateDecision, failed_gates: list[str], trusted_keys: Trusted
         if state.get("rv_choice") is None:
             raise InputRefused("choose a decision: approve, approve with conditions, or block")
         reviewer, role = _identity(key, trusted_keys, (state.get("rv_reviewer") or "").strip(), state.get("rv_role"))
+        signer = identity.check_current_signer(reviewer, role)  # signed in as the key's principal (if sign-in is on)
         predicate = review_predicate(
             decision, reviewer, role, str(state.get("rv_choice")),
             trust_root=trust_root, comment=state.get("rv_comment") or "", conditions=lines("rv_conditions"),
             accepted_risks=lines("rv_risks"), release_owner=state.get("rv_release_owner") or None,
-            rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers)
+            rollback_owner=state.get("rv_rollback_owner") or None, waivers=waivers, identity=signer)
         with data.writer() as store:  # opened for this one write (other processes wait, bounded)
             envelope = sign_review(store, decision, predicate, key)
             del key  # used for this one signature only
@@ -133,6 +134,8 @@ if mine:
                     "decision": r.predicate.decision, "reviewed at": r.predicate.reviewed_at.isoformat(),
                     "verifies": "✅ signature, key and bindings" ,
                     "current decision": "yes" if r.predicate.gate_decision_digest == d.digest else "no (stale)",
+                    "signed in as": (f"{r.predicate.identity.email} ({r.predicate.identity.issuer})"
+                                     if r.predicate.identity else ""),
                     "comment": r.predicate.comment, "conditions": "; ".join(r.predicate.conditions),
                     "waivers": "; ".join(f"{w.gate_id} until {w.expires_at.date()} ({w.ticket})"
                                          for w in r.predicate.waivers)} for r in mine])
