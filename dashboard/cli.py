@@ -48,14 +48,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False) -> Store:
     from dashboard.store import connections
-    from dashboard.store.db import Store, StoreUnavailable, default_db_path
+    from dashboard.store.db import StoreUnavailable, default_db_path
+    from dashboard.store.postgres import open_store
 
     connections.configure(notice=lambda message: _out(f"readiness: {message}", file=sys.stderr))
     path = default_db_path(getattr(args, "db", None))
     if (read_only or must_exist) and not Path(path).exists():
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
-    try:
-        return Store(path, read_only=read_only)
+    try:  # the review log in PostgreSQL when $READINESS_STORE names one (dashboard/store/postgres.py)
+        return open_store(path, read_only=read_only)
     except StoreUnavailable as e:
         raise UsageError(str(e)) from e
 

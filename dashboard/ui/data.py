@@ -29,6 +29,7 @@ from dashboard.core.reviews import StatusReport, TrustedReviewers, VerifyReport,
 from dashboard.service import gate_release
 from dashboard.store import connections
 from dashboard.store.db import ReleaseRow, Store, default_db_path
+from dashboard.store.postgres import open_store
 
 BUNDLED_POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
 
@@ -70,7 +71,7 @@ class _RerunStore:
         in_rerun = get_script_run_ctx() is not None
         if in_rerun:
             _ensure(path)
-        held = Store(path, read_only=in_rerun)
+        held = open_store(path, read_only=in_rerun)  # + the review log in PostgreSQL with $READINESS_STORE
         _local.store = held
         return held
 
@@ -94,7 +95,7 @@ def release() -> None:
 def writer() -> Iterator[Store]:
     """The store opened for writing just for one change (this thread's read-only view is closed first)."""
     store.clear()
-    with Store(default_db_path()) as w:
+    with open_store(default_db_path()) as w:
         yield w
 
 

@@ -1,0 +1,264 @@
+"""The review log shared through PostgreSQL, for a team on several machines (`$READINESS_STORE=postgresql://…`).
+
+What lives in PostgreSQL: the review log (the hash chain of signed reviews and admin events), its log id and
+checkpoints, and the gate decisions reviews were signed against. Everything else (releases, manifests, runs, cases,
+evidence, policies, the decision cache) stays in the embedded DuckDB file (`--db`), which each machine fills with
+`readiness ingest` of the same files (ingest is idempotent and content-addressed, so the same files give the same
+manifest and data digests everywhere; verification checks reviews against those digests).
+
+Appends are serialised across every process and machine by a transaction-scoped lock on the log table, taken
+before the chain's head is read, so concurrent signers never fork the chain; the unique constraints are a second
+line of defence. The schema carries a version (`readiness_schema`); this module creates version 1 and refuses a
+newer one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dashboard.core.errors import InputRefused
+from dashboard.core.gates import GateDecision
+from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
+from dashboard.store.db import Store, StoreUnavailable
+
+SCHEMA_VERSION = 1
+PG_DDL = [
+    "CREATE TABLE IF NOT EXISTS readiness_schema (version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS log_meta (log_id TEXT PRIMARY KEY)",
+    """CREATE TABLE IF NOT EXISTS review_log (
+        seq BIGINT PRIMARY KEY,
+        release_id TEXT NOT NULL,
+        prev_hash TEXT NOT NULL UNIQUE,
+        envelope BYTEA NOT NULL,
+        envelope_hash TEXT NOT NULL UNIQUE,
+        received_at TIMESTAMPTZ NOT NULL,
+        entry_hash TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        statement_id TEXT NOT NULL UNIQUE,
+        reviewer TEXT,
+        reviewed_at TIMESTAMPTZ
+    )""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        size BIGINT NOT NULL,
+        head TEXT NOT NULL,
+        envelope BYTEA NOT NULL,
+        issued_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_digest TEXT PRIMARY KEY,
+        release_id TEXT NOT NULL,
+        decision_json TEXT NOT NULL,
+        stored_at TIMESTAMPTZ NOT NULL
+    )""",
+]
+
+
+def shared_store_url(explicit: str | None = None) -> str | None:
+    """--store, else $READINESS_STORE; None (or a path) means the embedded file alone."""
+    import os
+
+    url = explicit or os.environ.get("READINESS_STORE") or None
+    if url is None or not url.startswith(("postgresql://", "postgres://")):
+        return None
+    return url
+
+
+class PostgresReviewLog:
+    """The review log, its checkpoints and the reviewed decisions in one PostgreSQL database."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.url = url
+        try:
+            self.con = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as e:
+            raise StoreUnavailable(f"cannot reach the shared store at {_redacted(url)}: "
+                                   f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
+        self.migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self.con.transaction(), self.con.cursor() as cur:
+            yield cur
+
+    def migrate(self) -> int:
+        """Create (or check) the schema; returns its version. A newer schema than this code knows is refused."""
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('readiness-schema'))")
+            for ddl in PG_DDL:
+                cur.execute(ddl)
+            cur.execute("SELECT max(version) FROM readiness_schema")
+            row = cur.fetchone()
+            version = row[0] if row and row[0] is not None else None
+            if version is None:
+                cur.execute("INSERT INTO readiness_schema VALUES (%s)", [SCHEMA_VERSION])
+                version = SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(f"the shared store at {_redacted(self.url)} has schema version {version}; this "
+                                   f"readiness knows up to {SCHEMA_VERSION}: upgrade readiness")
+        return int(version)
+
+    def _read(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._tx() as cur:
+            cur.execute(sql, params or [])
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+        return rows
+
+    def log_id(self, read_only: bool) -> str:
+        rows = self._read("SELECT log_id FROM log_meta")
+        if rows:
+            return str(rows[0][0])
+        if read_only:
+            return "unnamed"
+        with self._tx() as cur:
+            cur.execute("LOCK TABLE log_meta IN EXCLUSIVE MODE")
+            cur.execute("SELECT log_id FROM log_meta")
+            row = cur.fetchone()
+            if row:
+                return str(row[0])
+            new = "readiness-log:" + uuid.uuid4().hex
+            cur.execute("INSERT INTO log_meta VALUES (%s)", [new])
+            return new
+
+    def append(self, release_id: str, envelope: bytes, received_at: datetime | None, *, kind: str,
+               statement_id: str, reviewer: str | None, reviewed_at: datetime | None,
+               expect_previous: str | None, block: bool) -> LogEntry:
+        """Store.append_review's rules, with the chain's head read under a lock every appender takes."""
+        when = (received_at or datetime.now(UTC)).astimezone(UTC)
+        env_hash = envelope_hash(envelope)
+        with self._tx() as cur:
+            # Readers go on; a second appender (any process, any machine) waits here until this one commits.
+            cur.execute("LOCK TABLE review_log IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute("SELECT seq FROM review_log WHERE statement_id = %s OR envelope_hash = %s",
+                        [statement_id, env_hash])
+            dup = cur.fetchall()
+            if dup:
+                raise InputRefused(f"replay refused: this signed statement is already in the log as entry {dup[0][0]} "
+                                   "(a copy, however it is encoded, is not a new review)")
+            if reviewer is not None and reviewed_at is not None:
+                cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = %s "
+                            "AND release_id = %s AND (reviewed_at > %s OR (reviewed_at = %s AND NOT %s)) "
+                            "ORDER BY reviewed_at DESC LIMIT 1", [reviewer, release_id, reviewed_at, reviewed_at, block])
+                newer = cur.fetchall()
+                if newer:
+                    raise InputRefused(f"review refused (out of order): {reviewer} already has a review of {release_id} "
+                                       f"signed at {newer[0][1].astimezone(UTC).isoformat()} (entry {newer[0][0]}); a "
+                                       f"review signed at {reviewed_at.astimezone(UTC).isoformat()} is not newer and "
+                                       "cannot supersede it")
+            cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1")
+            last = cur.fetchall()
+            seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
+            if expect_previous is not None and prev != expect_previous:
+                raise InputRefused("the review log changed while the admin event was signed: run the command again")
+            if last and when < last[0][2]:
+                when = last[0][2].astimezone(UTC)  # the log's times never go backwards
+            entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
+                             envelope_hash=env_hash, received_at=when,
+                             entry_hash=entry_hash(seq, prev, env_hash, when))
+            cur.execute("INSERT INTO review_log (seq, release_id, prev_hash, envelope, envelope_hash, received_at, "
+                        "entry_hash, kind, statement_id, reviewer, reviewed_at) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash, kind,
+                         statement_id, reviewer, reviewed_at])
+        return entry
+
+    def entries(self) -> list[LogEntry]:
+        rows = self._read("SELECT seq, release_id, prev_hash, envelope, envelope_hash, received_at, entry_hash "
+                          "FROM review_log ORDER BY seq")
+        keys = ("seq", "release_id", "prev_hash", "envelope", "envelope_hash", "received_at", "entry_hash")
+        return [LogEntry.model_validate(dict(zip(keys, (*r[:3], bytes(r[3]), *r[4:]), strict=True))) for r in rows]
+
+    def count(self) -> int:
+        return int(self._read("SELECT count(*) FROM review_log")[0][0])
+
+    def put_checkpoint(self, size: int, head: str, envelope: bytes, issued_at: datetime) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO checkpoints VALUES (%s, %s, %s, %s)", [size, head, envelope, issued_at])
+
+    def checkpoints(self) -> list[bytes]:
+        return [bytes(r[0]) for r in self._read("SELECT envelope FROM checkpoints ORDER BY issued_at")]
+
+    def put_decision(self, decision: GateDecision) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO decisions VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        [decision.digest, decision.candidate.release_id, decision.model_dump_json(),
+                         datetime.now(UTC)])
+
+    def decisions(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._read("SELECT decision_digest, decision_json FROM decisions")}
+
+
+class SharedLogStore(Store):
+    """The embedded store for releases and case data, with the review log in PostgreSQL."""
+
+    def __init__(self, path: str | Path, url: str, read_only: bool = False):
+        super().__init__(path, read_only=read_only)
+        try:
+            self.log = PostgresReviewLog(url)
+        except BaseException:
+            super().close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.log.close()
+        finally:
+            super().close()
+
+    def generation(self) -> str:
+        return super().generation() + f"/pg:{self.log.count()}"
+
+    def log_id(self) -> str:
+        return self.log.log_id(self.read_only)
+
+    def append_review(self, release_id: str, envelope: bytes, received_at: datetime | None = None, *,
+                      kind: str = "review", statement_id: str, reviewer: str | None = None,
+                      reviewed_at: datetime | None = None, expect_previous: str | None = None,
+                      block: bool = False) -> LogEntry:
+        return self.log.append(release_id, envelope, received_at, kind=kind, statement_id=statement_id,
+                               reviewer=reviewer, reviewed_at=reviewed_at, expect_previous=expect_previous,
+                               block=block)
+
+    def review_entries(self) -> list[LogEntry]:
+        return self.log.entries()
+
+    def put_checkpoint(self, size: int, head: str, envelope: bytes, issued_at: datetime) -> None:
+        self.log.put_checkpoint(size, head, envelope, issued_at)
+
+    def checkpoints(self) -> list[bytes]:
+        return self.log.checkpoints()
+
+    def put_decision(self, decision: GateDecision) -> None:
+        self.log.put_decision(decision)
+
+    def decisions(self) -> dict[str, str]:
+        return self.log.decisions()
+
+
+def open_store(path: str | Path, read_only: bool = False, url: str | None = None) -> Store:
+    """The store a command or the dashboard uses: the embedded file, with the review log in PostgreSQL when
+    `url` (or $READINESS_STORE) names one."""
+    shared = shared_store_url(url)
+    if shared is None:
+        return Store(path, read_only=read_only)
+    return SharedLogStore(path, shared, read_only=read_only)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (for messages)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,167 @@
+"""The review log shared through a real PostgreSQL server by several machines (issue 19, subset of "Several
+machines"): concurrent signers on two machines never fork the chain, and both machines verify it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.browser import free_port
+from tests.conftest import REPO
+
+psycopg = pytest.importorskip("psycopg")
+KEYS = REPO / "data" / "reviewers"
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A throwaway PostgreSQL cluster (Debian's `postgresql` binaries) on a loopback port, trust auth."""
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdbs:
+        pytest.fail("Debian postgresql is missing: scripts/test.sh installs it with apt-get")
+    bindir = initdbs[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="readiness-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: the cluster belongs to the postgres user
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """A fresh database on the server for one test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"
+
+
+def _machine(demo_store, tmp_path: Path, name: str) -> Path:
+    """One machine's embedded store: the same ingested releases (the demo), its own file."""
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / f"{name}.duckdb"
+    shutil.copy(demo_store.path, db)
+    from dashboard.store.db import Store
+
+    with Store(db) as s:  # the demo's own log is local: a shared store starts from the PostgreSQL one
+        s.query("DELETE FROM review_log")
+        s.query("DELETE FROM checkpoints")
+    return db
+
+
+def test_concurrent_appends_never_fork_the_chain(pg_url):
+    """Test that 12 appenders at once (separate connections, as separate machines would be) get consecutive
+    entries, each linked to the one before."""
+    from dashboard.core.reviews import GENESIS
+    from dashboard.store.postgres import PostgresReviewLog
+
+    errors: list[BaseException] = []
+
+    def append(i: int) -> None:
+        log = PostgresReviewLog(pg_url)
+        try:
+            log.append("rel", f"envelope {i}".encode(), None, kind="review", statement_id=f"s{i}",
+                       reviewer=None, reviewed_at=None, expect_previous=None, block=False)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            log.close()
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    log = PostgresReviewLog(pg_url)
+    entries = log.entries()
+    log.close()
+    assert [e.seq for e in entries] == list(range(1, 13))
+    assert entries[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
+
+
+def test_a_newer_schema_is_refused(pg_url):
+    from dashboard.store.db import StoreUnavailable
+    from dashboard.store.postgres import PostgresReviewLog
+
+    PostgresReviewLog(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("INSERT INTO readiness_schema VALUES (99)")
+    with pytest.raises(StoreUnavailable, match="schema version 99"):
+        PostgresReviewLog(pg_url)
+
+
+def test_an_unreachable_server_is_a_sentence_without_the_password(tmp_path, capsys):
+    from dashboard.cli import main
+    from dashboard.store.db import Store
+
+    Store(tmp_path / "x.duckdb").close()
+
+    env_before = os.environ.get("READINESS_STORE")
+    os.environ["READINESS_STORE"] = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/x"
+    try:
+        code = main(["releases", "--db", str(tmp_path / "x.duckdb")])
+    finally:
+        if env_before is None:
+            os.environ.pop("READINESS_STORE", None)
+        else:
+            os.environ["READINESS_STORE"] = env_before
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach the shared store at postgresql://nobody:***@127.0.0.1" in err, err
+    assert "secret" not in err
+
+
+def test_reviewers_on_two_machines_sign_at_once_into_one_chain(demo_store, tmp_path, pg_url):
+    """Test that 8 CLI `review sign` + `review add` runs at once, half on each of two machines (own DuckDB file,
+    one PostgreSQL), all land in one unforked chain that `readiness review verify` accepts on both machines."""
+    from dashboard.reviewing import install_demo_trust
+    from dashboard.store.postgres import SharedLogStore
+
+    machines = [_machine(demo_store, tmp_path, "a"), _machine(demo_store, tmp_path, "b")]
+    with SharedLogStore(machines[0], pg_url) as s:
+        install_demo_trust(s)  # the admin records the trust root and governing policy once, in PostgreSQL
+    base = {**os.environ, "READINESS_STORE": pg_url, "READINESS_LOCK_TIMEOUT": "180",
+            "DEMO_PASSPHRASE": "readiness-demo"}
+    jobs = []
+    for i, (who, release) in enumerate((who, release) for who in ("eng", "sec", "risk", "product")
+                                       for release in ("rel-2026.11.0-rc1", "rel-2026.11.0-rc3")):
+        db = machines[i % 2]
+        out = tmp_path / f"{who}-{release}.dsse.json"
+        sign = [sys.executable, "-m", "dashboard.cli", "review", "sign", "--db", str(db), "--release", release,
+                "--decision", "approve", "--key", str(KEYS / f"{who}_example.com.key"),
+                "--passphrase-env", "DEMO_PASSPHRASE", "--out", str(out)]
+        add = [sys.executable, "-m", "dashboard.cli", "review", "add", "--db", str(db), str(out)]
+        jobs.append(subprocess.Popen(["sh", "-c", f"{subprocess.list2cmdline(sign)} && {subprocess.list2cmdline(add)}"],
+                                     env=base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO))
+    results = [(j.wait(300), j.stdout.read() if j.stdout else "") for j in jobs]
+    assert all(code == 0 for code, _ in results), results
+    for db in machines:
+        verify = subprocess.run([sys.executable, "-m", "dashboard.cli", "review", "verify", "--db", str(db)],
+                                env=base, capture_output=True, text=True, cwd=REPO)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    with SharedLogStore(machines[1], pg_url, read_only=True) as s:
+        entries = s.review_entries()
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
+    assert sum(1 for e in entries if e.release_id) == 8  # 8 reviews after the admin events
