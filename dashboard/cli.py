@@ -56,7 +56,7 @@ def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: b
     if (read_only or must_exist) and not Path(path).exists():
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
     try:  # the review log in PostgreSQL when $READINESS_STORE names one (dashboard/store/postgres.py)
-        return open_store(path, read_only=read_only)
+        return open_store(path, read_only=read_only, url=getattr(args, "store", None))
     except StoreUnavailable as e:
         raise UsageError(str(e)) from e
 
@@ -224,6 +224,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 install_demo_trust(store)
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
+    if getattr(args, "store", None):
+        env["READINESS_STORE"] = args.store  # the dashboard shares the review log in PostgreSQL too
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
@@ -660,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the traceback of an internal error "
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from dashboard.cli_store import STORE_HELP
+    from dashboard.cli_store import register as register_store_commands
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True,
             under: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
@@ -668,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         if db:
             sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+            sp.add_argument("--store", help=STORE_HELP)
         return sp
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")
@@ -793,6 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = radd("export", cmd_review_export, "Write a bundle that verifies offline against a trust root you supply.",
               trusted=False)
     sp.add_argument("--out", required=True, help="the bundle file to write")
+
+    register_store_commands(sub, add)  # readiness store migrate / copy (dashboard/cli_store.py)
 
     trust_parser = sub.add_parser("trust", help="Trust administration: trust roots and governing policies.")
     trust_sub = trust_parser.add_subparsers(dest="trust_command", required=True, metavar="SUBCOMMAND")

@@ -165,3 +165,83 @@ def test_reviewers_on_two_machines_sign_at_once_into_one_chain(demo_store, tmp_p
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
     assert sum(1 for e in entries if e.release_id) == 8  # 8 reviews after the admin events
+
+
+def test_store_copy_moves_the_log_to_postgresql_and_it_still_verifies(demo_store, tmp_path, pg_url):
+    """Test `readiness store migrate` and `store copy`: the demo's log (admin events and its log id) lands in
+    PostgreSQL identical, verifies there, refuses a second copy, and the dashboard then reads reviews from it."""
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "file.duckdb"
+    shutil.copy(demo_store.path, db)
+    env = {**os.environ, "READINESS_DB": str(db), "DEMO_PASSPHRASE": "readiness-demo"}
+    env.pop("READINESS_STORE", None)
+
+    def cli(*args: str, store: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dashboard.cli", *args],
+                              env={**env, **({"READINESS_STORE": pg_url} if store else {})},
+                              capture_output=True, text=True, cwd=REPO)
+
+    out = cli("review", "sign", "--release", "rel-2026.11.0-rc1", "--decision", "approve", "--key",
+              str(KEYS / "eng_example.com.key"), "--passphrase-env", "DEMO_PASSPHRASE", "--out",
+              str(tmp_path / "r.json"), store=False)
+    assert out.returncode == 0, out.stderr
+    assert cli("review", "add", str(tmp_path / "r.json"), store=False).returncode == 0
+    migrated = cli("store", "migrate")
+    assert migrated.returncode == 0 and "schema version 1" in migrated.stdout, migrated.stderr
+    copied = cli("store", "copy", "--format", "json")
+    assert copied.returncode == 0, copied.stderr
+    import json
+
+    report = json.loads(copied.stdout)
+    from dashboard.store.db import Store
+
+    with Store(db, read_only=True) as s:
+        original = s.review_entries()
+        log_id = s.log_id()
+    assert report["entries"] == len(original) >= 3 and report["head"] == original[-1].entry_hash
+    assert report["log_id"] == log_id and report["decisions"] >= 1
+    verify = cli("review", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    again = cli("store", "copy")
+    assert again.returncode == 1 and "already has a review log" in again.stderr  # refused, nothing written
+    # the dashboard, pointed at the same PostgreSQL store, shows the review recorded there
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.ui import data
+
+    os.environ["READINESS_DB"], os.environ["READINESS_STORE"] = str(db), pg_url
+    try:
+        data.store.clear()
+        at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "app.py"), default_timeout=60)
+        at.query_params["candidate"] = "rel-2026.11.0-rc1"
+        at.run()
+        at.switch_page("views/review.py").run()
+        assert not at.exception
+        frames = [df.value for df in at.dataframe if "reviewer" in df.value.columns]
+        assert frames and "eng@example.com" in list(frames[0]["reviewer"])
+    finally:
+        data.store.clear()
+        os.environ.pop("READINESS_STORE", None)
+        os.environ.pop("READINESS_DB", None)
+
+
+def test_a_decision_cached_on_one_machine_is_served_on_another(demo_store, tmp_path, pg_url):
+    """Test that `readiness gate` on machine A caches its decision in PostgreSQL and machine B serves the same
+    bytes from there (the same digest as judging afresh)."""
+    from dashboard.core.policy import load_policy
+    from dashboard.service import gate_release, judged_key
+    from dashboard.store.postgres import SharedLogStore
+
+    policy = load_policy(REPO / "data" / "policies" / "case-management.yaml")
+    a, b = _machine(demo_store, tmp_path, "a"), _machine(demo_store, tmp_path, "b")
+    with SharedLogStore(a, pg_url) as s:
+        first = gate_release(s, policy, "rel-2026.11.0-rc2", cache=True)
+        key = judged_key(s, policy, "rel-2026.11.0-rc2", "rel-2026.10.0", None)
+    with SharedLogStore(b, pg_url, read_only=True) as s:
+        assert s.cached_decision(key) == (first.digest, first.model_dump_json())
+        served = gate_release(s, policy, "rel-2026.11.0-rc2", cache=True)
+    assert served.model_dump_json() == first.model_dump_json()
+    from dashboard.store.db import Store
+
+    with Store(b, read_only=True) as s:
+        assert gate_release(s, policy, "rel-2026.11.0-rc2", cache=False).digest == first.digest

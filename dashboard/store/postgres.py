@@ -1,8 +1,9 @@
 """The review log shared through PostgreSQL, for a team on several machines (`$READINESS_STORE=postgresql://…`).
 
 What lives in PostgreSQL: the review log (the hash chain of signed reviews and admin events), its log id and
-checkpoints, and the gate decisions reviews were signed against. Everything else (releases, manifests, runs, cases,
-evidence, policies, the decision cache) stays in the embedded DuckDB file (`--db`), which each machine fills with
+checkpoints, the gate decisions reviews were signed against, and the decision cache (keyed by the digest of
+everything judged, so one machine's cached decision is what any other computes). Everything else (releases,
+manifests, runs, cases, evidence, policies) stays in the embedded DuckDB file (`--db`), which each machine fills with
 `readiness ingest` of the same files (ingest is idempotent and content-addressed, so the same files give the same
 manifest and data digests everywhere; verification checks reviews against those digests).
 
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import GateDecision
@@ -52,6 +55,12 @@ PG_DDL = [
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_digest TEXT PRIMARY KEY,
         release_id TEXT NOT NULL,
+        decision_json TEXT NOT NULL,
+        stored_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS decision_cache (
+        judged_key TEXT PRIMARY KEY,
+        decision_digest TEXT NOT NULL,
         decision_json TEXT NOT NULL,
         stored_at TIMESTAMPTZ NOT NULL
     )""",
@@ -196,6 +205,17 @@ class PostgresReviewLog:
     def decisions(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._read("SELECT decision_digest, decision_json FROM decisions")}
 
+    def cached_decision(self, judged_key: str) -> tuple[str, str] | None:
+        rows = self._read("SELECT decision_digest, decision_json FROM decision_cache WHERE judged_key = %s",
+                          [judged_key])
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def cache_decision(self, judged_key: str, decision_digest: str, decision_json: str) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO decision_cache VALUES (%s, %s, %s, %s) ON CONFLICT (judged_key) DO UPDATE "
+                        "SET decision_digest = EXCLUDED.decision_digest, decision_json = EXCLUDED.decision_json, "
+                        "stored_at = EXCLUDED.stored_at", [judged_key, decision_digest, decision_json, datetime.now(UTC)])
+
 
 class SharedLogStore(Store):
     """The embedded store for releases and case data, with the review log in PostgreSQL."""
@@ -243,6 +263,17 @@ class SharedLogStore(Store):
     def decisions(self) -> dict[str, str]:
         return self.log.decisions()
 
+    def cached_decision(self, judged_key: str) -> tuple[str, str] | None:
+        """Shared by every machine: the key is the digest of everything judged (and the judging code), so a
+        decision one machine cached is exactly what another would compute from the same files."""
+        return self.log.cached_decision(judged_key)
+
+    def cache_decision(self, judged_key: str, decision_digest: str, decision_json: str) -> bool:
+        if self.read_only:
+            return False
+        self.log.cache_decision(judged_key, decision_digest, decision_json)
+        return True
+
 
 def open_store(path: str | Path, read_only: bool = False, url: str | None = None) -> Store:
     """The store a command or the dashboard uses: the embedded file, with the review log in PostgreSQL when
@@ -262,3 +293,69 @@ def _redacted(url: str) -> str:
         netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+class CopyReport(BaseModel):
+    """What `readiness store copy` copied into PostgreSQL, every entry re-hashed and read back."""
+
+    log_id: str = Field(description="The review log's id (kept: admin events and checkpoints are bound to it).")
+    entries: int = Field(description="Review-log entries copied.")
+    head: str = Field(description="The entry hash of the last entry (the same in both stores).")
+    checkpoints: int = Field(description="Checkpoints copied.")
+    decisions: int = Field(description="Reviewed gate decisions copied (each re-hashed to its digest).")
+
+
+def copy_review_log(source: Store, target: PostgresReviewLog) -> CopyReport:
+    """Copy an embedded store's review log, checkpoints and reviewed decisions into an empty PostgreSQL log.
+
+    Every entry is checked before anything is written (its envelope hash, its entry hash, its link to the one
+    before) and every decision against its digest; after the commit the copy is read back and compared entry by
+    entry. Refused: a PostgreSQL log that already has entries or another log id."""
+    from dashboard.core.gates import load_decision
+
+    rows = source.query("SELECT seq, release_id, prev_hash, envelope, envelope_hash, received_at, entry_hash, kind, "
+                        "statement_id, reviewer, reviewed_at FROM review_log ORDER BY seq")
+    prev = GENESIS
+    for i, r in enumerate(rows, start=1):
+        seq, _rel, prev_hash, envelope, env_hash, received_at, ehash = r[:7]
+        if seq != i or prev_hash != prev or envelope_hash(bytes(envelope)) != env_hash \
+                or entry_hash(seq, prev_hash, env_hash, received_at.astimezone(UTC)) != ehash:
+            raise InputRefused(f"{source.path}: review-log entry {seq} does not verify (hash or chain link): "
+                               "nothing was copied; run `readiness review verify` on it")
+        prev = ehash
+    decisions = source.query("SELECT decision_digest, release_id, decision_json, stored_at FROM decisions")
+    for d in decisions:
+        if load_decision(d[2], f"{source.path}: decision {d[0]}").digest != d[0]:
+            raise InputRefused(f"{source.path}: decision {d[0]} does not match its digest: nothing was copied")
+    checkpoints = source.query("SELECT size, head, envelope, issued_at FROM checkpoints ORDER BY issued_at")
+    meta = source.query("SELECT log_id FROM log_meta")
+    log_id = str(meta[0][0]) if meta else "readiness-log:" + uuid.uuid4().hex
+    with target._tx() as cur:
+        cur.execute("LOCK TABLE review_log IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute("LOCK TABLE log_meta IN EXCLUSIVE MODE")
+        cur.execute("SELECT count(*) FROM review_log")
+        row = cur.fetchone()
+        if row and row[0]:
+            raise InputRefused(f"{_redacted(target.url)} already has a review log ({row[0]} entries): "
+                               "copy only into an empty one")
+        cur.execute("SELECT log_id FROM log_meta")
+        have = cur.fetchone()
+        if have and have[0] != log_id:
+            raise InputRefused(f"{_redacted(target.url)} already has log id {have[0]}, not {log_id}")
+        if not have:
+            cur.execute("INSERT INTO log_meta VALUES (%s)", [log_id])
+        for r in rows:
+            cur.execute("INSERT INTO review_log (seq, release_id, prev_hash, envelope, envelope_hash, received_at, "
+                        "entry_hash, kind, statement_id, reviewer, reviewed_at) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", [*r[:3], bytes(r[3]), *r[4:]])
+        for c in checkpoints:
+            cur.execute("INSERT INTO checkpoints VALUES (%s, %s, %s, %s)", [c[0], c[1], bytes(c[2]), c[3]])
+        for d in decisions:
+            cur.execute("INSERT INTO decisions VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", list(d))
+    copied = target.entries()
+    original = source.review_entries()
+    if [(e.seq, e.entry_hash, e.envelope) for e in copied] != [(e.seq, e.entry_hash, e.envelope) for e in original]:
+        raise InputRefused("the copy does not read back identical: check the PostgreSQL server's time zone and "
+                           "encoding settings")
+    return CopyReport(log_id=log_id, entries=len(copied), head=copied[-1].entry_hash if copied else GENESIS,
+                      checkpoints=len(checkpoints), decisions=len(decisions))
