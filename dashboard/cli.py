@@ -145,7 +145,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers")
+SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
+                  "rollout_evidence")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
@@ -153,10 +154,12 @@ def _schema_records() -> dict[str, type[BaseModel]]:
     from dashboard.core.gates import GateDecision
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
+    from dashboard.core.rollout import RolloutEvidence
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
-        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers}
+        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
+        "rollout_evidence": RolloutEvidence}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -198,6 +201,7 @@ def load_bundled_demo(store: Store) -> list[str]:
         for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             manifest = load_manifest(release_dir / "manifest.yaml")
             store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+            demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
     return loaded
@@ -307,6 +311,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     from dashboard.core.models import ReleaseEvidence
 
     data = load_structured(args.file)
+    if isinstance(data, dict) and "records" in data:  # a rollout evidence file (docs/policy.md, Rollout safety)
+        return _rollout_evidence(args, data)
     try:
         evidence = ReleaseEvidence.model_validate(data)
     except ValidationError as e:
@@ -316,6 +322,21 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     with _open_store(args, must_exist=True) as store:
         status = store.put_evidence(evidence)
     _out(f"evidence for {args.release}: {status}")
+    return EXIT_OK
+
+
+def _rollout_evidence(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    from dashboard.core.rollout import parse_rollout
+    from dashboard.store.rollout import put_rollout
+
+    evidence = parse_rollout(data, args.file)
+    if evidence.release_id != args.release:
+        raise InputRefused(f"{args.file}: the rollout evidence is for release {evidence.release_id!r}, "
+                           f"not {args.release!r}")
+    with _open_store(args, must_exist=True) as store:
+        status = put_rollout(store, evidence, args.file)
+    kinds = sorted({r.kind for r in evidence.records})
+    _out(f"rollout evidence for {args.release}: {status} ({len(evidence.records)} records: {', '.join(kinds) or 'none'})")
     return EXIT_OK
 
 
