@@ -340,6 +340,35 @@ def _rollout_evidence(args: argparse.Namespace, data: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """The release train: for each release, which tiers ran, when, with which result; what is missing."""
+    from dashboard.core.policy import load_policy
+    from dashboard.train import missing_before_judging, release_train
+
+    policy = load_policy(args.policy)
+    if policy.rollout is None or not policy.rollout.tiers:
+        raise InputRefused(f"{args.policy}: the policy has no release train (rollout.tiers); see docs/policy.md")
+    with _open_store(args, must_exist=True) as store:
+        rows = release_train(store, policy)
+    if args.release:
+        rows = [r for r in rows if r["release"] == args.release]
+        if not rows:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    for release in dict.fromkeys(r["release"] for r in rows):
+        mine = [r for r in rows if r["release"] == release]
+        _out(f"{release}  (created {mine[0]['created_at'][:16]})")
+        for r in mine:
+            when = f"{r['last_run'][:16]}  {r['age_days']:g} d old" if r["last_run"] else "never ran"
+            _out(f"  {r['state']:<10} {r['tier']:<18} {r['cadence']:<12} {when}"
+                 + ("" if r["required"] else "  (not required before release)"))
+        missing = missing_before_judging(rows, release)
+        _out("  missing before it can be judged: " + ("; ".join(missing) if missing else "nothing"))
+    return EXIT_OK
+
+
 def _passphrase(env_var: str | None, confirm: bool = False) -> bytes:
     """From the named environment variable, else asked on the terminal (never echoed)."""
     import getpass
@@ -743,6 +772,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+
+    sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
+             "with which result, and what is missing before it can be judged.")
+    sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
+    sp.add_argument("--release", help="only this release")
     sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "

@@ -93,6 +93,7 @@ class Story:
     style_gain: float = 0.0
     added_critical_cases: int = 0  # eval dataset grows by new critical cases
     noise_seed: int = 0
+    created_at: datetime | None = None  # default: 30 + its place in STORIES days after the baseline
 
 
 BASELINE_ID = "rel-2026.10.0"
@@ -151,12 +152,13 @@ STORIES: tuple[Story, ...] = (
         changes={"prompt_versions": {"policy_answer": "prompt.policy_answer.v9"}},
         scalar_changes={"code_commit": "e4a7b21", "application_version": "4.13.0"},
         quality_shift=0.2, style_gain=0.05, noise_seed=5,
+        created_at=datetime(2026, 11, 2, 12, 0, tzinfo=UTC),  # before rc4: the dashboard still opens on rc4
     ),
     Story(
         "rel-2026.11.0-rc6", "New close_case tool, enabled for every tenant at once",
         changes={"tool_versions": {"close_case": "tool.close_case.v1"}},
         scalar_changes={"code_commit": "f00d5e6", "application_version": "4.14.0"},
-        quality_shift=0.2, noise_seed=6,
+        quality_shift=0.2, noise_seed=6, created_at=datetime(2026, 11, 3, 12, 0, tzinfo=UTC),
     ),
 )
 
@@ -203,21 +205,21 @@ ROLLOUT_EVIDENCE: dict[str, dict[str, Any]] = {
         _drill("code", "code_commit", "8f3c2a1", "a41d9e7", "previous_image", "2026-10-30T10:00:00Z", 6),
         _drill("prompts", "case_recommendation", "prompt.case_recommendation.v3", "prompt.case_recommendation.v4",
                "prompt_version_switch", "2026-10-30T10:30:00Z", 3)]},
-    "rel-2026.11.0-rc5": {"release_id": "rel-2026.11.0-rc5", "as_of": "2026-11-05T12:00:00Z", "records": [
-        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-05", nightly="2026-10-27"),
-        _drill("code", "code_commit", "8f3c2a1", "e4a7b21", "previous_image", "2026-11-03T10:00:00Z", 6),
+    "rel-2026.11.0-rc5": {"release_id": "rel-2026.11.0-rc5", "as_of": "2026-11-02T14:00:00Z", "records": [
+        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-02", nightly="2026-10-24"),
+        _drill("code", "code_commit", "8f3c2a1", "e4a7b21", "previous_image", "2026-10-31T10:00:00Z", 6),
         # The last prompt rollback drill: seven weeks ago, and it took 38 minutes (the policy allows 15).
         _drill("prompts", "policy_answer", "prompt.policy_answer.v6", "prompt.policy_answer.v7",
-               "prompt_version_switch", "2026-09-19T14:00:00Z", 38),
+               "prompt_version_switch", "2026-09-16T14:00:00Z", 38),
         {"kind": "experiment", "experiment_id": "EXP-answer-style-3", "variants": ["prompt.policy_answer.v7",
          "prompt.policy_answer.v9"], "artifact_kind": "prompts", "artifact": "policy_answer",
          "population": "5% of acme support agents", "tasks": ["case_summary"], "risk_levels": ["low"],
          "exposes": ["answer_style"]}]},
-    "rel-2026.11.0-rc6": {"release_id": "rel-2026.11.0-rc6", "as_of": "2026-11-06T12:00:00Z", "records": [
-        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-06"),
-        _drill("code", "code_commit", "8f3c2a1", "f00d5e6", "previous_image", "2026-11-04T10:00:00Z", 5),
+    "rel-2026.11.0-rc6": {"release_id": "rel-2026.11.0-rc6", "as_of": "2026-11-03T14:00:00Z", "records": [
+        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-03"),
+        _drill("code", "code_commit", "8f3c2a1", "f00d5e6", "previous_image", "2026-11-01T10:00:00Z", 5),
         _drill("tools", "close_case", "tool.close_case.v1", "tool.close_case.v1", "disable_tool",
-               "2026-11-05T09:00:00Z", 2),
+               "2026-11-02T09:00:00Z", 2),
         # High risk, audited, but on for every tenant from the first minute.
         {"kind": "feature_flag", "flag": "close_case_enabled", "artifact_kind": "tools", "artifact": "close_case",
          "risk": "high", "default": True, "percentage": 100, "owner": "case-platform@example.com",
@@ -234,7 +236,8 @@ def manifest_for(story: Story, created_at: datetime | None = None) -> ReleaseMan
         data["eval_dataset_versions"]["case_policy_golden"] = "eval.case_policy_golden.v10"
     data["release_id"] = story.release_id
     index = [s.release_id for s in STORIES].index(story.release_id) if story in STORIES else 9
-    data["created_at"] = created_at or datetime(2026, 10, 1, 9, 0, tzinfo=UTC) + timedelta(days=30 + index)
+    data["created_at"] = created_at or story.created_at or datetime(2026, 10, 1, 9, 0, tzinfo=UTC) + timedelta(
+        days=30 + index)
     data["baseline_release_id"] = None if story.release_id == BASELINE_ID else BASELINE_ID
     if story.release_id == BASELINE_ID:
         data["created_at"] = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)

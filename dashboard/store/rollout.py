@@ -41,27 +41,40 @@ def put_rollout(store: Store, evidence: RolloutEvidence, source: str) -> str:
     return "stored"
 
 
+def _present(store: Store) -> bool:
+    """False on a read-only store written before rollout evidence existed (it has no table, so no evidence)."""
+    return bool(store.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'rollout_evidence'"))
+
+
 def _incidents(rows: list[tuple[str, str]]) -> list[tuple[str, Incident]]:
     return [(rel, Incident.model_validate_json(text)) for rel, text in rows]
 
 
 def rollout_evidence(store: Store, release_id: str) -> tuple[RolloutEvidence, str] | None:
+    if not _present(store):
+        return None
     row = store.query("SELECT evidence_json, evidence_digest FROM rollout_evidence WHERE release_id = ?", [release_id])
     return (RolloutEvidence.model_validate_json(row[0][0]), str(row[0][1])) if row else None
 
 
 def all_rollout_evidence(store: Store) -> dict[str, RolloutEvidence]:
+    if not _present(store):
+        return {}
     return {str(r[0]): RolloutEvidence.model_validate_json(r[1])
             for r in store.query("SELECT release_id, evidence_json FROM rollout_evidence ORDER BY release_id")}
 
 
 def incidents(store: Store) -> list[Incident]:
     """Every stored incident, once each (the same id is the same content, see put_rollout), sorted by id."""
+    if not _present(store):
+        return []
     out = {i.incident_id: i for _, i in _incidents(store.query(_RECORDS_OF_KIND, ["incident"]))}
     return [out[k] for k in sorted(out)]
 
 
 def artifact_digests(store: Store) -> list[tuple[str, ArtifactDigest]]:
+    if not _present(store):
+        return []
     rows = store.query(_RECORDS_OF_KIND, ["artifact_digest"])
     got = {(rel, ArtifactDigest.model_validate_json(text)) for rel, text in rows}
     return sorted(got, key=lambda x: (x[0], x[1].artifact_kind, x[1].artifact, x[1].version, x[1].content_digest))
