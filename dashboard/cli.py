@@ -285,6 +285,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         _out("change requirements:")
         for kind, reqs in sorted(policy.change_requirements.items()):
             _out(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
+    if policy.rollout is not None:
+        _out(f"rollout: built-in rollback anti-pattern gates ({policy.rollout.anti_pattern_severity}); gates:")
+        for rg in policy.rollout.gates:
+            _out(f"  {rg.severity:<13} {rg.id}: {rg.kind}"
+                 + (f" (profiles {', '.join(rg.profiles)})" if rg.profiles else ""))
+        for tier in policy.rollout.tiers:
+            _out(f"  tier {tier.name}: {tier.cadence}, profile {tier.profile or '-'}, suites "
+                 f"{', '.join(tier.suites) or '-'}, evidence at most {tier.max_age_days:g} days old")
     return EXIT_OK
 
 

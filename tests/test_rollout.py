@@ -241,7 +241,7 @@ def test_tier_evidence_fresh_passes_and_reports_stale_failed_missing_and_incompl
             tier_run("weekly", passed=False), tier_run("release_candidate")]
     r = judged(pol, inputs(*runs), [PROMPT])["g"]
     assert r["status"] == "fail"
-    for words in ("nightly evidence is 9 days old (max 2)", "weekly: its latest run failed",
+    for words in ("nightly evidence is 9.2 days old (max 2)", "weekly: its latest run failed",
                   "pr_fast (per_pr) has no run", "pr_medium: its latest run did not run rag_policy_qa"):
         assert words in r["reason"], r["reason"]
     rows = {row["tier"]: row["state"] for row in train_status(RP.tiers, parse_rollout(evidence(*runs), "t"), AS_OF)}
@@ -425,3 +425,52 @@ def test_rollout_evidence_is_append_only(small):
     _attach(small, RC5.release_id)
     with pytest.raises(InputRefused, match="append-only"):
         _attach(small, RC5.release_id, evidence(release=RC5.release_id))
+
+
+def test_report_has_rollback_drills_and_a_rollout_section_only_under_a_rollout_policy(demo_store):
+    """Test that the report's rollback plan shows each change's latest drill and a Rollout safety section (Markdown
+    and HTML) under the rollout policy, and that other policies' reports are as before."""
+    from dashboard.core.report import to_html, to_markdown
+    from dashboard.reporting import report_data
+
+    d = gate_release(demo_store, ROLLOUT_POLICY, RC5.release_id, cache=False)
+    data = report_data(demo_store, ROLLOUT_POLICY, RC5.release_id, decision=d)
+    md = to_markdown(data)
+    assert "| artifact | name | roll back to | how | latest drill |" in md
+    assert "2026-09-16 · 38 min · succeeded" in md
+    assert "## Rollout safety" in md and "### Release train" in md and "rollout.rollback_tested" in md
+    html_text = to_html(data)
+    assert "<h2>Rollout safety</h2>" in html_text and "EXP-answer-style-3" in html_text
+    d2 = gate_release(demo_store, ROLLOUT_POLICY, RC2.release_id, cache=False)
+    md2 = to_markdown(report_data(demo_store, ROLLOUT_POLICY, RC2.release_id, decision=d2))
+    assert "never drilled" in md2 and "No rollout evidence is attached" in md2
+    cm = load_policy(REPO / "data" / "policies" / "case-management.yaml")
+    plain = to_markdown(report_data(demo_store, cm, RC5.release_id,
+                                    decision=gate_release(demo_store, cm, RC5.release_id, cache=False)))
+    assert "## Rollout safety" not in plain and "| artifact | name | roll back to | how |" in plain
+
+
+def test_cli_gate_train_and_policy_check_show_the_rollout_gates(demo_store, tmp_path, capsys):
+    """Test `readiness gate` (text, JSON, Markdown, JUnit) exits 1 for rc6 naming its rollout blocker,
+    `readiness train` shows rc5's stale nightly, `readiness policy check` lists the rollout gates and tiers."""
+    demo_store.query("CHECKPOINT")
+    import shutil
+
+    db = str(tmp_path / "copy.duckdb")
+    shutil.copy(demo_store.path, db)
+    policy = str(REPO / "data" / "policies" / "rollout.yaml")
+    for fmt in ("text", "json", "markdown", "junit"):
+        code = main(["gate", "--candidate", RC6.release_id, "--policy", policy, "--format", fmt, "--db", db])
+        out = capsys.readouterr().out
+        assert code == 1 and "rollout.exposure_limited" in out and "close_case_enabled" in out, fmt
+    assert main(["train", "--policy", policy, "--release", RC5.release_id, "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "stale      nightly" in out and "nightly evidence is 9.3 days old (max 2)" in out
+    assert main(["train", "--policy", policy, "--format", "json", "--db", db]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["release"] for r in rows} >= {RC5.release_id, RC6.release_id, BASE.release_id}
+    assert main(["train", "--policy", str(REPO / "data" / "policies" / "tiered.yaml"), "--db", db]) != 0
+    assert "no release train" in capsys.readouterr().err
+    assert main(["policy", "check", policy]) == 0
+    out = capsys.readouterr().out
+    assert "rollout.rollback_tested: rollback_tested" in out and "tier nightly: nightly" in out

@@ -18,6 +18,9 @@ from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.plain import md_text
 from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport, VerifiedReview
+from dashboard.core.rollout_report import RolloutReport, rollback_rows
+from dashboard.core.rollout_report import markdown as rollout_markdown
+from dashboard.core.rollout_report import sections as rollout_sections
 
 # Seed §25: how each kind of artifact is rolled back.
 ROLLBACK_METHOD = {
@@ -64,6 +67,7 @@ class ReportData(BaseModel):
     reviews: list[VerifiedReview]
     log_ok: bool | None
     log_findings: list[str]
+    rollout: RolloutReport | None = None  # set when the policy has a rollout section (issue 17)
 
 
 def _value(row: MetricRow, x: float | None) -> str:
@@ -149,11 +153,19 @@ def to_markdown(data: ReportData) -> str:
         out.append(f"- {e(ch.dataset)}: {ch.added} added, {ch.removed} removed, {ch.changed} changed, "
                    f"{ch.downgraded} downgraded")
     out += [f"- {e(n)}" for n in d.notes]
-    out += ["", "## Rollback plan", "", "| artifact | name | roll back to | how |", "|---|---|---|---|"]
-    for c in data.changes:
-        out.append(f"| {et(c.kind)} | {et(c.name)} | {et(c.baseline or 'remove it')} | {ROLLBACK_METHOD[c.kind]} |")
-    if not data.changes:
-        out.append("| – | – | – | nothing changed |")
+    if data.rollout is not None:  # with rollout evidence: each change's latest rollback drill, then rollout safety
+        out += ["", "## Rollback plan", "", "| artifact | name | roll back to | how | latest drill |",
+                "|---|---|---|---|---|"]
+        out += ["| " + " | ".join(et(x) for x in row) + " |" for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)]
+        if not data.changes:
+            out.append("| – | – | – | nothing changed | – |")
+        out += rollout_markdown(d, data.rollout, et)
+    else:
+        out += ["", "## Rollback plan", "", "| artifact | name | roll back to | how |", "|---|---|---|---|"]
+        for c in data.changes:
+            out.append(f"| {et(c.kind)} | {et(c.name)} | {et(c.baseline or 'remove it')} | {ROLLBACK_METHOD[c.kind]} |")
+        if not data.changes:
+            out.append("| – | – | – | nothing changed |")
     out += ["", "## Signed reviews", ""]
     if data.status is not None and data.status.demo_keys:
         out.append("**Trust root: DEMO KEYS** (their passphrase is public; not for real releases)\n")
@@ -280,10 +292,22 @@ def to_html(data: ReportData) -> str:
              "downgraded</li>" for c in d.dataset_changes]
     body += [f"<li>{_h(n)}</li>" for n in d.notes]
     body.append("</ul><h2>Rollback plan</h2><div class='for'>For engineering and on-call</div>")
-    body.append(_table(["artifact", "name", "roll back to", "how"],
-                       [[_h(c.kind), _h(c.name), f'<span class="mono">{_h(c.baseline or "remove it")}</span>',
-                         _h(ROLLBACK_METHOD[c.kind])] for c in data.changes]) if data.changes
-                else "<p>Nothing changed since the baseline.</p>")
+    if data.rollout is not None:  # with rollout evidence: each change's latest rollback drill, then rollout safety
+        body.append(_table(["artifact", "name", "roll back to", "how", "latest drill"],
+                           [[_h(x) for x in row] for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)])
+                    if data.changes else "<p>Nothing changed since the baseline.</p>")
+        body.append("<h2>Rollout safety</h2><div class='for'>For engineering, on-call and governance</div>")
+        if data.rollout.evidence is None:
+            body.append("<p class='fail'>No rollout evidence is attached to this release: its rollout gates fail "
+                        "closed.</p>")
+        for title, headers, rows in rollout_sections(d, data.rollout):
+            body.append(f"<h3>{_h(title)}</h3>")
+            body.append(_table(headers, [[_h(x) for x in row] for row in rows]) if rows else "<p>None.</p>")
+    else:
+        body.append(_table(["artifact", "name", "roll back to", "how"],
+                           [[_h(c.kind), _h(c.name), f'<span class="mono">{_h(c.baseline or "remove it")}</span>',
+                             _h(ROLLBACK_METHOD[c.kind])] for c in data.changes]) if data.changes
+                    else "<p>Nothing changed since the baseline.</p>")
     body.append("<h2>Signed reviews</h2><div class='for'>For governance</div>")
     if data.status is not None and data.status.demo_keys:
         body.append("<p class='fail'>Trust root: DEMO KEYS (their passphrase is public; not for real releases)</p>")

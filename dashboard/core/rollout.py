@@ -557,7 +557,7 @@ def tier_findings(inputs: RolloutInputs, wanted: list[str] | None, ev: RolloutEv
         if not last.passed:
             out.append((f"tier {t.name}: its latest run failed ({last.ran_at:%Y-%m-%d})", t.name))
         if age > t.max_age_days:
-            out.append((f"tier {t.name} evidence is {age:.0f} days old (max {t.max_age_days:g})"
+            out.append((f"tier {t.name} evidence is {age:.1f} days old (max {t.max_age_days:g})"
                         + (f": {', '.join(t.suites)}" if t.suites else ""), t.name))
         missing = sorted(set(t.suites) - set(last.suites))
         if missing:
