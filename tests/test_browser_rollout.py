@@ -57,3 +57,11 @@ def test_release_train_page_in_a_real_browser(server, page):
     page.get_by_role("tab", name="Feature flags").click()
     body_shows(page, "close_case_enabled")
     page.screenshot(path=str(ARTIFACTS / "rollout-train-rc6.png"))
+
+
+def test_overview_names_the_rollout_blocker_in_a_real_browser(server, page):
+    """Test that rc5's Overview under the rollout policy names its rollout blocker in words; screenshot."""
+    page.goto(f"{server}/?candidate=rel-2026.11.0-rc5&policy=rollout.yaml")
+    wait_for_app(page)
+    body_shows(page, "BLOCKED", "rollout.rollback_tested", "Prompts changed (policy_answer)")
+    page.screenshot(path=str(ARTIFACTS / "rollout-overview-rc5.png"))

@@ -474,3 +474,17 @@ def test_cli_gate_train_and_policy_check_show_the_rollout_gates(demo_store, tmp_
     assert main(["policy", "check", policy]) == 0
     out = capsys.readouterr().out
     assert "rollout.rollback_tested: rollback_tested" in out and "tier nightly: nightly" in out
+
+
+def test_the_docs_examples_are_valid():
+    """Test that docs/policy.md's rollout policy section and rollout evidence file parse as documented."""
+    import re
+
+    doc = (REPO / "docs" / "policy.md").read_text()
+    section = doc[doc.index("## Rollout safety"):doc.index("## CI\n")]
+    policy_block, evidence_block = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    base = (REPO / "data" / "policies" / "case-management.yaml").read_text()
+    policy = parse_policy(base.replace("profiles: [release]", "profiles: [pr_fast, nightly, release, canary]")
+                          + "\n" + policy_block, "docs")
+    assert policy.rollout is not None and len(policy.rollout.gates) == 7
+    assert len(parse_rollout(yaml.safe_load(evidence_block), "docs").records) == 6
