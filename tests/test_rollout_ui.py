@@ -75,3 +75,38 @@ def test_overview_names_the_rollout_blocker(app):
     """Test that the Overview's blockers include the rollout gate that blocks rc5."""
     body = _open(app, "rel-2026.11.0-rc5", page="views/overview.py")
     assert "BLOCKED" in body and "rollout.rollback_tested" in body
+
+
+def test_load_page_attaches_a_rollout_file_or_refuses_it_naming_the_record(tmp_path, monkeypatch):
+    """Test that the Load page's evidence slot takes a rollout file: a bad one is refused with file, record and
+    field and nothing is stored; the good one is stored with the manifest and eval file."""
+    import yaml
+
+    from dashboard import demo
+    from dashboard.store.rollout import rollout_evidence
+    from tests.conftest import good_case
+
+    monkeypatch.setenv("READINESS_DB", str(tmp_path / "load.duckdb"))
+    from dashboard.ui import data
+
+    data.store.clear()
+    rid = "rel-2026.10.0"
+    manifest = (REPO / "data" / "demo" / rid / "manifest.yaml").read_bytes()
+    run = "".join(__import__("json").dumps(good_case(case_id=f"c{i}")) + "\n" for i in range(3)).encode()
+    good = demo.ROLLOUT_EVIDENCE[rid]
+    bad = {**good, "records": [{**good["records"][0], "occurred_at": "yesterday"}]}
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("views/load.py").run()
+    at.text_input(key="load_release").input(rid)
+    at.file_uploader(key="load_manifest").set_value(("manifest.yaml", manifest, "application/yaml"))
+    at.file_uploader(key="load_files").set_value([("run.jsonl", run, "application/jsonl")])
+    at.file_uploader(key="load_evidence").set_value(("rollout.yaml", yaml.safe_dump(bad).encode(), "application/yaml"))
+    at.button(key="FormSubmitter:load_form-Validate and store").click().run()
+    body = texts(at)
+    assert "nothing was stored" in body and "rollout.yaml:record 1: occurred_at" in body, body
+    assert data.store().table_counts()["releases"] == 0
+    at.file_uploader(key="load_evidence").set_value(("rollout.yaml", yaml.safe_dump(good).encode(), "application/yaml"))
+    at.button(key="FormSubmitter:load_form-Validate and store").click().run()
+    assert not at.exception and "rollout evidence stored" in texts(at), texts(at)
+    assert rollout_evidence(data.store(), rid) is not None
+    data.store.clear()
