@@ -488,3 +488,31 @@ def test_the_docs_examples_are_valid():
                           + "\n" + policy_block, "docs")
     assert policy.rollout is not None and len(policy.rollout.gates) == 7
     assert len(parse_rollout(yaml.safe_load(evidence_block), "docs").records) == 6
+
+
+def test_a_looser_rollout_section_is_named_by_the_policy_comparison():
+    """Test that removing the section, dropping or downgrading a rollout gate, allowing older or slower drills, a
+    larger starting exposure, a new safeguard or an older tier are each reported as looser."""
+    from dashboard.core.gates import loosened_gates
+
+    text = (REPO / "data" / "policies" / "rollout.yaml").read_text()
+    old = parse_policy(text, "old")
+    assert loosened_gates(old, old) == []
+    looser = (text.replace("max_age_days: 30", "max_age_days: 90").replace("max_minutes: 15", "max_minutes: 60")
+              .replace("max_percentage: 10", "max_percentage: 100")
+              .replace("kind: high_risk_flag_audited", "kind: high_risk_flag_audited\n      severity: warning")
+              .replace("tool_side_effects: \"shadow mode: side effects dry-run only\"",
+                       "tool_side_effects: \"shadow mode: side effects dry-run only\"\n        regulated_decision: none")
+              .replace("suites: [rag_policy_qa, agent_case_actions], max_age_days: 2",
+                       "suites: [rag_policy_qa, agent_case_actions], max_age_days: 9"))
+    looser = looser.replace("    - id: rollout.incidents_covered\n      kind: incidents_covered\n", "")
+    changes = {(g.gate_id, g.change) for g in loosened_gates(old, parse_policy(looser, "new"))}
+    text_of = " | ".join(f"{g}: {c}" for g, c in sorted(changes))
+    for words in ("rollout.rollback_tested: max_age_days 30 -> 90", "rollout.rollback_tested: max_minutes 15 -> 60",
+                  "rollout.exposure_limited: max_percentage 10 -> 100", "rollout.flag_audited: severity blocker -> warning",
+                  "rollout.ab_safe: A/B allowed with a safeguard for regulated_decision",
+                  "rollout.incidents_covered: rollout gate removed", "(tier nightly): max_age_days 2 -> 9"):
+        assert words in text_of, text_of
+    cm = parse_policy((REPO / "data" / "policies" / "case-management.yaml").read_text(), "cm")
+    gone = [g.change for g in loosened_gates(old, cm)]
+    assert "rollout section removed: no rollout gate runs" in gone

@@ -29,6 +29,7 @@ from dashboard.core.policy import (
     GatePolicy,
     SliceSpec,
 )
+from dashboard.core.rollout import rollout_loosened
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
@@ -760,4 +761,5 @@ def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGa
     if more_waivers:
         policy_wide.append(f"more roles may waive a blocker: {', '.join(more_waivers)}")
     out += [LoosenedGate(gate_id="(policy)", change=c) for c in policy_wide]
+    out += [LoosenedGate(gate_id=gid, change=c) for gid, c in rollout_loosened(previous.rollout, current.rollout)]
     return out

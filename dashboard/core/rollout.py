@@ -672,3 +672,63 @@ def train_status(tiers: list[Tier], evidence: RolloutEvidence | None, created_at
                      "result": None if last is None else ("passed" if last.passed else "failed"),
                      "missing_suites": ", ".join(missing), "state": state})
     return rows
+
+
+def rollout_loosened(previous: RolloutPolicy | None, current: RolloutPolicy | None) -> list[tuple[str, str]]:
+    """(gate id, change) for every way `current`'s rollout section lets through what `previous`'s did not: the
+    section or a gate removed, a severity downgraded, a drill allowed to be older or slower, a larger starting
+    exposure, more safeguards or fewer offline categories, fewer required tiers, a tier's evidence allowed to be
+    older, fewer suites per tier, narrower artifact kinds or high-risk tools."""
+    if previous is None:
+        return []
+    if current is None:
+        return [("(rollout)", "rollout section removed: no rollout gate runs")]
+    order = {"blocker": 0, "warning": 1, "informational": 2}
+    out = []
+    if order[current.anti_pattern_severity] > order[previous.anti_pattern_severity]:
+        out.append(("(rollout)", f"anti_pattern_severity {previous.anti_pattern_severity} -> "
+                                 f"{current.anti_pattern_severity}"))
+    now = {g.id: g for g in current.gates}
+    for old in previous.gates:
+        new = now.get(old.id)
+        if new is None:
+            out.append((old.id, "rollout gate removed"))
+            continue
+        if new.kind != old.kind:
+            out.append((old.id, f"kind {old.kind} -> {new.kind} (a different check: review)"))
+            continue
+        if order[new.severity] > order[old.severity]:
+            out.append((old.id, f"severity {old.severity} -> {new.severity}"))
+        for name, label in (("max_age_days", "drills may be older"), ("max_minutes", "rollbacks may be slower"),
+                            ("max_percentage", "high-risk exposure may start larger")):
+            if getattr(new, name) > getattr(old, name):
+                out.append((old.id, f"{name} {getattr(old, name):g} -> {getattr(new, name):g}: {label}"))
+        if old.artifact_kinds is None and new.artifact_kinds is not None or (
+                old.artifact_kinds is not None and new.artifact_kinds is not None
+                and not set(old.artifact_kinds) <= set(new.artifact_kinds)):
+            out.append((old.id, "artifact_kinds narrowed"))
+        if not set(old.high_risk_tools) <= set(new.high_risk_tools):
+            out.append((old.id, "high_risk_tools narrowed"))
+        more = sorted(k for k in new.safeguards if old.safeguards.get(k) != new.safeguards[k])
+        if more:
+            out.append((old.id, f"A/B allowed with a safeguard for {', '.join(more)}"))
+        if not set(old.offline_categories) <= set(new.offline_categories):
+            out.append((old.id, "fewer offline gate categories before a retrieval-ranking A/B"))
+        if old.profiles is None and new.profiles is not None or (
+                old.profiles is not None and new.profiles is not None and not set(old.profiles) <= set(new.profiles)):
+            out.append((old.id, "runs in fewer profiles"))
+        if old.kind == "tier_evidence_fresh":
+            names_old = set(old.tiers or [t.name for t in previous.tiers])
+            names_new = set(new.tiers or [t.name for t in current.tiers])
+            if not names_old <= names_new:
+                out.append((old.id, f"no longer requires tier {', '.join(sorted(names_old - names_new))}"))
+    tiers_now = {t.name: t for t in current.tiers}
+    for t in previous.tiers:
+        n = tiers_now.get(t.name)
+        if n is None:
+            continue  # a required tier's removal is reported by its gate above
+        if n.max_age_days > t.max_age_days:
+            out.append((f"(tier {t.name})", f"max_age_days {t.max_age_days:g} -> {n.max_age_days:g}"))
+        if not set(t.suites) <= set(n.suites):
+            out.append((f"(tier {t.name})", f"no longer runs {', '.join(sorted(set(t.suites) - set(n.suites)))}"))
+    return out
