@@ -145,7 +145,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers")
+SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
+                  "rollout_evidence")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
@@ -153,10 +154,12 @@ def _schema_records() -> dict[str, type[BaseModel]]:
     from dashboard.core.gates import GateDecision
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
+    from dashboard.core.rollout import RolloutEvidence
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
-        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers}
+        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
+        "rollout_evidence": RolloutEvidence}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -198,6 +201,7 @@ def load_bundled_demo(store: Store) -> list[str]:
         for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             manifest = load_manifest(release_dir / "manifest.yaml")
             store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+            demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
     return loaded
@@ -281,6 +285,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         _out("change requirements:")
         for kind, reqs in sorted(policy.change_requirements.items()):
             _out(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
+    if policy.rollout is not None:
+        _out(f"rollout: built-in rollback anti-pattern gates ({policy.rollout.anti_pattern_severity}); gates:")
+        for rg in policy.rollout.gates:
+            _out(f"  {rg.severity:<13} {rg.id}: {rg.kind}"
+                 + (f" (profiles {', '.join(rg.profiles)})" if rg.profiles else ""))
+        for tier in policy.rollout.tiers:
+            _out(f"  tier {tier.name}: {tier.cadence}, profile {tier.profile or '-'}, suites "
+                 f"{', '.join(tier.suites) or '-'}, evidence at most {tier.max_age_days:g} days old")
     return EXIT_OK
 
 
@@ -307,6 +319,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     from dashboard.core.models import ReleaseEvidence
 
     data = load_structured(args.file)
+    if isinstance(data, dict) and "records" in data:  # a rollout evidence file (docs/policy.md, Rollout safety)
+        return _rollout_evidence(args, data)
     try:
         evidence = ReleaseEvidence.model_validate(data)
     except ValidationError as e:
@@ -316,6 +330,50 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     with _open_store(args, must_exist=True) as store:
         status = store.put_evidence(evidence)
     _out(f"evidence for {args.release}: {status}")
+    return EXIT_OK
+
+
+def _rollout_evidence(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    from dashboard.core.rollout import parse_rollout
+    from dashboard.store.rollout import put_rollout
+
+    evidence = parse_rollout(data, args.file)
+    if evidence.release_id != args.release:
+        raise InputRefused(f"{args.file}: the rollout evidence is for release {evidence.release_id!r}, "
+                           f"not {args.release!r}")
+    with _open_store(args, must_exist=True) as store:
+        status = put_rollout(store, evidence, args.file)
+    kinds = sorted({r.kind for r in evidence.records})
+    _out(f"rollout evidence for {args.release}: {status} ({len(evidence.records)} records: {', '.join(kinds) or 'none'})")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """The release train: for each release, which tiers ran, when, with which result; what is missing."""
+    from dashboard.core.policy import load_policy
+    from dashboard.train import missing_before_judging, release_train
+
+    policy = load_policy(args.policy)
+    if policy.rollout is None or not policy.rollout.tiers:
+        raise InputRefused(f"{args.policy}: the policy has no release train (rollout.tiers); see docs/policy.md")
+    with _open_store(args, must_exist=True) as store:
+        rows = release_train(store, policy)
+    if args.release:
+        rows = [r for r in rows if r["release"] == args.release]
+        if not rows:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    for release in dict.fromkeys(r["release"] for r in rows):
+        mine = [r for r in rows if r["release"] == release]
+        _out(f"{release}  (created {mine[0]['created_at'][:16]})")
+        for r in mine:
+            when = f"{r['last_run'][:16]}  {r['age_days']:g} d old" if r["last_run"] else "never ran"
+            _out(f"  {r['state']:<10} {r['tier']:<18} {r['cadence']:<12} {when}"
+                 + ("" if r["required"] else "  (not required before release)"))
+        missing = missing_before_judging(rows, release)
+        _out("  missing before it can be judged: " + ("; ".join(missing) if missing else "nothing"))
     return EXIT_OK
 
 
@@ -725,6 +783,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
     sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
+    sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
+             "with which result, and what is missing before it can be judged.")
+    sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
+    sp.add_argument("--release", help="only this release")
+    sp.add_argument("--format", choices=["text", "json"], default="text")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")

@@ -141,4 +141,12 @@ DDL = [
         evidence_digest VARCHAR NOT NULL,
         ingested_at TIMESTAMPTZ NOT NULL
     )""",
+    # rollout_evidence: a release's rollout records (rollback drills, flags, experiments, incidents, tier runs,
+    # artifact digests); append-only like evidence (dashboard/store/rollout.py).
+    """CREATE TABLE IF NOT EXISTS rollout_evidence (
+        release_id VARCHAR PRIMARY KEY,
+        evidence_json VARCHAR NOT NULL,
+        evidence_digest VARCHAR NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
 ]

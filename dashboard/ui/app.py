@@ -13,6 +13,7 @@ pages = {
         st.Page("views/releases.py", title="Releases", icon=":material/view_week:"),
         st.Page("views/gates.py", title="Gates", icon=":material/checklist:"),
         st.Page("views/review.py", title="Review", icon=":material/draw:"),
+        st.Page("views/train.py", title="Release train", icon=":material/train:"),
     ],
     "Compare": [
         st.Page("views/slices.py", title="Slices", icon=":material/grid_on:"),
