@@ -88,6 +88,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
         else:
             _out(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
+        for note in f.notes:
+            _out(f"  note: {note}")
     return EXIT_OK
 
 

@@ -87,6 +87,7 @@ class FileResult(BaseModel):
     status: str  # "ingested" or "unchanged"
     records: int
     runs: list[str]
+    notes: list[str] = []  # what an eval tool's file could not carry over (e.g. positional ids)
 
 
 class IngestReport(BaseModel):
@@ -443,9 +444,11 @@ class Store:
         if tool != "native":
             with tempfile.TemporaryDirectory() as tmp:
                 native = Path(tmp) / "converted.jsonl"
-                to_native_jsonl(path, tool, imports.context(src, manifest), native)
-                return self._ingest_native(cur, native, "jsonl", release_id, manifest, progress, source_digest,
-                                           recorded_path=path, recorded_format=tool)
+                ctx = imports.context(src, manifest)
+                to_native_jsonl(path, tool, ctx, native)
+                result = self._ingest_native(cur, native, "jsonl", release_id, manifest, progress, source_digest,
+                                             recorded_path=path, recorded_format=tool)
+                return result.model_copy(update={"notes": list(ctx.notes)})
         return self._ingest_native(cur, path, detect_format(path), release_id, manifest, progress, source_digest)
 
     def _ingest_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
