@@ -5,6 +5,7 @@ tests/fixtures/tools/README.md says how each fixture was written by the real too
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,110 @@ def test_a_promptfoo_csv_of_an_unknown_layout_is_refused(store, tmp_path):
     with pytest.raises(InputRefused, match="line 2: not a promptfoo result line"):
         ingest(store, tmp_path / "r.jsonl", fmt="promptfoo")
     assert store.table_counts()["cases"] == 0
+
+
+# ----- MLflow ---------------------------------------------------------------------------------------------------
+MLRUNS = TOOLS / "mlflow" / "mlruns"
+
+
+def _mlflow_runs() -> dict[str, Path]:
+    """role tag -> run folder."""
+    return {(run / "tags" / "role").read_text(): run for run in sorted(MLRUNS.glob("*/*"))
+            if (run / "tags" / "role").is_file()}
+
+
+def _table(run: Path) -> list[dict]:
+    t = json.loads((run / "artifacts" / "eval_results_table.json").read_text())
+    return [dict(zip(t["columns"], row, strict=True)) for row in t["data"]]
+
+
+def mlflow_store(tmp_path, name="m.duckdb") -> Store:
+    s = Store(tmp_path / name)
+    s.put_manifest(BASE.model_copy(update={"release_id": "rel-mlflow-a"}))
+    s.put_manifest(BASE.model_copy(update={"release_id": "rel-mlflow-b", "baseline_release_id": "rel-mlflow-a"}))
+    return s
+
+
+@pytest.mark.parametrize("path", [MLRUNS, next(MLRUNS.glob("*/meta.yaml")).parent, _mlflow_runs()["baseline"]])
+def test_mlflow_run_experiment_and_tree_folders_are_detected(path):
+    assert detect_tool(path) == "mlflow"
+
+
+def test_an_mlflow_run_matches_its_table_and_logged_means(tmp_path):
+    run = _mlflow_runs()["baseline"]
+    rows = _table(run)
+    with mlflow_store(tmp_path) as s:
+        report = s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden")
+        f = report.files[0]
+        assert f.format == "mlflow" and f.records == len(rows) == 6 and f.runs == [run.name]
+        expected_passed = sum(r["exact_match/score"] == 1 and r["cites_policy/score"] == 1 for r in rows)
+        assert s.query("SELECT count(*) FILTER (WHERE passed) FROM cases")[0][0] == expected_passed == 3
+        for metric in ("exact_match", "cites_policy"):
+            logged = float((run / "metrics" / metric / "mean").read_text().split()[1])
+            assert s.query("SELECT avg(scores[?]) FROM cases", [metric])[0][0] == pytest.approx(logged)
+            passes = sum(r[f"{metric}/score"] == 1 for r in rows)
+            assert s.query("SELECT count(*) FILTER (WHERE checks[?]) FROM cases", [metric])[0][0] == passes
+        row = s.query("""SELECT risk, slices['task'], slices['tag.role'], suite, trace.model_version,
+                                trace.prompt_version FROM cases WHERE case_id = 'CASE-1004'""")[0]
+        assert row == ("critical", "status_update", "baseline", "case-assistant-policy", "case-assistant-v1",
+                       "policy_answer.v7")
+        counts = s.table_counts()
+        assert s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden").files[0].status == "unchanged"
+        assert s.table_counts() == counts
+
+
+def test_an_mlflow_run_naming_another_release_is_refused_and_nothing_is_stored(tmp_path):
+    with mlflow_store(tmp_path) as s:
+        with pytest.raises(InputRefused, match="names release 'rel-mlflow-b', not 'rel-mlflow-a'"):
+            s.ingest([MLRUNS], "rel-mlflow-a", dataset="case_policy_golden")  # the tree holds both runs
+        assert s.table_counts()["cases"] == 0
+
+
+def _copy_run(tmp_path, role="baseline") -> Path:
+    import shutil
+
+    src = _mlflow_runs()[role]
+    dst = tmp_path / "mlruns" / src.parent.name / src.name
+    shutil.copytree(src, dst)
+    shutil.copy(src.parent / "meta.yaml", dst.parent / "meta.yaml")
+    return dst
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda t: t.write_bytes(t.read_bytes()[: len(t.read_bytes()) // 2]), "eval_results_table.json:line 1: invalid JSON"),
+    (lambda t: t.write_text(json.dumps({"index": [0], "data": [[1]]})), "not an MLflow evaluation table"),
+    (lambda t: t.write_text(json.dumps({"columns": ["inputs", "out"], "data": [["a", "b"]]})),
+     "has a 'predictions' column and at least one '<metric>/score'.*tested with mlflow 3.18.0"),
+    (lambda t: t.write_text(t.read_text().replace('"data":[[', '"data":[[0,', 1)), r"data\[0\]: expected a row of 8"),
+    (lambda t: t.write_text(t.read_text().replace(",1.0,1.0]", ",0.0,1.0]", 1)), "the table's mean exact_match is"),
+])
+def test_broken_mlflow_runs_are_refused_naming_the_file_and_row(tmp_path, mutate, expected):
+    run = _copy_run(tmp_path)
+    table = run / "artifacts" / "eval_results_table.json"
+    mutate(table)
+    with mlflow_store(tmp_path) as s:
+        with pytest.raises(InputRefused, match=expected) as e:
+            s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden")
+        assert str(run) in str(e.value)
+        assert s.table_counts()["cases"] == 0
+
+
+def test_an_mlflow_run_without_a_pass_fail_metric_or_meta_is_refused(tmp_path):
+    run = _copy_run(tmp_path)
+    table = run / "artifacts" / "eval_results_table.json"
+    t = json.loads(table.read_text())
+    t["data"] = [[*row[:-2], 0.5, 0.25] for row in t["data"]]
+    table.write_text(json.dumps(t))
+    from dashboard.importers.mlflow_runs import read_mlflow
+    from dashboard.importers.tools import ImportContext
+
+    ctx = ImportContext("d", "v")
+
+    with pytest.raises(InputRefused, match="no metric of this run is pass/fail"):
+        read_mlflow(run, ctx)
+    (run / "meta.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(InputRefused, match="meta.yaml: not readable YAML"):
+        read_mlflow(run, ctx)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputRefused, match="not an MLflow run, experiment or mlruns folder"):
+        read_mlflow(tmp_path / "empty", ctx)

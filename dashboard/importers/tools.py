@@ -649,12 +649,48 @@ def _deepeval_record(path: Path, where: str, t: Any, i: int, run: str, ctx: Impo
     }
 
 
+def _read_mlflow(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    from dashboard.importers.mlflow_runs import read_mlflow
+
+    return read_mlflow(path, ctx)
+
+
+def _read_ragas(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    from dashboard.importers.ragas_results import read_ragas
+
+    return read_ragas(path, ctx)
+
+
 READERS: dict[str, Callable[[Path, ImportContext], list[dict[str, Any]]]] = {
-    "promptfoo": read_promptfoo, "inspect": read_inspect, "lm-eval": read_lm_eval, "deepeval": read_deepeval}
+    "promptfoo": read_promptfoo, "inspect": read_inspect, "lm-eval": read_lm_eval, "deepeval": read_deepeval,
+    "mlflow": _read_mlflow, "ragas": _read_ragas}
+
+# What each importer was tested with (README's import table; an unknown version is read when its structure
+# matches and refused naming the file and record when it does not).
+TESTED_WITH = {
+    "promptfoo": "promptfoo 0.121.20 (results version 3; -o .json, .jsonl, .csv)",
+    "inspect": "inspect_ai 0.3.285 (log version 2; .eval and .json)",
+    "lm-eval": "lm_eval 0.4.13 (--log_samples JSONL)",
+    "deepeval": "deepeval 4.3.1 (saved test runs)",
+    "mlflow": "mlflow 3.18.0 (file store; artifacts/eval_results_table.json)",
+    "ragas": "ragas (see tests/fixtures/tools/README.md; to_pandas() saved as CSV or JSONL)",
+}
+
+
+def expand_input(path: Path) -> list[Path]:
+    """The sources in one command-line input: a file is itself; a folder is the MLflow runs under it."""
+    if path.is_dir() and not path.is_symlink():
+        from dashboard.importers.mlflow_runs import run_folders
+
+        return run_folders(path)
+    return [path]
 
 
 def detect_tool(path: Path) -> str:
-    """'native' or the tool that wrote the file, from its content (and `.eval` for Inspect's zip logs)."""
+    """'native' or the tool that wrote the file, from its content (and `.eval` for Inspect's zip logs); a folder is
+    an MLflow run."""
+    if path.is_dir():
+        return "mlflow"
     if zipfile.is_zipfile(path) or path.suffix == ".eval":
         return "inspect"
     with open(path, "rb") as f:

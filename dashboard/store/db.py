@@ -36,8 +36,9 @@ from dashboard.core.models import (
 from dashboard.core.policy import SliceSpec
 from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
+from dashboard.importers.mlflow_runs import run_digest, run_release
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
-from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, to_native_jsonl
+from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, expand_input, to_native_jsonl
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
@@ -386,7 +387,8 @@ class Store:
             if stored is None:
                 raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
             imports = _ImportOptions(fmt, dataset, dataset_version, default_risk)
-            results = [self._ingest_file(cur, Path(f), release_id, stored, progress, imports) for f in files]
+            results = [self._ingest_file(cur, source, release_id, stored, progress, imports)
+                       for f in files for source in expand_input(Path(f))]
         return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
 
     @contextmanager
@@ -434,13 +436,20 @@ class Store:
     def _ingest_file(self, cur: duckdb.DuckDBPyConnection, path: Path, release_id: str,
                      manifest: ReleaseManifest, progress: bool, imports: _ImportOptions) -> FileResult:
         src = str(path)
-        check_input_file(path, "eval file")  # a regular file: never a FIFO or a device
+        if not path.is_dir():  # a folder is an MLflow run (expand_input found it); its files are checked as read
+            check_input_file(path, "eval file")  # a regular file: never a FIFO or a device
         detected = detect_tool(path)
         tool = detected if imports.fmt == "auto" else imports.fmt
         if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
             raise InputRefused([Problem(src, "", "", f"this is not a {imports.fmt} file: it looks like "
                                         f"{'a native eval-run file' if detected == 'native' else detected + ' output'}")])
-        source_digest = file_digest(str(path))
+        source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
+        if tool == "mlflow":
+            named = run_release(path)
+            if named is not None and named != release_id:
+                raise InputRefused([Problem(src, "", "tags.readiness.release",
+                                            f"the MLflow run names release {named!r}, not {release_id!r}: ingest it "
+                                            "into its own release (or split an experiment with --split)")])
         if tool != "native":
             with tempfile.TemporaryDirectory() as tmp:
                 native = Path(tmp) / "converted.jsonl"
