@@ -77,7 +77,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
-                              default_risk=args.default_risk)
+                              default_risk=args.default_risk, dataset_file=args.dataset_file, pass_if=args.pass_if)
     if args.format == "json":
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK
@@ -669,17 +669,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")
     sp.add_argument("files", nargs="+", metavar="FILE",
-                    help="native JSONL/CSV/Parquet, or results of promptfoo, Inspect AI, lm-eval or DeepEval")
+                    help="native JSONL/CSV/Parquet, results of promptfoo, Inspect AI, lm-eval, DeepEval or Ragas, "
+                    "or an MLflow run / experiment / mlruns folder")
     sp.add_argument("--release", required=True, help="release id the runs belong to")
     sp.add_argument("--manifest", help="the release's manifest (JSON or YAML); needed the first time")
     sp.add_argument("--format", dest="input_format", default="auto",
-                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval"],
+                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas"],
                     help="input format (default: detected from the content)")
     sp.add_argument("--dataset", help="for eval-tool files: which of the manifest's eval datasets they ran "
                     "(default: the manifest's only one)")
     sp.add_argument("--dataset-version", help="for eval-tool files: its version (default: the manifest's)")
     sp.add_argument("--default-risk", default="medium", choices=["low", "medium", "high", "critical"],
                     help="risk level of eval-tool cases that carry no `risk` tag (default medium)")
+    sp.add_argument("--dataset-file", help="for Ragas results: the dataset file given to evaluate (JSONL/CSV with "
+                    "id, risk and slice columns); joined by row order, each row's user_input checked")
+    sp.add_argument("--pass-if", help="for tools that score but do not judge (MLflow, Ragas): thresholds a case must "
+                    "meet to pass, e.g. 'faithfulness>=0.8,answer_relevancy>=0.7' (0/1 metrics are checks anyway)")
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)

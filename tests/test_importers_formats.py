@@ -204,7 +204,7 @@ def test_an_mlflow_run_without_a_pass_fail_metric_or_meta_is_refused(tmp_path):
 
     ctx = ImportContext("d", "v")
 
-    with pytest.raises(InputRefused, match="no metric of this run is pass/fail"):
+    with pytest.raises(InputRefused, match="no metric is pass/fail.*--pass-if"):
         read_mlflow(run, ctx)
     (run / "meta.yaml").write_text("name: [unclosed\n")
     with pytest.raises(InputRefused, match="meta.yaml: not readable YAML"):
@@ -212,3 +212,82 @@ def test_an_mlflow_run_without_a_pass_fail_metric_or_meta_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputRefused, match="not an MLflow run, experiment or mlruns folder"):
         read_mlflow(tmp_path / "empty", ctx)
+
+
+# ----- Ragas ----------------------------------------------------------------------------------------------------
+RAGAS = TOOLS / "ragas"
+RAGAS_CSV, RAGAS_JSONL, RAGAS_DATASET = RAGAS / "results.csv", RAGAS / "results.jsonl", RAGAS / "dataset.jsonl"
+
+
+@pytest.mark.parametrize("path", [RAGAS_CSV, RAGAS_JSONL])
+def test_ragas_results_are_detected(path):
+    assert detect_tool(path) == "ragas"
+
+
+@pytest.mark.parametrize("path", [RAGAS_CSV, RAGAS_JSONL])
+def test_ragas_results_match_its_summary_and_join_the_dataset_by_row_order(store, path):
+    means = json.loads((RAGAS / "summary.json").read_text())["means"]
+    report = ingest(store, path, dataset_file=str(RAGAS_DATASET))
+    assert report.files[0].format == "ragas" and report.files[0].records == 6 and report.files[0].notes == []
+    for metric, mean in means.items():
+        assert store.query("SELECT avg(scores[?]) FROM cases", [metric])[0][0] == pytest.approx(mean)
+    # exact_match and string_present are 0/1: checks; a case passes when both pass
+    dataset = [json.loads(line) for line in RAGAS_DATASET.read_text().splitlines()]
+    expected = {d["id"]: d["response"].strip() == d["reference"].strip() and d["reference"] in d["response"]
+                for d in dataset}
+    assert dict(store.query("SELECT case_id, passed FROM cases")) == expected
+    assert sum(expected.values()) == 3
+    row = store.query("SELECT risk, slices['task'], checks['string_present'] FROM cases "
+                      "WHERE case_id = 'CASE-1004'")[0]
+    assert row == ("critical", "status_update", False)
+
+
+def test_ragas_without_a_dataset_file_gets_positional_ids_and_says_so(store):
+    report = ingest(store, RAGAS_CSV)
+    assert any("named by position (row-1 ... row-6)" in n for n in report.files[0].notes)
+    assert sorted(r[0] for r in store.query("SELECT case_id FROM cases")) == [f"row-{i}" for i in range(1, 7)]
+
+
+def test_ragas_thresholds_judge_a_continuous_metric(store, tmp_path):
+    report = ingest(store, RAGAS_JSONL, dataset_file=str(RAGAS_DATASET),
+                    pass_if="non_llm_string_similarity>=0.5")
+    assert report.files[0].records == 6
+    assert store.query("SELECT count(*) FROM cases WHERE checks['non_llm_string_similarity>=0.5'] IS NOT NULL")[0][0] == 6
+    with pytest.raises(InputRefused, match="--pass-if names faithfulness, which this result did not measure"):
+        ingest(store, RAGAS_CSV, pass_if="faithfulness>=0.8")
+    with pytest.raises(InputRefused, match="expected <metric><op><number>"):
+        ingest(store, RAGAS_CSV, pass_if="faithfulness=>0.8")
+
+
+def test_a_dataset_file_that_does_not_match_is_refused_naming_the_row(store, tmp_path):
+    lines = RAGAS_DATASET.read_text().splitlines()
+    swapped = tmp_path / "dataset.jsonl"
+    swapped.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    with pytest.raises(InputRefused, match=r"dataset.jsonl:row 1: user_input: does not match .*results.csv line 2"):
+        ingest(store, RAGAS_CSV, dataset_file=str(swapped))
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(lines[:5]) + "\n")
+    with pytest.raises(InputRefused, match="the dataset file has 5 rows, the results file .* 6"):
+        ingest(store, RAGAS_CSV, dataset_file=str(short))
+    assert store.table_counts()["cases"] == 0
+
+
+@pytest.mark.parametrize("path", [RAGAS_CSV, RAGAS_JSONL])
+def test_truncated_ragas_results_are_refused_naming_file_and_line(store, tmp_path, path):
+    data = path.read_bytes()
+    cut = tmp_path / path.name
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputRefused) as e:
+        ingest(store, cut, fmt="ragas")
+    assert str(cut) in str(e.value) and "line " in str(e.value)
+    assert store.table_counts()["cases"] == 0
+
+
+def test_old_ragas_columns_and_the_dataset_itself_are_refused_clearly(store, tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("question,answer,contexts,ground_truth,faithfulness\nq,a,[],g,0.9\n")
+    with pytest.raises(InputRefused, match="ragas before 0.2's.*tested with ragas 0.4.3"):
+        ingest(store, old, fmt="ragas")
+    with pytest.raises(InputRefused, match="task: expected a metric score"):
+        ingest(store, RAGAS_DATASET, fmt="ragas")
+    assert store.table_counts()["cases"] == 0

@@ -10,9 +10,9 @@ Tested with mlflow 3.18.0 (file store, `MLFLOW_ALLOW_FILE_STORE=true`). The file
 so a run is read when its structure matches (meta.yaml with a run_id, the split table with a `predictions`
 column and at least one `<metric>/score`), and refused naming the file when it does not.
 
-Verdicts: a metric whose scores in a run are all 0 or 1 (exact_match, a custom pass/fail metric) is a check; a
-case passes when all its checks pass. A run with no 0/1 metric has no verdict: it is refused (a case that
-cannot fail would pass every gate), naming the metrics it has.
+Verdicts (verdicts.py): a metric whose scores in a run are all 0 or 1 (exact_match, a custom pass/fail metric) is
+a check, and so is each `--pass-if` threshold; a case passes when all its checks pass. A run with no check has no
+verdict: it is refused (a case that cannot fail would pass every gate), naming the metrics it has.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dashboard.core.errors import (
     parse_json,
     read_input_bytes,
 )
+from dashboard.importers.verdicts import binary_metrics, judged, no_verdict_message
 
 MLFLOW_TESTED = "mlflow 3.18.0"
 TABLE = Path("artifacts") / "eval_results_table.json"
@@ -167,11 +168,14 @@ def _read_run(run: Path, ctx: Any, record: Any, slices_and_risk: Any, validated:
         if not isinstance(row, list) or len(row) != len(columns):
             raise _refuse(table_path, f"data[{i}]", f"expected a row of {len(columns)} values, got "
                           f"{len(row) if isinstance(row, list) else type(row).__name__}")
-    binary = [m for m in metrics if all(_binary(r[columns.index(f"{m}/score")]) for r in rows)]
-    if rows and not binary:
-        raise _refuse(table_path, "columns", "no metric of this run is pass/fail (every score 0 or 1), so no case "
-                      f"has a verdict; its metrics: {', '.join(metrics)}. Add one (e.g. exact_match or a custom "
-                      "0/1 metric) to the evaluation")
+    score_rows = [{m: row[columns.index(f"{m}/score")] for m in metrics} for row in rows]
+    binary = binary_metrics(metrics, score_rows)
+    unknown = [m for m, _, _ in ctx.pass_if if m not in metrics]
+    if unknown:
+        raise _refuse(table_path, "columns", f"--pass-if names {', '.join(unknown)}, which this run did not measure "
+                      f"(its metrics: {', '.join(metrics)})")
+    if rows and not binary and not ctx.pass_if:
+        raise _refuse(table_path, "columns", no_verdict_message(metrics))
     id_col = next((c for c in _ID_COLUMNS if c in columns), None)
     input_col = next((c for c in _INPUT_COLUMNS if c in columns), None)
     target_col = next((c for c in _TARGET_COLUMNS if c in columns), None)
@@ -200,15 +204,14 @@ def _read_run(run: Path, ctx: Any, record: Any, slices_and_risk: Any, validated:
                 v = values[f"{m}/score"]
                 if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
                     scores[m] = float(v)
-            checks = {m: scores.get(m) == 1.0 for m in binary if m in scores}
-            missing = [m for m in binary if m not in scores]
+            checks, passed, error = judged(scores, binary, ctx.pass_if, ())
             rec = {
                 "run_id": run_id, "case_id": case_id, "suite": experiment,
                 "content_digest": f"mlflow:{_digest(content)}",
                 "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
-                "passed": bool(checks) and all(checks.values()) and not missing, "scores": scores, "checks": checks,
+                "passed": passed, "scores": scores, "checks": checks,
                 "scorer_version": f"mlflow evaluate ({', '.join(metrics)})"[:200],
-                "error": f"no score for {', '.join(missing)}" if missing else None,
+                "error": error,
                 "input": _text(values.get(input_col)) if input_col else None,
                 "output": _text(values.get("predictions")),
                 "expected": _text(values.get(target_col)) if target_col else None,
@@ -247,10 +250,6 @@ def _experiment_name(run: Path) -> str:
         if isinstance(meta, dict) and meta.get("name"):
             return str(meta["name"])[:200]
     return "mlflow"
-
-
-def _binary(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value in (0, 1)
 
 
 def _digest(value: Any) -> str:

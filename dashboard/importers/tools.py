@@ -59,6 +59,8 @@ class ImportContext:
     """What the import could not carry over and the user should know (shown in `readiness ingest`'s output)."""
     dataset_file: Path | None = None
     """For Ragas: the dataset given to `evaluate`, whose rows give ids, slices and risk back by row order."""
+    pass_if: tuple[tuple[str, str, float], ...] = ()
+    """For tools that score but do not judge (MLflow, Ragas): thresholds that make a case pass (verdicts.py)."""
 
 
 def _refuse(path: Path, where: str, message: str) -> InputRefused:
@@ -710,6 +712,8 @@ def detect_tool(path: Path) -> str:
             return "lm-eval"
         if isinstance(first, dict) and _PROMPTFOO_RESULT_KEYS <= first.keys():
             return "promptfoo"
+        if isinstance(first, dict) and "user_input" in first:
+            return "ragas"
         if '"evalId"' in head.decode(errors="replace") and '"results"' in text[:65536]:
             return "promptfoo"
         if '"testCases"' in text or '"testRunData"' in text:
@@ -724,6 +728,8 @@ def detect_tool(path: Path) -> str:
             columns = []
         if any(_PROMPT_COLUMN.match(c) for c in columns) and "Status" in columns:
             return "promptfoo"
+        if "user_input" in columns and "case_id" not in columns:
+            return "ragas"
     return "native"
 
 

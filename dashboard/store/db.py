@@ -39,6 +39,7 @@ from dashboard.core.stats import Paired
 from dashboard.importers.mlflow_runs import run_digest, run_release
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
 from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, expand_input, to_native_jsonl
+from dashboard.importers.verdicts import parse_pass_if
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
@@ -242,6 +243,8 @@ class _ImportOptions:
     dataset: str | None
     dataset_version: str | None
     default_risk: str
+    dataset_file: str | None = None
+    pass_if: tuple[tuple[str, str, float], ...] = ()
 
     def context(self, source: str, manifest: ReleaseManifest) -> ImportContext:
         datasets = manifest.eval_dataset_versions
@@ -258,7 +261,8 @@ class _ImportOptions:
                                         "--dataset-version or fix the manifest")])
         if self.default_risk not in RISK_LEVELS:
             raise InputRefused(f"--default-risk {self.default_risk!r}: use {', '.join(RISK_LEVELS)}")
-        return ImportContext(dataset=name, dataset_version=version, default_risk=self.default_risk)
+        return ImportContext(dataset=name, dataset_version=version, default_risk=self.default_risk,
+                             dataset_file=Path(self.dataset_file) if self.dataset_file else None, pass_if=self.pass_if)
 
 
 class _Refuse(Exception):
@@ -371,12 +375,15 @@ class Store:
         dataset: str | None = None,
         dataset_version: str | None = None,
         default_risk: str = "medium",
+        dataset_file: str | None = None,
+        pass_if: str | None = None,
     ) -> IngestReport:
         """Store eval-run files (and optionally the release's manifest) in one transaction.
 
         `fmt` is auto, native, or an eval tool (promptfoo, inspect, lm-eval, deepeval); a tool's file names no
         eval dataset, so `dataset` / `dataset_version` say which of the manifest's it ran (defaults: the
-        manifest's only dataset, at the manifest's version)."""
+        manifest's only dataset, at the manifest's version). `dataset_file` (Ragas) joins ids, slices and risk
+        back by row order; `pass_if` ('metric>=0.8,...') judges cases of tools that only score (MLflow, Ragas)."""
         if fmt not in ("auto", "native", *TOOL_FORMATS):
             raise InputRefused(f"unknown format {fmt!r} (auto, native, {', '.join(TOOL_FORMATS)})")
         if manifest is not None and manifest.release_id != release_id:
@@ -386,7 +393,7 @@ class Store:
             stored = self._manifest_in(cur, release_id)
             if stored is None:
                 raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
-            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk)
+            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk, dataset_file, parse_pass_if(pass_if))
             results = [self._ingest_file(cur, source, release_id, stored, progress, imports)
                        for f in files for source in expand_input(Path(f))]
         return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
