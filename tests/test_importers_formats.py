@@ -291,3 +291,47 @@ def test_old_ragas_columns_and_the_dataset_itself_are_refused_clearly(store, tmp
     with pytest.raises(InputRefused, match="task: expected a metric score"):
         ingest(store, RAGAS_DATASET, fmt="ragas")
     assert store.table_counts()["cases"] == 0
+
+
+# ----- versions ---------------------------------------------------------------------------------------------------
+def test_every_importer_states_what_it_was_tested_with():
+    from dashboard.importers.tools import TESTED_WITH, TOOL_FORMATS
+
+    assert set(TESTED_WITH) == set(TOOL_FORMATS)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for tested in TESTED_WITH.values():
+        assert tested.split(" (")[0] in readme, f"README's import table does not name {tested}"
+
+
+def test_an_untested_version_whose_structure_matches_is_read_and_said(store, tmp_path):
+    pf = json.loads(PF_JSON.read_text())
+    pf["results"]["version"] = 4
+    (tmp_path / "pf.json").write_text(json.dumps(pf))
+    report = ingest(store, tmp_path / "pf.json")
+    assert report.files[0].records == 10
+    assert any("promptfoo results version 4 is not one Readiness was tested with (3, promptfoo 0.121.20): read "
+               "because its structure matches" in n for n in report.files[0].notes)
+    log = json.loads((next((TOOLS / "inspect" / "logs").glob("*.json"))).read_text())
+    log["version"] = 3
+    (tmp_path / "log.json").write_text(json.dumps(log))
+    report = ingest(store, tmp_path / "log.json")
+    assert report.files[0].records == 10 and "Inspect AI log version 3 is not one" in report.files[0].notes[0]
+
+
+@pytest.mark.parametrize("path, fmt", [(PF_JSONL, "ragas"), (PF_CSV, "ragas"), (RAGAS_CSV, "promptfoo"),
+                                       (RAGAS_JSONL, "promptfoo"), (PF_JSON, "mlflow"), (MLRUNS, "promptfoo")])
+def test_a_file_of_another_tool_is_refused_for_the_new_formats(store, path, fmt):
+    with pytest.raises(InputRefused, match=f"this is not a {fmt} file: it looks like"):
+        ingest(store, path, fmt=fmt)
+    assert store.table_counts()["cases"] == 0
+
+
+def test_the_cli_says_what_an_import_could_not_carry(tmp_path, capsys):
+    from dashboard.cli import main
+
+    db = str(tmp_path / "c.duckdb")
+    manifest = str(REPO / "data" / "demo" / "rel-2026.10.0" / "manifest.yaml")
+    assert main(["ingest", str(RAGAS_CSV), "--release", "rel-2026.10.0", "--manifest", manifest, "--db", db,
+                 "--dataset", "case_policy_golden"]) == 0
+    out = capsys.readouterr().out
+    assert "(ragas): ingested 6 cases" in out and "note: Ragas rows carry no ids" in out

@@ -39,6 +39,14 @@ from dashboard.core.models import RISK_LEVELS, EvalCase
 TOOL_FORMATS = ("promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas")
 PROMPTFOO_VERSIONS = (3,)
 INSPECT_VERSIONS = (2,)
+INSPECT_TESTED = "inspect_ai 0.3.285"
+LM_EVAL_TESTED = "lm_eval 0.4.13"
+DEEPEVAL_TESTED = "deepeval 4.3.1"
+
+
+def _untested_note(what: str, version: Any, known: tuple[int, ...], tested: str) -> str:
+    return (f"{what} {version!r} is not one Readiness was tested with ({', '.join(map(str, known))}, {tested}): "
+            "read because its structure matches; check the counts against the tool's own summary")
 
 # Inspect `.eval` zips are decompressed as a stream under these caps (docs/security.md): a small
 # zip must not become gigabytes in memory (a zstd frame may declare any size; deflate ratios reach 1000:1).
@@ -195,8 +203,17 @@ def read_promptfoo(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
         raise _refuse(path, "", "not a promptfoo results file (expected {evalId, results: {version, results}})")
     version = data["results"].get("version")
     if version not in PROMPTFOO_VERSIONS:
-        raise _refuse(path, "results.version", f"promptfoo results version {version!r} is not supported "
-                      f"(supported: {', '.join(map(str, PROMPTFOO_VERSIONS))}; tested with {PROMPTFOO_TESTED})")
+        results = data["results"].get("results")
+        bad = (None if isinstance(results, list) and results else "results.results")
+        if bad is None:
+            bad = next((f"results.results[{i}]" for i, r in enumerate(results)
+                        if not isinstance(r, dict) or not _PROMPTFOO_RESULT_KEYS <= r.keys()), None)
+        if bad is not None:
+            raise _refuse(path, "results.version", f"promptfoo results version {version!r} is not supported: its "
+                          f"structure differs ({bad} is not a result with testCase, promptIdx and success); "
+                          f"supported: version {', '.join(map(str, PROMPTFOO_VERSIONS))}, tested with "
+                          f"{PROMPTFOO_TESTED}")
+        ctx.notes.append(_untested_note("promptfoo results version", version, PROMPTFOO_VERSIONS, PROMPTFOO_TESTED))
     suite = str(_obj(path, "", "config", data.get("config")).get("description") or "promptfoo")
     scorer = f"promptfoo {_obj(path, '', 'metadata', data.get('metadata')).get('promptfooVersion', '?')}"
     prompts = _seq(path, "", "results.prompts", data["results"].get("prompts"))
@@ -455,8 +472,13 @@ def read_inspect(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     header, samples = _inspect_log(path)
     version = header.get("version")
     if version not in INSPECT_VERSIONS:
-        raise _refuse(path, "version", f"Inspect AI log version {version!r} is not supported "
-                      f"(supported: {', '.join(map(str, INSPECT_VERSIONS))})")
+        bad = next((f"samples[{i}]" for i, smp in enumerate(samples)
+                    if not isinstance(smp, dict) or not {"id", "scores"} <= smp.keys()), None)
+        if bad is not None or not isinstance(header.get("eval"), dict) or not samples:
+            raise _refuse(path, "version", f"Inspect AI log version {version!r} is not supported: its structure "
+                          f"differs ({bad or 'eval or samples'} is not as in version "
+                          f"{', '.join(map(str, INSPECT_VERSIONS))}); tested with {INSPECT_TESTED}")
+        ctx.notes.append(_untested_note("Inspect AI log version", version, INSPECT_VERSIONS, INSPECT_TESTED))
     if header.get("status") not in ("success", None) and not samples:
         raise _refuse(path, "status", f"the Inspect run ended with status {header.get('status')!r} and no samples")
     ev = _obj(path, "", "eval", header.get("eval"))
@@ -582,7 +604,8 @@ def read_lm_eval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
 def _lm_eval_record(path: Path, where: str, s: Any, task_name: str, m: re.Match[str] | None, model: str,
                     version: str, ctx: ImportContext) -> dict[str, Any]:
     if not isinstance(s, dict) or "doc_id" not in s or "doc" not in s:
-        raise _refuse(path, where, "not an lm-evaluation-harness samples line (no doc_id/doc)")
+        raise _refuse(path, where, f"not an lm-evaluation-harness samples line (no doc_id/doc; layout tested with "
+                      f"{LM_EVAL_TESTED})")
     metric_names = s.get("metrics") or [k for k, v in s.items() if _number(v) is not None and k != "doc_id"]
     metric_names = _seq(path, where, "metrics", metric_names)
     scores = {str(k): float(s[k]) for k in metric_names
@@ -614,7 +637,8 @@ def read_deepeval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     if isinstance(data, dict) and "testRunData" in data:
         data = data["testRunData"]
     if not isinstance(data, dict) or "testCases" not in data:
-        raise _refuse(path, "", "not a DeepEval test-run file (expected {testCases: [...]})")
+        raise _refuse(path, "", f"not a DeepEval test-run file (expected {{testCases: [...]}}; layout tested with "
+                      f"{DEEPEVAL_TESTED})")
     with _record(path, ""):
         run = f"deepeval-{_short_digest(data)}"
     records = []
@@ -675,7 +699,7 @@ TESTED_WITH = {
     "lm-eval": "lm_eval 0.4.13 (--log_samples JSONL)",
     "deepeval": "deepeval 4.3.1 (saved test runs)",
     "mlflow": "mlflow 3.18.0 (file store; artifacts/eval_results_table.json)",
-    "ragas": "ragas (see tests/fixtures/tools/README.md; to_pandas() saved as CSV or JSONL)",
+    "ragas": "ragas 0.4.3 (to_pandas() saved as CSV or JSONL)",
 }
 
 
