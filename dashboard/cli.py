@@ -73,7 +73,13 @@ def _print_json(value: object) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from dashboard.core.manifests import load_manifest
 
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    if args.split or args.release_map:
+        return _ingest_split(args)
+    if not args.release:
+        raise UsageError("ingest needs --release (or --split with --release-map)")
+    if args.manifest and len(args.manifest) > 1:
+        raise UsageError("one --manifest per release: several only with --split")
+    manifest = load_manifest(args.manifest[0]) if args.manifest else None
     with _open_store(args) as store:
         report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
@@ -90,6 +96,39 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _out(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
         for note in f.notes:
             _out(f"  note: {note}")
+    return EXIT_OK
+
+
+def _ingest_split(args: argparse.Namespace) -> int:
+    """`ingest FILE --split prompt --release-map 'a=rel-a,b=rel-b' --manifest A.yaml --manifest B.yaml`."""
+    from dashboard.core.manifests import load_manifest
+    from dashboard.importers.split import parse_release_map
+
+    if not (args.split and args.release_map):
+        raise UsageError("--split and --release-map go together (e.g. --split prompt --release-map "
+                         "'support_v1=rel-a,support_v2=rel-b')")
+    if args.release:
+        raise UsageError("with --split the releases come from --release-map: drop --release")
+    release_map = parse_release_map(args.release_map)
+    manifests = [load_manifest(m) for m in args.manifest or []]
+    with _open_store(args) as store:
+        reports = store.ingest_split(args.files, args.split, release_map, manifests,
+                                     progress=sys.stderr.isatty(), fmt=args.input_format, dataset=args.dataset,
+                                     dataset_version=args.dataset_version, default_risk=args.default_risk,
+                                     dataset_file=args.dataset_file, pass_if=args.pass_if)
+    if args.format == "json":
+        _print_json([r.model_dump(mode="json") for r in reports])
+        return EXIT_OK
+    for value, report in zip(release_map, reports, strict=True):
+        _out(f"{args.split}={value} -> release {report.release_id} (manifest: {report.manifest})")
+        for f in report.files:
+            if f.status == "unchanged":
+                _out(f"  {f.path}: already ingested ({f.source_digest}), nothing to do")
+            else:
+                _out(f"  {f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): "
+                     f"{', '.join(f.runs)}")
+            for note in f.notes:
+                _out(f"    note: {note}")
     return EXIT_OK
 
 
@@ -671,8 +710,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", metavar="FILE",
                     help="native JSONL/CSV/Parquet, results of promptfoo, Inspect AI, lm-eval, DeepEval or Ragas, "
                     "or an MLflow run / experiment / mlruns folder")
-    sp.add_argument("--release", required=True, help="release id the runs belong to")
-    sp.add_argument("--manifest", help="the release's manifest (JSON or YAML); needed the first time")
+    sp.add_argument("--release", help="release id the runs belong to (required unless --split)")
+    sp.add_argument("--manifest", action="append", help="the release's manifest (JSON or YAML); needed the first "
+                    "time. With --split: one per release, in the --release-map order")
+    sp.add_argument("--split", metavar="DIMENSION", help="split one eval tool's file into releases by this "
+                    "dimension: prompt or provider (promptfoo), tag.<name> (MLflow run tag, e.g. tag.role)")
+    sp.add_argument("--release-map", metavar="MAP", help="with --split: which release each value becomes, e.g. "
+                    "'support_v1=rel-a,support_v2=rel-b' (one transaction for all; cases paired by test)")
     sp.add_argument("--format", dest="input_format", default="auto",
                     choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas"],
                     help="input format (default: detected from the content)")

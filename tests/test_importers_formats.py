@@ -335,3 +335,114 @@ def test_the_cli_says_what_an_import_could_not_carry(tmp_path, capsys):
                  "--dataset", "case_policy_golden"]) == 0
     out = capsys.readouterr().out
     assert "(ragas): ingested 6 cases" in out and "note: Ragas rows carry no ids" in out
+
+
+# ----- a side-by-side eval is a comparison ---------------------------------------------------------------------
+PAIRED_POLICY = """policy_id: side-by-side
+version: '1'
+gates:
+  - {id: no_regression, name: no paired regression, category: quality, severity: blocker, metric: pass_rate,
+     condition: no_regression}
+"""
+
+
+def _manifests(tmp_path, a: str, b: str) -> tuple[str, str]:
+    pa, pb = tmp_path / f"{a}.json", tmp_path / f"{b}.json"
+    pa.write_text(BASE.model_copy(update={"release_id": a}).model_dump_json())
+    pb.write_text(BASE.model_copy(update={"release_id": b, "baseline_release_id": a}).model_dump_json())
+    return str(pa), str(pb)
+
+
+def _expected_pairs(outcomes: dict[str, dict[str, bool]], base: str, cand: str) -> tuple[int, int, int, int]:
+    """(both pass, regressions, fixes, both fail) computed from the tool's own per-case results."""
+    tests = sorted(set(outcomes[base]) & set(outcomes[cand]))
+    pairs = [(outcomes[base][t], outcomes[cand][t]) for t in tests]
+    return (pairs.count((True, True)), pairs.count((True, False)), pairs.count((False, True)),
+            pairs.count((False, False)))
+
+
+def _paired_gate(db: str, candidate: str):
+    from dashboard.core.policy import parse_policy
+    from dashboard.service import gate_release
+
+    with Store(db) as s:
+        decision = gate_release(s, parse_policy(PAIRED_POLICY), candidate)
+    gate = next(g for g in decision.gates if g.gate_id == "no_regression")
+    return decision, gate
+
+
+@pytest.mark.parametrize("path", [PF_JSON, PF_JSONL])
+def test_a_side_by_side_promptfoo_eval_is_a_gated_comparison_whose_pairs_match_its_results(tmp_path, capsys, path):
+    from dashboard.cli import main
+
+    results = json.loads(PF_JSON.read_text())["results"]["results"]
+    outcomes: dict[str, dict[str, bool]] = {}
+    for r in results:
+        outcomes.setdefault(r["prompt"]["label"], {})[r["testCase"]["description"]] = r["success"]
+    expected = _expected_pairs(outcomes, "prompt.policy_answer.v7", "prompt.policy_answer.v8")
+    assert expected == (1, 0, 2, 2)
+    db = str(tmp_path / "s.duckdb")
+    ma, mb = _manifests(tmp_path, "rel-a", "rel-b")
+    argv = ["ingest", str(path), "--split", "prompt", "--release-map",
+            "prompt.policy_answer.v7=rel-a,prompt.policy_answer.v8=rel-b", "--manifest", ma, "--manifest", mb,
+            "--db", db, "--dataset", "case_policy_golden"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "prompt=prompt.policy_answer.v7 -> release rel-a (manifest: stored)" in out
+    assert out.count("(promptfoo): ingested 5 cases") == 2
+    decision, gate = _paired_gate(db, "rel-b")
+    assert decision.baseline is not None and decision.baseline.release_id == "rel-a"
+    paired = gate.paired
+    assert (paired.shared_cases, paired.regressions, paired.fixes) == (sum(expected), expected[1], expected[2])
+    assert gate.status == "pass"
+    with Store(db) as s:
+        assert s.query("SELECT DISTINCT case_id FROM cases WHERE release_id = 'rel-a' ORDER BY 1")[0][0] == \
+            "cite-the-policy|echo-model"
+    assert main(argv) == 0  # the same file again: unchanged, nothing added
+    assert "already ingested" in capsys.readouterr().out
+
+
+def test_a_baseline_and_candidate_pair_of_mlflow_runs_is_a_gated_comparison(tmp_path, capsys):
+    from dashboard.cli import main
+
+    outcomes = {role: {r["case_id"]: r["exact_match/score"] == 1 and r["cites_policy/score"] == 1
+                       for r in _table(run)} for role, run in _mlflow_runs().items()}
+    expected = _expected_pairs(outcomes, "baseline", "candidate")
+    assert expected == (2, 1, 3, 0)
+    db = str(tmp_path / "m.duckdb")
+    ma, mb = _manifests(tmp_path, "rel-mlflow-a", "rel-mlflow-b")
+    assert main(["ingest", str(MLRUNS), "--split", "tag.role", "--release-map",
+                 "baseline=rel-mlflow-a,candidate=rel-mlflow-b", "--manifest", ma, "--manifest", mb, "--db", db,
+                 "--dataset", "case_policy_golden"]) == 0
+    assert capsys.readouterr().out.count("(mlflow): ingested 6 cases in 1 run(s)") == 2
+    decision, gate = _paired_gate(db, "rel-mlflow-b")
+    paired = gate.paired
+    assert (paired.shared_cases, paired.regressions, paired.fixes) == (sum(expected), expected[1], expected[2])
+    assert gate.status == "pass"
+
+
+def test_split_refusals_store_nothing(tmp_path):
+    from dashboard.importers.split import parse_release_map
+
+    ma, mb = _manifests(tmp_path, "rel-a", "rel-b")
+    from dashboard.core.manifests import load_manifest
+
+    manifests = [load_manifest(ma), load_manifest(mb)]
+    with Store(tmp_path / "r.duckdb") as s:
+        with pytest.raises(InputRefused, match=r"does not name 'prompt.policy_answer.v8' \(5 records\)"):
+            s.ingest_split([PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "other": "rel-b"}, manifests,
+                           dataset="case_policy_golden")
+        with pytest.raises(InputRefused, match="no record has 'gpt'"):
+            s.ingest_split([PF_JSON], "provider", {"echo-model": "rel-a", "gpt": "rel-b"}, manifests,
+                           dataset="case_policy_golden")
+        with pytest.raises(InputRefused, match="record 1: slices.nope: --split nope: this promptfoo record has no"):
+            s.ingest_split([PF_JSON], "nope", {"a": "rel-a", "b": "rel-b"}, manifests, dataset="case_policy_golden")
+        with pytest.raises(InputRefused, match="manifests follow the --release-map order"):
+            s.ingest_split([PF_JSON], "prompt", {"a": "rel-b", "b": "rel-a"}, manifests, dataset="case_policy_golden")
+        with pytest.raises(InputRefused, match="names release 'rel-mlflow-[ab]', but --split tag.role maps it to 'rel-[ab]'"):
+            s.ingest_split([MLRUNS], "tag.role", {"baseline": "rel-a", "candidate": "rel-b"}, manifests,
+                           dataset="case_policy_golden")
+        assert s.table_counts()["cases"] == 0 and s.table_counts()["releases"] == 0
+    for bad in ("a=rel-a", "a=rel-a,a=rel-b", "a=rel-a,b=rel-a", "a,b=rel-b"):
+        with pytest.raises(InputRefused):
+            parse_release_map(bad)

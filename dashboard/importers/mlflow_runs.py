@@ -73,8 +73,10 @@ def run_folders(path: Path) -> list[Path]:
         if len(found) > MAX_RUNS:
             raise _refuse(path, "", f"more than {MAX_RUNS:,} runs in one folder")
     if not found:
-        raise _refuse(path, "", "not an MLflow run, experiment or mlruns folder with evaluation results (no "
-                      f"<run>/meta.yaml with {TABLE.as_posix()}; layout tested with {MLFLOW_TESTED})")
+        raise _refuse(path, "", "cannot read eval file: it is a directory; only regular files are read, or a "
+                      "folder of MLflow runs, and this is not an MLflow run, experiment or mlruns folder with "
+                      f"evaluation results (no <run>/meta.yaml with {TABLE.as_posix()}; layout tested with "
+                      f"{MLFLOW_TESTED})")
     return found
 
 

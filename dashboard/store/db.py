@@ -6,6 +6,7 @@ of the call is stored, or nothing is.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -38,7 +39,15 @@ from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
 from dashboard.importers.mlflow_runs import run_digest, run_release
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
-from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, expand_input, to_native_jsonl
+from dashboard.importers.split import missing_values, split_records
+from dashboard.importers.tools import (
+    READERS,
+    TOOL_FORMATS,
+    ImportContext,
+    detect_tool,
+    expand_input,
+    to_native_jsonl,
+)
 from dashboard.importers.verdicts import parse_pass_if
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
@@ -397,6 +406,94 @@ class Store:
             results = [self._ingest_file(cur, source, release_id, stored, progress, imports)
                        for f in files for source in expand_input(Path(f))]
         return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
+
+    def ingest_split(
+        self,
+        files: Sequence[str | Path],
+        split: str,
+        release_map: dict[str, str],
+        manifests: Sequence[ReleaseManifest] = (),
+        progress: bool = False,
+        fmt: str = "auto",
+        dataset: str | None = None,
+        dataset_version: str | None = None,
+        default_risk: str = "medium",
+        dataset_file: str | None = None,
+        pass_if: str | None = None,
+    ) -> list[IngestReport]:
+        """One eval tool's file(s) as several releases, in one transaction (split.py): the records whose
+        `split` dimension has value v go to release `release_map[v]`; `manifests` are those releases' manifests
+        in the map's order (needed the first time)."""
+        releases = list(release_map.values())
+        if fmt not in ("auto", *TOOL_FORMATS):
+            raise InputRefused(f"--split reads eval tools' files: format {fmt!r} is not one "
+                               f"({', '.join(TOOL_FORMATS)})")
+        if manifests and len(manifests) != len(releases):
+            raise InputRefused(f"--split with {len(releases)} releases takes {len(releases)} manifests (one per "
+                               f"release, in the map's order), not {len(manifests)}")
+        for m, rel in zip(manifests, releases, strict=False):
+            if m.release_id != rel:
+                raise InputRefused(f"the manifests follow the --release-map order: manifest {m.release_id!r} was "
+                                   f"given where release {rel!r} is mapped")
+        with self._transaction() as cur:
+            given: list[ReleaseManifest | None] = list(manifests) or [None] * len(releases)
+            statuses = {rel: self._put_manifest(cur, rel, m) for rel, m in zip(releases, given, strict=True)}
+            stored: dict[str, ReleaseManifest] = {}
+            for rel in releases:
+                got = self._manifest_in(cur, rel)
+                if got is None:
+                    raise InputRefused(f"release {rel!r} is not in the store: pass its manifest with --manifest "
+                                       "(one per release, in the --release-map order)")
+                stored[rel] = got
+            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk, dataset_file,
+                                     parse_pass_if(pass_if))
+            results: dict[str, list[FileResult]] = {rel: [] for rel in releases}
+            counts: dict[str, int] = {}
+            for f in files:
+                for source in expand_input(Path(f)):
+                    for rel, result in self._ingest_split_source(cur, source, split, release_map, stored, progress,
+                                                                 imports).items():
+                        results[rel].append(result)
+                        counts[rel] = counts.get(rel, 0) + result.records
+            empty = missing_values(release_map, counts)
+            if empty:
+                raise InputRefused(f"--split {split}: no record has {', '.join(map(repr, empty))} (values of the "
+                                   f"split in the file(s) are what --release-map must name)")
+        return [IngestReport(release_id=rel, manifest=statuses[rel], files=results[rel]) for rel in releases]
+
+    def _ingest_split_source(self, cur: duckdb.DuckDBPyConnection, path: Path, split: str,
+                             release_map: dict[str, str], stored: dict[str, ReleaseManifest], progress: bool,
+                             imports: _ImportOptions) -> dict[str, FileResult]:
+        src = str(path)
+        if not path.is_dir():
+            check_input_file(path, "eval file")
+        tool = detect_tool(path)
+        if tool == "native" or (imports.fmt != "auto" and tool != imports.fmt):
+            raise InputRefused([Problem(src, "", "", f"--split reads an eval tool's file; this looks like "
+                                        f"{'a native eval-run file' if tool == 'native' else tool + ' output'}"
+                                        + (f", not {imports.fmt}" if imports.fmt != "auto" else ""))])
+        source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
+        named = run_release(path) if tool == "mlflow" else None
+        out: dict[str, FileResult] = {}
+        for rel in release_map.values():
+            ctx = imports.context(src, stored[rel])
+            groups = split_records(src, tool, READERS[tool](path, ctx), split, release_map)
+            records = groups[rel]
+            if not records:
+                continue
+            if named is not None and named != rel:
+                raise InputRefused([Problem(src, "", "tags.readiness.release",
+                                            f"the MLflow run names release {named!r}, but --split {split} maps it "
+                                            f"to {rel!r}")])
+            with tempfile.TemporaryDirectory() as tmp:
+                native = Path(tmp) / "converted.jsonl"
+                with open(native, "w", encoding="utf-8") as fh:
+                    for r in records:
+                        fh.write(json.dumps(r, sort_keys=True) + "\n")
+                result = self._ingest_native(cur, native, "jsonl", rel, stored[rel], progress, source_digest,
+                                             recorded_path=path, recorded_format=tool)
+            out[rel] = result.model_copy(update={"notes": list(dict.fromkeys(ctx.notes))})
+        return out
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
