@@ -328,6 +328,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from dashboard.core.metrics import CATALOGUE
 
+    if args.release:
+        return _release_measures(args)
+
     if args.format == "json":
         _print_json([{"name": d.name, "kind": d.kind, "category": d.category, "description": d.description,
                       "needs": d.needs, "higher_is_better": d.higher_is_better, "unit": d.unit}
@@ -338,6 +341,38 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         _out(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
     _out("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
           "0 when failed; missing fails closed. evidence.owners_named: release and rollback owners named.")
+    return EXIT_OK
+
+
+def _release_measures(args: argparse.Namespace) -> int:
+    """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
+    from dashboard.core.metrics import tool_metric_name
+
+    with _open_store(args, read_only=True, must_exist=True) as store:
+        if store.manifest(args.release) is None:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+        rows = store.tool_measures(args.release)
+    for r in rows:
+        field = "scores" if r["kind"] == "score" else "checks"
+        r["metric"] = tool_metric_name(field, r["name"])
+        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        _out(f"release {args.release} has no scores or checks in its data")
+        return EXIT_OK
+    _out(f"scores and checks in the data of {args.release} (gate on them with `score: NAME` or `check: NAME`):")
+    for r in rows:
+        name = json.dumps(r["name"], ensure_ascii=False)
+        if r["kind"] == "score":
+            hint = "0/1: gate its mean, or stat: pass_rate with at: 1" if r["binary"] else \
+                "stat: mean, or stat: pass_rate with at: <threshold>"
+            _out(f"  score {name}  cases={r['cases']} mean={r['mean']:.4g} min={r['min']:.4g} max={r['max']:.4g}"
+                 f"  ({hint})")
+        else:
+            _out(f"  check {name}  cases={r['cases']} passed={r['passed']} rate={r['passed'] / r['cases']:.4g}"
+                 "  (rate; paired with no_regression / non_inferior)")
     return EXIT_OK
 
 
@@ -774,6 +809,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
     sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
+                    "its eval tools measured), named as a gate names them")
+    sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")

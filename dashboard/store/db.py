@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from dashboard.core.canonical import canonical_json, digest, file_digest
 from dashboard.core.errors import InputRefused, Problem, ReadinessError, check_input_file
 from dashboard.core.gates import GateDecision
-from dashboard.core.metrics import MetricValue, metric_value
+from dashboard.core.metrics import MetricValue, metric_value, tool_metric
 from dashboard.core.models import (
     FINAL_STATUSES,
     MAX_MAP_KEYS,
@@ -49,7 +49,7 @@ from dashboard.importers.tools import (
     to_native_jsonl,
 )
 from dashboard.importers.verdicts import parse_pass_if
-from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
+from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL, tool_metric_sql, tool_outcome_sql
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
 DEFAULT_DB = "readiness.duckdb"
@@ -220,19 +220,22 @@ def _slice_sql(spec: SliceSpec, params: dict[str, Any]) -> tuple[str, str, dict[
 DESIGNATED_REPEAT = "one designated repeat per case: its record in the run whose run_id sorts first"
 
 
-def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''", extra: str = "") -> str:
+def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''", extra: str = "",
+                  outcome: str = "passed") -> str:
     return f"""SELECT arg_min({group}, run_id) AS slice_value, suite, case_id,
-                      arg_min(content_digest, run_id) AS content_digest, arg_min(passed, run_id) AS passed,
+                      arg_min(content_digest, run_id) AS content_digest, arg_min({outcome}, run_id) AS passed,
                       arg_min(risk, run_id) AS risk, count(*) AS repeats{extra}
                FROM cases WHERE release_id = {release_param} AND {where} GROUP BY suite, case_id"""  # noqa: S608
 
 
-def _case_pairs_sql(where: str = "TRUE", group: str = "''", extra: str = "") -> str:
+def _case_pairs_sql(where: str = "TRUE", group: str = "''", extra: str = "", outcome: str = "passed") -> str:
     """CTEs c (the candidate's cases in the slice, one row per case, with `extra` aggregates), b (the baseline's)
     and p (the cases both ran: `same` when the content agrees, else changed). Parameters: $cand, $base and the
-    slice's."""
-    return f"""WITH c AS ({_per_case_sql("$cand", where, group, extra)}),
-                    b AS ({_per_case_sql("$base")}),
+    slice's. `outcome` (a tool's check, or score >= t; trusted SQL with parameters) replaces the verdict as the
+    per-case outcome: then only the cases carrying it count, in both releases."""
+    has = "TRUE" if outcome == "passed" else f"({outcome}) IS NOT NULL"
+    return f"""WITH c AS ({_per_case_sql("$cand", f"{where} AND {has}", group, extra, outcome)}),
+                    b AS ({_per_case_sql("$base", has, outcome=outcome)}),
                     p AS (SELECT c.*, b.passed AS baseline_passed, b.repeats AS baseline_repeats,
                                  c.content_digest = b.content_digest AS same
                           FROM c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id)"""  # noqa: S608
@@ -697,9 +700,11 @@ class Store:
         Keys are the slice values ('' when the spec is not expanded; '(none)' for cases without the
         dimension). Metric names must be catalogue names (their SQL is fixed in store/metrics.py).
         """
-        names = [m for m in dict.fromkeys(metrics) if m in METRIC_SQL]
+        names = [m for m in dict.fromkeys(metrics) if m in METRIC_SQL or tool_metric(m) is not None]
         where, group, params = _slice_sql(spec, {"release": release_id})
-        aggs = ", ".join(f"{a}, {b}, {n}" for m in names for a, b, n in [METRIC_SQL[m]])
+        metric_sql = {m: METRIC_SQL[m] if m in METRIC_SQL else tool_metric_sql(m, f"tm{i}", params)
+                      for i, m in enumerate(names)}
+        aggs = ", ".join(f"{a}, {b}, {n}" for m in names for a, b, n in [metric_sql[m]])
         sql = (f"SELECT {group} AS slice_value, count(*) AS n_cases{', ' + aggs if aggs else ''} "  # noqa: S608
                f"FROM cases WHERE release_id = $release AND {where} GROUP BY ALL ORDER BY slice_value")
         out: dict[str, dict[str, MetricValue]] = {}
@@ -721,16 +726,36 @@ class Store:
                     out[value][m] = metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
         return out
 
+    def tool_measures(self, release_id: str) -> list[dict[str, Any]]:
+        """The scores and checks present in a release's data (what its eval tools measured), one aggregate query:
+        name, kind (score | check), cases carrying it, and for scores mean / min / max and whether every value is
+        0 or 1, for checks how many passed. Names a policy can gate on (`score:` / `check:`)."""
+        rows = self.query(
+            """WITH s AS (SELECT unnest(map_keys(scores)) AS k, unnest(map_values(scores)) AS v
+                          FROM cases WHERE release_id = $r),
+                    c AS (SELECT unnest(map_keys(checks)) AS k, unnest(map_values(checks)) AS v
+                          FROM cases WHERE release_id = $r)
+               SELECT 'score' AS kind, k, count(*), avg(v), min(v), max(v), bool_and(v IN (0, 1)), NULL FROM s
+               GROUP BY k
+               UNION ALL
+               SELECT 'check', k, count(*), NULL, NULL, NULL, NULL, count(*) FILTER (WHERE v) FROM c GROUP BY k
+               ORDER BY 1, 2""", {"r": release_id})
+        return [{"kind": kind, "name": k, "cases": int(n), "mean": mean, "min": lo, "max": hi,
+                 "binary": binary, "passed": None if passed is None else int(passed)}
+                for kind, k, n, mean, lo, hi, binary, passed in rows]
+
     def paired(self, candidate_id: str, baseline_id: str, spec: SliceSpec,
-               risk: list[str] | None = None) -> dict[str, Paired]:
+               risk: list[str] | None = None, metric: str | None = None) -> dict[str, Paired]:
         """Per slice value: outcomes of the cases both releases ran with the same content (see _case_pairs_sql:
         one designated repeat per case), and of the changed cases (same suite and case id, different content),
-        judged apart. The slice is taken on the candidate."""
+        judged apart. The slice is taken on the candidate. `metric`, a tool's rate (`check:<name>`,
+        `score:<name>>=<t>`), pairs on that outcome instead of the verdict."""
         where, group, params = _slice_sql(spec, {"cand": candidate_id, "base": baseline_id})
         if risk is not None:
             where += " AND list_contains($metric_risk, risk)"
             params["metric_risk"] = risk
-        sql = _case_pairs_sql(where, group) + """
+        outcome = tool_outcome_sql(metric, "po", params) if metric and tool_metric(metric) else "passed"
+        sql = _case_pairs_sql(where, group, outcome=outcome) + """
             SELECT slice_value,
                    count(*) FILTER (WHERE same AND passed AND baseline_passed),
                    count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
