@@ -353,8 +353,7 @@ def _release_measures(args: argparse.Namespace) -> int:
             raise InputRefused(f"release {args.release!r} is not in the store")
         rows = store.tool_measures(args.release)
     for r in rows:
-        field = "scores" if r["kind"] == "score" else "checks"
-        r["metric"] = tool_metric_name(field, r["name"])
+        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
         r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
     if args.format == "json":
         _print_json(rows)
