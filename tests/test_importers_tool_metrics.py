@@ -133,3 +133,32 @@ def test_metrics_release_lists_what_the_tool_measured(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'score "exact_match"  cases=6 mean=0.5' in out and 'check "cites_policy"  cases=6 passed=4' in out
     assert main(["metrics", "--release", "nope", "--db", db]) == 1
+
+
+def test_the_policy_docs_example_per_tool_parses_and_names_what_each_tool_measured(tmp_path):
+    import glob
+    import re
+
+    from dashboard import demo
+    from dashboard.core.metrics import tool_metric
+    from tests.conftest import REPO
+    from tests.test_importers_formats import PF_JSONL, RAGAS_CSV, TOOLS
+
+    text = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
+    section = text[text.index("### Gates on what an eval tool measured"):text.index("### Fail closed")]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)[1]
+    policy = parse_policy("policy_id: docs\nversion: '1'\ngates:\n" + "\n".join("  " + line for line in
+                                                                               block.splitlines()))
+    fixtures = [PF_JSONL, glob.glob(str(TOOLS / "inspect" / "logs" / "*.json"))[0],
+                glob.glob(str(TOOLS / "lm-eval" / "out" / "*" / "samples_*.jsonl"))[0],
+                glob.glob(str(TOOLS / "deepeval" / "results" / "test_run_*.json"))[0], _mlflow_runs()["baseline"],
+                RAGAS_CSV]
+    assert len(policy.gates) == len(fixtures) == 6
+    base = demo.manifest_for(demo.STORIES[0]).model_copy(update={"release_id": "rel-mlflow-a"})
+    for g, fixture in zip(policy.gates, fixtures, strict=True):
+        with Store(tmp_path / f"{g.id}.duckdb") as s:
+            s.put_manifest(base)
+            s.ingest([fixture], "rel-mlflow-a", dataset="case_policy_golden")
+            measured = {(r["kind"], r["name"]) for r in s.tool_measures("rel-mlflow-a")}
+        t = tool_metric(g.metric)
+        assert t is not None and ("score" if t.field == "scores" else "check", t.key) in measured, g.id
