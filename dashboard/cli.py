@@ -73,11 +73,17 @@ def _print_json(value: object) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from dashboard.core.manifests import load_manifest
 
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    if args.split or args.release_map:
+        return _ingest_split(args)
+    if not args.release:
+        raise UsageError("ingest needs --release (or --split with --release-map)")
+    if args.manifest and len(args.manifest) > 1:
+        raise UsageError("one --manifest per release: several only with --split")
+    manifest = load_manifest(args.manifest[0]) if args.manifest else None
     with _open_store(args) as store:
         report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
-                              default_risk=args.default_risk)
+                              default_risk=args.default_risk, dataset_file=args.dataset_file, pass_if=args.pass_if)
     if args.format == "json":
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK
@@ -88,6 +94,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
         else:
             _out(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
+        for note in f.notes:
+            _out(f"  note: {note}")
+    return EXIT_OK
+
+
+def _ingest_split(args: argparse.Namespace) -> int:
+    """`ingest FILE --split prompt --release-map 'a=rel-a,b=rel-b' --manifest A.yaml --manifest B.yaml`."""
+    from dashboard.core.manifests import load_manifest
+    from dashboard.importers.split import parse_release_map
+
+    if not (args.split and args.release_map):
+        raise UsageError("--split and --release-map go together (e.g. --split prompt --release-map "
+                         "'support_v1=rel-a,support_v2=rel-b')")
+    if args.release:
+        raise UsageError("with --split the releases come from --release-map: drop --release")
+    release_map = parse_release_map(args.release_map)
+    manifests = [load_manifest(m) for m in args.manifest or []]
+    with _open_store(args) as store:
+        reports = store.ingest_split(args.files, args.split, release_map, manifests,
+                                     progress=sys.stderr.isatty(), fmt=args.input_format, dataset=args.dataset,
+                                     dataset_version=args.dataset_version, default_risk=args.default_risk,
+                                     dataset_file=args.dataset_file, pass_if=args.pass_if)
+    if args.format == "json":
+        _print_json([r.model_dump(mode="json") for r in reports])
+        return EXIT_OK
+    for value, report in zip(release_map, reports, strict=True):
+        _out(f"{args.split}={value} -> release {report.release_id} (manifest: {report.manifest})")
+        for f in report.files:
+            if f.status == "unchanged":
+                _out(f"  {f.path}: already ingested ({f.source_digest}), nothing to do")
+            else:
+                _out(f"  {f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): "
+                     f"{', '.join(f.runs)}")
+            for note in f.notes:
+                _out(f"    note: {note}")
     return EXIT_OK
 
 
@@ -299,6 +340,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from dashboard.core.metrics import CATALOGUE
 
+    if args.release:
+        return _release_measures(args)
+
     if args.format == "json":
         _print_json([{"name": d.name, "kind": d.kind, "category": d.category, "description": d.description,
                       "needs": d.needs, "higher_is_better": d.higher_is_better, "unit": d.unit}
@@ -309,6 +353,37 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         _out(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
     _out("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
           "0 when failed; missing fails closed. evidence.owners_named: release and rollback owners named.")
+    return EXIT_OK
+
+
+def _release_measures(args: argparse.Namespace) -> int:
+    """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
+    from dashboard.core.metrics import tool_metric_name
+
+    with _open_store(args, read_only=True, must_exist=True) as store:
+        if store.manifest(args.release) is None:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+        rows = store.tool_measures(args.release)
+    for r in rows:
+        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
+        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        _out(f"release {args.release} has no scores or checks in its data")
+        return EXIT_OK
+    _out(f"scores and checks in the data of {args.release} (gate on them with `score: NAME` or `check: NAME`):")
+    for r in rows:
+        name = json.dumps(r["name"], ensure_ascii=False)
+        if r["kind"] == "score":
+            hint = "0/1: gate its mean, or stat: pass_rate with at: 1" if r["binary"] else \
+                "stat: mean, or stat: pass_rate with at: <threshold>"
+            _out(f"  score {name}  cases={r['cases']} mean={r['mean']:.4g} min={r['min']:.4g} max={r['max']:.4g}"
+                 f"  ({hint})")
+        else:
+            _out(f"  check {name}  cases={r['cases']} passed={r['passed']} rate={r['passed'] / r['cases']:.4g}"
+                 "  (rate; paired with no_regression / non_inferior)")
     return EXIT_OK
 
 
@@ -727,17 +802,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")
     sp.add_argument("files", nargs="+", metavar="FILE",
-                    help="native JSONL/CSV/Parquet, or results of promptfoo, Inspect AI, lm-eval or DeepEval")
-    sp.add_argument("--release", required=True, help="release id the runs belong to")
-    sp.add_argument("--manifest", help="the release's manifest (JSON or YAML); needed the first time")
+                    help="native JSONL/CSV/Parquet, results of promptfoo, Inspect AI, lm-eval, DeepEval or Ragas, "
+                    "or an MLflow run / experiment / mlruns folder")
+    sp.add_argument("--release", help="release id the runs belong to (required unless --split)")
+    sp.add_argument("--manifest", action="append", help="the release's manifest (JSON or YAML); needed the first "
+                    "time. With --split: one per release, in the --release-map order")
+    sp.add_argument("--split", metavar="DIMENSION", help="split one eval tool's file into releases by this "
+                    "dimension: prompt or provider (promptfoo), tag.<name> (MLflow run tag, e.g. tag.role)")
+    sp.add_argument("--release-map", metavar="MAP", help="with --split: which release each value becomes, e.g. "
+                    "'support_v1=rel-a,support_v2=rel-b' (one transaction for all; cases paired by test)")
     sp.add_argument("--format", dest="input_format", default="auto",
-                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval"],
+                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas"],
                     help="input format (default: detected from the content)")
     sp.add_argument("--dataset", help="for eval-tool files: which of the manifest's eval datasets they ran "
                     "(default: the manifest's only one)")
     sp.add_argument("--dataset-version", help="for eval-tool files: its version (default: the manifest's)")
     sp.add_argument("--default-risk", default="medium", choices=["low", "medium", "high", "critical"],
                     help="risk level of eval-tool cases that carry no `risk` tag (default medium)")
+    sp.add_argument("--dataset-file", help="for Ragas results: the dataset file given to evaluate (JSONL/CSV with "
+                    "id, risk and slice columns); joined by row order, each row's user_input checked")
+    sp.add_argument("--pass-if", help="for tools that score but do not judge (MLflow, Ragas): thresholds a case must "
+                    "meet to pass, e.g. 'faithfulness>=0.8,answer_relevancy>=0.7' (0/1 metrics are checks anyway)")
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)
@@ -789,6 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
     sp.add_argument("--release", help="only this release")
     sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
+                    "its eval tools measured), named as a gate names them")
+    sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")
