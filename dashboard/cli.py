@@ -145,18 +145,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers")
+SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
+                  "observation")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
+    from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
-        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers}
+        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
+        "observation": Observation}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -651,6 +654,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_observe(args: argparse.Namespace) -> int:
+    from dashboard.store.observations import ingest_observations
+
+    keys = (args.release_attribute, args.variant_attribute)
+    with _open_store(args) as store:
+        report = ingest_observations(store, args.files, args.release, args.variant, keys)
+    if args.format == "json":
+        _print_json(report.model_dump(mode="json"))
+        return EXIT_OK
+    for f in report.files:
+        if f.status == "unchanged":
+            _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
+        else:
+            per = ", ".join(f"{n} {v}" for v, n in sorted(f.variants.items()))
+            _out(f"{f.path} ({f.format}): ingested {f.records} observations for {args.release} ({per})")
+    return EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -841,6 +862,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
     sp.add_argument("--format", choices=["md", "html", "pdf"], default="html")
     sp.add_argument("--out", required=True)
+
+    sp = add("observe", cmd_observe, "Validate production observations (JSONL, Parquet or OTLP JSON lines) and store "
+             "them for a release (one transaction; a file already stored is skipped).")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="`readiness schema observation` records as JSONL or "
+                    "Parquet, or OpenTelemetry traces exported as OTLP JSON lines")
+    sp.add_argument("--release", required=True, help="the release that served these requests")
+    sp.add_argument("--variant", choices=["baseline", "canary", "shadow"],
+                    help="its role, for records that do not name one")
+    sp.add_argument("--release-attribute", default="service.version",
+                    help="OTLP: the resource attribute naming the release (default service.version)")
+    sp.add_argument("--variant-attribute", default="deployment.variant",
+                    help="OTLP: the resource attribute naming the variant (default deployment.variant)")
+    sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501)

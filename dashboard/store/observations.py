@@ -1,0 +1,126 @@
+"""Production observations in the store: ingest (one transaction, idempotent by file digest), and the SQL that
+aggregates them for the canary judge and the shadow comparison. The only SQL about observations is here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from dashboard.core.canonical import file_digest
+from dashboard.core.errors import InputRefused, Problem
+from dashboard.core.observations import FLAG_SIGNALS, Observation
+from dashboard.store.db import Store
+from dashboard.store.schema import OBSERVATION_COLUMNS
+
+
+class ObservationFile(BaseModel):
+    """What `readiness observe` did with one file."""
+
+    path: str = Field(description="The file as named on the command line.")
+    format: str = Field(description="jsonl, parquet or otlp.")
+    source_digest: str = Field(description="sha256 of the file's bytes.")
+    status: str = Field(description="ingested, or unchanged when these bytes were already stored for the release.")
+    records: int = Field(description="Observations in the file.")
+    variants: dict[str, int] = Field(default_factory=dict, description="Observations per variant.")
+
+
+class ObserveReport(BaseModel):
+    """The result of one `readiness observe` call (one transaction)."""
+
+    release_id: str = Field(description="The release the observations belong to.")
+    files: list[ObservationFile] = Field(description="One entry per file, in the order given.")
+
+
+_ARROW: dict[str, pa.DataType] = {
+    "release_id": pa.string(), "variant": pa.string(), "request_id": pa.string(),
+    "time": pa.timestamp("us", tz="UTC"), "tenant": pa.string(), "slices": pa.map_(pa.string(), pa.string()),
+    "error": pa.bool_(), "latency_ms": pa.float64(), "cost_usd": pa.float64(), "input_tokens": pa.int64(),
+    "output_tokens": pa.int64(), "feedback": pa.string(),
+    **{f: pa.bool_() for f in FLAG_SIGNALS if f != "error"},
+    "scores": pa.map_(pa.string(), pa.float64()), "answer": pa.string(), "retrieved_ids": pa.list_(pa.string()),
+    "tool_calls": pa.list_(pa.struct([("name", pa.string()), ("side_effect", pa.bool_()), ("error", pa.bool_())])),
+    "model": pa.string(), "trace_id": pa.string(), "span_id": pa.string(), "source_digest": pa.string(),
+}
+
+
+def observations_table(observations: Sequence[Observation], source_digest: str) -> pa.Table:
+    """Observations as an Arrow table in the store's column order."""
+    cols: dict[str, list[Any]] = {c: [] for c in OBSERVATION_COLUMNS}
+    for o in observations:
+        d = o.model_dump()
+        for c in OBSERVATION_COLUMNS:
+            if c == "source_digest":
+                cols[c].append(source_digest)
+            elif c in ("slices", "scores"):
+                cols[c].append(list(d[c].items()))
+            elif c == "time":
+                cols[c].append(d[c].astimezone(UTC))
+            else:
+                cols[c].append(d[c])
+    return pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in cols.items()})
+
+
+def ingest_observations(store: Store, files: Sequence[str | Path], release_id: str, variant: str | None = None,
+                        resource_keys: tuple[str, str] | None = None) -> ObserveReport:
+    """Validate and store observation files for a release in one transaction: all files or none. A file whose
+    bytes were stored for the release before is `unchanged`; a request id already stored for the release and
+    variant (from another file) is refused, naming the line: a stored observation never changes."""
+    from dashboard.importers.observations import read_observations
+
+    if not release_id:
+        raise InputRefused("--release must not be empty")
+    results: list[ObservationFile] = []
+    with store._transaction() as cur:  # noqa: SLF001 (the store package's one write path)
+        for f in files:
+            path = Path(f)
+            fmt, rows = read_observations(path, release_id, variant, resource_keys)
+            digest = file_digest(str(path))
+            seen = cur.execute("SELECT records, format FROM observation_sources WHERE release_id = ? AND "
+                               "source_digest = ?", [release_id, digest]).fetchall()
+            counts: dict[str, int] = {}
+            for _, o in rows:
+                counts[str(o.variant)] = counts.get(str(o.variant), 0) + 1
+            if seen:
+                results.append(ObservationFile(path=str(path), format=fmt, source_digest=digest, status="unchanged",
+                                               records=int(seen[0][0]), variants=counts))
+                continue
+            table = observations_table([o for _, o in rows], digest)
+            cur.register("new_observations", table)
+            try:
+                clash = cur.execute(
+                    """SELECT n.variant, n.request_id FROM new_observations n JOIN observations o
+                       ON o.release_id = n.release_id AND o.variant = n.variant AND o.request_id = n.request_id
+                       LIMIT 1""").fetchall()
+                if clash:
+                    where = next(w for w, o in rows if (o.variant, o.request_id) == tuple(clash[0]))
+                    raise InputRefused([Problem(str(path), where, "request_id",
+                                                f"{clash[0][1]!r} ({clash[0][0]}) is already stored for release "
+                                                f"{release_id!r} from another file; a stored observation never "
+                                                "changes")])
+                cols = ", ".join(f'"{c}"' for c in OBSERVATION_COLUMNS)
+                cur.execute(f"INSERT INTO observations ({cols}) SELECT {cols} FROM new_observations")  # noqa: S608
+            finally:
+                cur.unregister("new_observations")
+            cur.execute("INSERT INTO observation_sources VALUES (?, ?, ?, ?, ?, ?)",
+                        [release_id, digest, str(path), fmt, len(rows), datetime.now(UTC)])
+            results.append(ObservationFile(path=str(path), format=fmt, source_digest=digest, status="ingested",
+                                           records=len(rows), variants=counts))
+    return ObserveReport(release_id=release_id, files=results)
+
+
+def observation_generation(store: Store) -> str:
+    """Changes whenever observations are ingested: a cache key for the dashboard."""
+    row = store.query("SELECT count(*) || '/' || coalesce(max(ingested_at)::VARCHAR, '') FROM observation_sources")
+    return str(row[0][0])
+
+
+def observation_counts(store: Store) -> list[dict[str, Any]]:
+    """Stored observations per release and variant, with their time span."""
+    rows = store.query("""SELECT release_id, variant, count(*), min(time), max(time) FROM observations
+                          GROUP BY ALL ORDER BY min(time), release_id, variant""")
+    return [{"release_id": r[0], "variant": r[1], "requests": r[2], "first": r[3], "last": r[4]} for r in rows]
