@@ -203,6 +203,7 @@ def load_bundled_demo(store: Store) -> list[str]:
             store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
+    demo.load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 
@@ -672,6 +673,36 @@ def cmd_observe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _since(text: str | None) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--since {text!r}: not an ISO 8601 time (e.g. 2026-11-20T10:00:00Z)") from e
+    if t.tzinfo is None:
+        raise UsageError(f"--since {text!r}: needs a time zone (e.g. 2026-11-20T10:00:00Z)")
+    return t
+
+
+def cmd_canary_judge(args: argparse.Namespace) -> int:
+    from dashboard.canarying import canary_section, judge_canary
+    from dashboard.core import canary
+    from dashboard.core.policy import load_policy
+
+    section = canary_section(load_policy(args.policy), args.policy)
+    since = _since(args.since)
+    with _open_store(args, must_exist=True) as store:
+        judgement, _ = judge_canary(store, section, args.release, args.baseline, since)
+    if args.format == "json":
+        _out(judgement.model_dump_json(indent=2))
+    else:
+        _out((canary.to_markdown if args.format == "markdown" else canary.to_text)(judgement), end="")
+    return judgement.exit_code
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -875,6 +906,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--variant-attribute", default="deployment.variant",
                     help="OTLP: the resource attribute naming the variant (default deployment.variant)")
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
+
+    canary_parser = sub.add_parser("canary", help="Judge a canary from production observations.")
+    canary_sub = canary_parser.add_subparsers(dest="canary_command", required=True, metavar="SUBCOMMAND")
+    sp = canary_sub.add_parser("judge", help="Promote, continue or roll back a canary. Exit 0 promote, 3 continue, "
+                               "1 rollback, 2 usage or input error.")
+    sp.set_defaults(func=cmd_canary_judge, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the canary's release id (its observations of variant canary)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant "
+                    "baseline, in the canary's time window)")
+    sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
+    sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501)

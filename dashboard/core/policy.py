@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_input_text
 from dashboard.core.metrics import CATALOGUE, is_known_metric
@@ -355,6 +356,10 @@ class GatePolicy(BaseModel):
     suite_evidence: dict[str, list[str]] = Field(
         default_factory=dict, description="Evidence kind -> eval suites whose presence provides it.")
     review: ReviewPolicy = Field(default_factory=ReviewPolicy, description="Readiness-review quorum and waivers.")
+    # Not part of the gate policy's digest (exclude): the canary section judges production traffic after the gate
+    # (core/canary.py), never the release decision, so adding one changes no decision digest.
+    canary: CanaryPolicy | None = Field(default=None, exclude=True, description="How a canary of the release is "
+                                        "judged in production (docs/canary.md).")
 
     @model_validator(mode="after")
     def _consistent(self) -> GatePolicy:

@@ -124,3 +124,85 @@ def observation_counts(store: Store) -> list[dict[str, Any]]:
     rows = store.query("""SELECT release_id, variant, count(*), min(time), max(time) FROM observations
                           GROUP BY ALL ORDER BY min(time), release_id, variant""")
     return [{"release_id": r[0], "variant": r[1], "requests": r[2], "first": r[3], "last": r[4]} for r in rows]
+
+
+# ----- the canary judge's statistics ------------------------------------------------------------------------------
+def _signal_expr(name: str, params: dict[str, Any], i: int) -> str:
+    """The per-request value of a signal as SQL (NULL when the request does not carry it); user text is a parameter."""
+    from dashboard.core.canary_policy import BUILTIN_SIGNALS, latency_bound, score_name
+
+    if name == "negative_feedback":
+        return "CASE feedback WHEN 'negative' THEN 1.0 WHEN 'positive' THEN 0.0 END"
+    if name in BUILTIN_SIGNALS:
+        assert name.replace("_", "").isalpha()  # a fixed column name
+        return f'CAST("{name}" AS DOUBLE)'
+    bound = latency_bound(name)
+    if bound is not None:
+        params[f"p{i}"] = float(bound)
+        return f"CASE WHEN latency_ms IS NULL THEN NULL ELSE CAST(latency_ms > ${'p' + str(i)} AS DOUBLE) END"
+    score = score_name(name)
+    if score is not None:
+        params[f"p{i}"] = score
+        return f"scores[${'p' + str(i)}]"
+    raise InputRefused(f"unknown signal {name!r}")
+
+
+def canary_looks(store: Store, canary_release: str, baseline_release: str, signals: Sequence[str],
+                 since: datetime | None = None, step: int | None = None) -> dict[str, Any]:
+    """Cumulative statistics of each signal, canary (variant canary of `canary_release`) and baseline (variant
+    baseline of `baseline_release`) over the canary's time window (from `since`), at every `step`-th canary
+    request and at the end. One aggregate query: per variant and look, count, sum and sum of squares."""
+    from dashboard.core.canary import Moments
+
+    where_since = "AND time >= $since" if since is not None else ""
+    base: dict[str, Any] = {"c": canary_release}
+    if since is not None:
+        base["since"] = since
+    w = store.query(f"SELECT min(time), max(time), count(*) FROM observations WHERE release_id = $c AND "  # noqa: S608
+                    f"variant = 'canary' {where_since}", base)
+    start, end, n_canary = w[0]
+    result: dict[str, Any] = {"start": start, "end": end, "canary_requests": int(n_canary), "baseline_requests": 0,
+                              "looks": []}
+    if not n_canary:
+        n_base = store.query(f"SELECT count(*) FROM observations WHERE release_id = $b AND "  # noqa: S608
+                             f"variant = 'baseline' {where_since}",
+                             {"b": baseline_release, **({"since": since} if since is not None else {})})
+        result["baseline_requests"] = int(n_base[0][0])
+        return result
+    bounds: list[Any] = []
+    if step:
+        bounds = [r[0] for r in store.query(
+            f"""SELECT time FROM (SELECT time, row_number() OVER (ORDER BY time, request_id) AS rn  -- noqa
+                FROM observations WHERE release_id = $c AND variant = 'canary' {where_since})
+                WHERE rn % $step = 0 ORDER BY rn""", {**base, "step": int(step)})]  # noqa: S608
+    if not bounds or bounds[-1] != end:
+        bounds.append(end)
+    params: dict[str, Any] = {"c": canary_release, "b": baseline_release, "start": start, "end": end,
+                              "bounds": bounds}
+    exprs = [_signal_expr(name, params, i) for i, name in enumerate(signals)]
+    inner = ", ".join(f"{e} AS e{i}" for i, e in enumerate(exprs))
+    aggs = ", ".join(f"count(e{i}), coalesce(sum(e{i}), 0), coalesce(sum(e{i} * e{i}), 0)" for i in range(len(exprs)))
+    rows = store.query(
+        f"""SELECT variant, len(list_filter($bounds, lambda b: b < time)) AS look, count(*), {aggs}
+            FROM (SELECT variant, time, {inner} FROM observations
+                  WHERE ((release_id = $c AND variant = 'canary') OR (release_id = $b AND variant = 'baseline'))
+                    AND time >= $start AND time <= $end)
+            GROUP BY ALL""", params)  # noqa: S608 (expressions built from validated names; values are parameters)
+    k = len(signals)
+    acc = {v: [[0.0] * (1 + 3 * k) for _ in bounds] for v in ("canary", "baseline")}
+    for row in rows:
+        look = min(int(row[1]), len(bounds) - 1)
+        acc[row[0]][look] = [float(x) for x in row[2:]]
+    looks = []
+    running = {v: [0.0] * (1 + 3 * k) for v in acc}
+    for j, t in enumerate(bounds):
+        for v in acc:
+            running[v] = [a + b for a, b in zip(running[v], acc[v][j], strict=True)]
+        stats = {name: tuple(Moments(n=running[v][1 + 3 * i], total=running[v][2 + 3 * i],
+                                     squares=running[v][3 + 3 * i]) for v in ("canary", "baseline"))
+                 for i, name in enumerate(signals)}
+        looks.append({"requests": int(running["canary"][0]), "baseline_requests": int(running["baseline"][0]),
+                      "time": t, "stats": stats})
+    result["baseline_requests"] = looks[-1]["baseline_requests"]
+    result["looks"] = looks
+    return result
