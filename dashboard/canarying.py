@@ -11,8 +11,9 @@ from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import diff_manifests
 from dashboard.core.policy import GatePolicy
+from dashboard.core.shadow import DEFAULT_MIN_AGREEMENT, ShadowReport, build_report
 from dashboard.store.db import Store
-from dashboard.store.observations import canary_looks
+from dashboard.store.observations import canary_looks, shadow_comparison
 
 LOOK_EVERY = 500  # canary requests between two looks of the dashboard's timeline
 
@@ -39,3 +40,13 @@ def judge_canary(store: Store, policy: CanaryPolicy, canary_release: str, baseli
     judgement = judge(policy, stats, canary_release, baseline_release, data["canary_requests"],
                       data["baseline_requests"], changes, (data["start"], data["end"]))
     return judgement, timeline(policy, looks) if look_every else []
+
+
+def compare_shadow(store: Store, shadow_release: str, baseline_release: str,
+                   min_agreement: float = DEFAULT_MIN_AGREEMENT, top: int = 20) -> ShadowReport:
+    """The shadow release's answers, retrieval, cost and latency against production's, request by request."""
+    raw = shadow_comparison(store, shadow_release, baseline_release, top)
+    if raw["shadow_requests"] == 0:
+        raise InputRefused(f"no shadow observations for release {shadow_release!r}: store them with "
+                           "`readiness observe FILE --release ID --variant shadow`")
+    return build_report(raw, shadow_release, baseline_release, min_agreement)

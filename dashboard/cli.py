@@ -703,6 +703,21 @@ def cmd_canary_judge(args: argparse.Namespace) -> int:
     return judgement.exit_code
 
 
+def cmd_shadow_compare(args: argparse.Namespace) -> int:
+    from dashboard.canarying import compare_shadow
+    from dashboard.core import shadow
+
+    if not 0 <= args.min_agreement <= 1:
+        raise UsageError("--min-agreement is a share between 0 and 1")
+    with _open_store(args, must_exist=True) as store:
+        report = compare_shadow(store, args.release, args.baseline, args.min_agreement, args.top)
+    if args.format == "json":
+        _out(report.model_dump_json(indent=2))
+    else:
+        _out((shadow.to_markdown if args.format == "markdown" else shadow.to_text)(report), end="")
+    return EXIT_REFUSED if report.blocked else EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -918,6 +933,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "baseline, in the canary's time window)")
     sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
     sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    shadow_parser = sub.add_parser("shadow", help="Compare a shadow deployment with production.")
+    shadow_sub = shadow_parser.add_subparsers(dest="shadow_command", required=True, metavar="SUBCOMMAND")
+    sp = shadow_sub.add_parser("compare", help="Pair shadow and production requests by request id: answer agreement, "
+                               "retrieval overlap, cost and latency deltas, per slice. Exit 0, 1 on a blocker "
+                               "finding (a shadow tool call with side effects, nothing paired), 2 usage or input error.")
+    sp.set_defaults(func=cmd_shadow_compare, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the shadow's release id (its observations of variant shadow)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant baseline)")
+    sp.add_argument("--min-agreement", type=float, default=0.9, help="normalised answer agreement below which a "
+                    "slice is a warning (default 0.9)")
+    sp.add_argument("--top", type=int, default=20, help="most-disagreeing requests to list (default 20)")
     sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")

@@ -206,3 +206,102 @@ def canary_looks(store: Store, canary_release: str, baseline_release: str, signa
     result["baseline_requests"] = looks[-1]["baseline_requests"]
     result["looks"] = looks
     return result
+
+
+# ----- shadow comparison -----------------------------------------------------------------------------------------
+RBO_P = 0.9  # rank-biased overlap's persistence: the top 10 ranks carry ~65% of the weight
+
+_NORM = "trim(regexp_replace(regexp_replace(lower({x}), '[^\\p{{L}}\\p{{N}}\\s]', ' ', 'g'), '\\s+', ' ', 'g'))"
+
+# Shadow requests of $s paired with the production (baseline) requests of $b by request id, with per-pair measures.
+_PAIRS_SQL = f"""
+WITH s AS (SELECT * FROM observations WHERE release_id = $s AND variant = 'shadow'),
+     p AS (SELECT * FROM observations WHERE release_id = $b AND variant = 'baseline'),
+     joined AS (
+       SELECT p.request_id, p.time, coalesce(p.tenant, s.tenant) AS tenant, p.slices,
+              p.answer AS prod_answer, s.answer AS shadow_answer,
+              p.retrieved_ids AS prod_ids, s.retrieved_ids AS shadow_ids,
+              s.latency_ms - p.latency_ms AS latency_delta, s.cost_usd - p.cost_usd AS cost_delta,
+              p.latency_ms AS prod_latency, p.cost_usd AS prod_cost, p.scores AS prod_scores,
+              s.scores AS shadow_scores,
+              {_NORM.format(x="p.answer")} AS prod_norm, {_NORM.format(x="s.answer")} AS shadow_norm
+       FROM p JOIN s USING (request_id))
+SELECT *,
+       CASE WHEN prod_answer IS NULL OR shadow_answer IS NULL THEN NULL ELSE prod_answer = shadow_answer END AS exact,
+       CASE WHEN prod_answer IS NULL OR shadow_answer IS NULL THEN NULL ELSE prod_norm = shadow_norm END AS normalised,
+       CASE WHEN prod_answer IS NULL OR shadow_answer IS NULL THEN NULL
+            WHEN prod_norm = shadow_norm THEN 1.0
+            ELSE len(list_intersect(list_distinct(string_split(prod_norm, ' ')), list_distinct(string_split(shadow_norm, ' '))))
+                 / greatest(1, len(list_distinct(list_concat(string_split(prod_norm, ' '), string_split(shadow_norm, ' '))))) END
+         AS answer_similarity,
+       CASE WHEN prod_ids IS NULL OR shadow_ids IS NULL THEN NULL
+            WHEN len(prod_ids) = 0 AND len(shadow_ids) = 0 THEN 1.0
+            ELSE len(list_intersect(list_distinct(prod_ids), list_distinct(shadow_ids)))
+                 / len(list_distinct(list_concat(prod_ids, shadow_ids))) END AS jaccard,
+       CASE WHEN prod_ids IS NULL OR shadow_ids IS NULL THEN NULL
+            WHEN len(prod_ids) = 0 AND len(shadow_ids) = 0 THEN 1.0
+            ELSE (1 - {RBO_P}) / (1 - pow({RBO_P}, greatest(len(prod_ids), len(shadow_ids)))) * list_sum(list_transform(
+                   range(1, greatest(len(prod_ids), len(shadow_ids)) + 1),
+                   lambda d: pow({RBO_P}, d - 1) * len(list_intersect(list_distinct(prod_ids[1:d]), list_distinct(shadow_ids[1:d]))) / d))
+       END AS rbo
+FROM joined
+"""  # noqa: S608 (fixed SQL; the release ids are parameters)
+
+
+def _moments_sql(col: str) -> str:
+    return f"count({col}), avg({col}), stddev_samp({col})"
+
+
+def shadow_comparison(store: Store, shadow_release: str, baseline_release: str, top: int = 20) -> dict[str, Any]:
+    """Everything the shadow report needs, aggregated in SQL: overall and per-slice agreement, retrieval overlap,
+    latency and cost deltas (count, mean, sd), evaluator score deltas, side-effect calls, the most-disagreeing
+    pairs."""
+    params = {"s": shadow_release, "b": baseline_release}
+    counts = store.query("""SELECT (SELECT count(*) FROM observations WHERE release_id = $s AND variant = 'shadow'),
+                                   (SELECT count(*) FROM observations WHERE release_id = $b AND variant = 'baseline')""",
+                         params)[0]
+    measures = (f"count(*), avg(exact::DOUBLE), count(exact), avg(normalised::DOUBLE), avg(answer_similarity), "
+                f"{_moments_sql('jaccard')}, {_moments_sql('rbo')}, {_moments_sql('latency_delta')}, "
+                f"{_moments_sql('cost_delta')}, avg(prod_latency), avg(prod_cost)")
+    names = ["pairs", "exact", "answered", "normalised", "answer_similarity", "jaccard_n", "jaccard", "jaccard_sd",
+             "rbo_n", "rbo", "rbo_sd", "latency_n", "latency_delta", "latency_sd", "cost_n", "cost_delta", "cost_sd",
+             "prod_latency", "prod_cost"]
+    overall = dict(zip(names, store.query(f"SELECT {measures} FROM ({_PAIRS_SQL})", params)[0], strict=True))  # noqa: S608
+    slice_rows = store.query(
+        f"""SELECT e.key AS dim, coalesce(e.value, '(none)') AS val, {measures} FROM (
+              SELECT *, unnest(list_concat([{{'key': 'tenant', 'value': tenant}}], map_entries(slices))) AS e
+              FROM ({_PAIRS_SQL}))
+            GROUP BY ALL ORDER BY dim, val""", params)  # noqa: S608
+    slices = [dict(zip(["dimension", "value", *names], r, strict=True)) for r in slice_rows]
+    scores = [dict(zip(["score", "n", "delta", "sd"], r, strict=True)) for r in store.query(
+        f"""SELECT k, count(d), avg(d), stddev_samp(d) FROM (
+              SELECT k, shadow_scores[k] - prod_scores[k] AS d
+              FROM (SELECT *, unnest(map_keys(shadow_scores)) AS k FROM ({_PAIRS_SQL})))
+            WHERE d IS NOT NULL GROUP BY k ORDER BY k""", params)]  # noqa: S608
+    side = store.query(
+        """SELECT request_id, list_transform(list_filter(tool_calls, lambda t: t.side_effect), lambda t: t.name)
+           FROM observations WHERE release_id = $s AND variant = 'shadow'
+             AND list_bool_or(list_transform(tool_calls, lambda t: coalesce(t.side_effect, false)))
+           ORDER BY request_id""", {"s": shadow_release})
+    worst_cols = ["request_id", "tenant", "slices", "exact", "normalised", "answer_similarity", "jaccard", "rbo",
+                  "latency_delta", "cost_delta"]
+    worst = [dict(zip(worst_cols, r, strict=True)) for r in store.query(
+        f"""SELECT {', '.join(worst_cols)} FROM ({_PAIRS_SQL})
+            ORDER BY coalesce(normalised::INT, 1), coalesce(answer_similarity, 1) + coalesce(rbo, 1), request_id
+            LIMIT $top""", {**params, "top": int(top)})]  # noqa: S608
+    for w in worst:
+        w["slices"] = dict(w["slices"] or {})
+    return {"shadow_requests": int(counts[0]), "baseline_requests": int(counts[1]), "overall": overall,
+            "slices": slices, "scores": scores, "side_effects": [(r[0], list(r[1])) for r in side], "worst": worst}
+
+
+def shadow_pair(store: Store, shadow_release: str, baseline_release: str, request_id: str) -> dict[str, Any]:
+    """The production and the shadow record of one request, for showing them side by side."""
+    cols = ["request_id", "time", "tenant", "slices", "answer", "retrieved_ids", "tool_calls", "scores", "latency_ms",
+            "cost_usd", "error", "citation_failure", "refusal"]
+    out: dict[str, Any] = {}
+    for who, release, variant in (("production", baseline_release, "baseline"), ("shadow", shadow_release, "shadow")):
+        rows = store.query(f"SELECT {', '.join(cols)} FROM observations WHERE release_id = ? AND variant = ? "  # noqa: S608
+                           "AND request_id = ?", [release, variant, request_id])
+        out[who] = dict(zip(cols, rows[0], strict=True)) if rows else None
+    return out
