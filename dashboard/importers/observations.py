@@ -77,7 +77,10 @@ def read_observations(path: str | Path, release_id: str, variant: str | None,
     elif fmt == "otlp":
         from dashboard.importers.otlp import otlp_records
 
-        records = otlp_records(p, data, resource_keys)
+        records = otlp_records(p, data, resource_keys, release_id)
+        if not records:
+            raise InputRefused([Problem(str(p), "", "", f"no trace in the file is of release {release_id!r} "
+                                        f"(resource attribute {(resource_keys or ('service.version',))[0]})")])
     else:
         records = _records_jsonl(p, data)
     problems: list[Problem] = []
