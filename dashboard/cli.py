@@ -709,8 +709,19 @@ def cmd_shadow_compare(args: argparse.Namespace) -> int:
 
     if not 0 <= args.min_agreement <= 1:
         raise UsageError("--min-agreement is a share between 0 and 1")
+    where = None
+    if args.evidence_slice:
+        dim, sep, value = args.evidence_slice.partition("=")
+        if not sep or not dim:
+            raise UsageError("--evidence-slice is DIMENSION=VALUE, e.g. task=policy_qa")
+        where = (dim, value)
     with _open_store(args, must_exist=True) as store:
         report = compare_shadow(store, args.release, args.baseline, args.min_agreement, args.top)
+    if args.evidence_out:
+        item = shadow.evidence_item(report, where)
+        Path(args.evidence_out).write_text(item.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _out(f"evidence item shadow_agreement ({'passed' if item.passed else 'failed'}) -> {args.evidence_out}",
+             file=sys.stderr)
     if args.format == "json":
         _out(report.model_dump_json(indent=2))
     else:
@@ -947,6 +958,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-agreement", type=float, default=0.9, help="normalised answer agreement below which a "
                     "slice is a warning (default 0.9)")
     sp.add_argument("--top", type=int, default=20, help="most-disagreeing requests to list (default 20)")
+    sp.add_argument("--evidence-out", help="also write the result as an evidence item (kind shadow_agreement) for "
+                    "a release's evidence file, so a gate can use it (docs/canary.md)")
+    sp.add_argument("--evidence-slice", help="the slice the evidence item judges, DIMENSION=VALUE (default: all pairs)")
     sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")

@@ -98,3 +98,34 @@ def test_demo_shadow_of_the_new_index(demo_store, tmp_path: Path, capsys) -> Non
     assert main(["shadow", "compare", "--release", SHADOW, "--baseline", BASE, "--db", db,
                  "--format", "markdown"]) == 1
     assert capsys.readouterr().out.startswith("## Shadow: BLOCKED")
+
+
+def test_shadow_result_is_evidence_a_gate_uses(demo_store, tmp_path: Path, capsys) -> None:
+    """Test that --evidence-out writes a shadow_agreement item a gate judges: passes on English requests of a
+    shadow without side effects, fails with the demo's side effects, and fails closed on an unknown slice."""
+    from dashboard.core.shadow import evidence_item
+
+    demo_store.query("CHECKPOINT")
+    db = str(tmp_path / "demo.duckdb")
+    shutil.copy(demo_store.path, db)
+    item_path = tmp_path / "item.json"
+    assert main(["shadow", "compare", "--release", SHADOW, "--baseline", BASE, "--db", db, "--evidence-out",
+                 str(item_path), "--evidence-slice", "language=en"]) == 1
+    item = json.loads(item_path.read_text())
+    assert item["kind"] == "shadow_agreement" and item["passed"] is False and "side effects" in item["detail"]
+    with Store(db) as s:
+        report = compare_shadow(s, SHADOW, BASE)
+    clean = report.model_copy(update={"findings": [f for f in report.findings if f.severity != "blocker"]})
+    assert evidence_item(clean, ("language", "en")).passed
+    assert not evidence_item(clean, ("language", "de")).passed  # 42% agreement
+    assert not evidence_item(clean, ("language", "xx")).passed  # no pairs: fails closed
+    evidence = {"release_id": "rel-2026.11.0-rc1", "items": [item]}
+    ev_path = tmp_path / "evidence.json"
+    ev_path.write_text(json.dumps(evidence))
+    assert main(["evidence", str(ev_path), "--release", "rel-2026.11.0-rc1", "--db", db]) == 0
+    policy = tmp_path / "p.yaml"
+    policy.write_text("policy_id: shadow\nversion: '1'\ngates:\n  - {id: shadow_agreement, name: Shadow agreement, "
+                      "category: quality, severity: blocker, metric: evidence.shadow_agreement, condition: '== 1'}\n")
+    capsys.readouterr()
+    assert main(["gate", "--candidate", "rel-2026.11.0-rc1", "--policy", str(policy), "--db", db]) == 1
+    assert "shadow_agreement failed" in capsys.readouterr().out

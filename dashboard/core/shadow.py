@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from dashboard.core.models import EvidenceItem
 from dashboard.core.plain import md_text
 from dashboard.core.stats import Z95, wilson_interval
 
@@ -215,3 +216,24 @@ def to_markdown(r: ShadowReport) -> str:
                      f"{_pct(s.normalised)} | {_num(s.jaccard, '{:.3f}')} | {_num(s.rbo, '{:.3f}')} | "
                      f"{_num(s.latency_delta_ms, '{:+.0f}')} | {_num(s.cost_delta_usd, '{:+.5f}')} |")
     return "\n".join(lines) + "\n"
+
+
+def evidence_item(report: ShadowReport, where: tuple[str, str] | None = None) -> EvidenceItem:
+    """The shadow result as evidence a gate can use (`metric: evidence.shadow_agreement`, `condition: "== 1"`):
+    passed when no blocker was found and the normalised answer agreement on the slice (`where` = (dimension,
+    value); default all pairs) is at least the report's min_agreement. A slice without pairs fails (fail closed)."""
+    chosen = report.overall if where is None else next(
+        (s for s in report.slices if (s.dimension, s.value) == where), None)
+    label = "all requests" if where is None else f"{where[0]}={where[1]}"
+    blockers = [f for f in report.findings if f.severity == "blocker"]
+    if chosen is None or chosen.normalised.value is None:
+        passed, detail = False, f"no answered pair in {label}"
+    else:
+        agree = chosen.normalised.value
+        passed = not blockers and agree >= report.min_agreement
+        detail = (f"shadow {report.shadow_release} vs production {report.baseline_release}: normalised answer "
+                  f"agreement {100 * agree:.1f}% on {label} ({chosen.pairs} pairs; required "
+                  f"{100 * report.min_agreement:.0f}%)" + (f"; blocker: {blockers[0].message}" if blockers else ""))
+    return EvidenceItem(kind="shadow_agreement", passed=passed, detail=detail,
+                        ref=f"readiness shadow compare --release {report.shadow_release} "
+                            f"--baseline {report.baseline_release}")
