@@ -187,20 +187,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
-                  "rollout_evidence")
+                  "rollout_evidence", "observation")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
+    from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
     from dashboard.core.rollout import RolloutEvidence
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
         "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
-        "rollout_evidence": RolloutEvidence}
+        "rollout_evidence": RolloutEvidence, "observation": Observation}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -245,6 +246,7 @@ def load_bundled_demo(store: Store) -> list[str]:
             demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
+    demo.load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 
@@ -784,6 +786,80 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_observe(args: argparse.Namespace) -> int:
+    from dashboard.store.observations import ingest_observations
+
+    keys = (args.release_attribute, args.variant_attribute)
+    with _open_store(args) as store:
+        report = ingest_observations(store, args.files, args.release, args.variant, keys)
+    if args.format == "json":
+        _print_json(report.model_dump(mode="json"))
+        return EXIT_OK
+    for f in report.files:
+        if f.status == "unchanged":
+            _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
+        else:
+            per = ", ".join(f"{n} {v}" for v, n in sorted(f.variants.items()))
+            _out(f"{f.path} ({f.format}): ingested {f.records} observations for {args.release} ({per})")
+    return EXIT_OK
+
+
+def _since(text: str | None) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--since {text!r}: not an ISO 8601 time (e.g. 2026-11-20T10:00:00Z)") from e
+    if t.tzinfo is None:
+        raise UsageError(f"--since {text!r}: needs a time zone (e.g. 2026-11-20T10:00:00Z)")
+    return t
+
+
+def cmd_canary_judge(args: argparse.Namespace) -> int:
+    from dashboard.canarying import canary_section, judge_canary
+    from dashboard.core import canary
+    from dashboard.core.policy import load_policy
+
+    section = canary_section(load_policy(args.policy), args.policy)
+    since = _since(args.since)
+    with _open_store(args, must_exist=True) as store:
+        judgement, _ = judge_canary(store, section, args.release, args.baseline, since)
+    if args.format == "json":
+        _out(judgement.model_dump_json(indent=2))
+    else:
+        _out((canary.to_markdown if args.format == "markdown" else canary.to_text)(judgement), end="")
+    return judgement.exit_code
+
+
+def cmd_shadow_compare(args: argparse.Namespace) -> int:
+    from dashboard.canarying import compare_shadow
+    from dashboard.core import shadow
+
+    if not 0 <= args.min_agreement <= 1:
+        raise UsageError("--min-agreement is a share between 0 and 1")
+    where = None
+    if args.evidence_slice:
+        dim, sep, value = args.evidence_slice.partition("=")
+        if not sep or not dim:
+            raise UsageError("--evidence-slice is DIMENSION=VALUE, e.g. task=policy_qa")
+        where = (dim, value)
+    with _open_store(args, must_exist=True) as store:
+        report = compare_shadow(store, args.release, args.baseline, args.min_agreement, args.top)
+    if args.evidence_out:
+        item = shadow.evidence_item(report, where)
+        Path(args.evidence_out).write_text(item.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _out(f"evidence item shadow_agreement ({'passed' if item.passed else 'failed'}) -> {args.evidence_out}",
+             file=sys.stderr)
+    if args.format == "json":
+        _out(report.model_dump_json(indent=2))
+    else:
+        _out((shadow.to_markdown if args.format == "markdown" else shadow.to_text)(report), end="")
+    return EXIT_REFUSED if report.blocked else EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -991,6 +1067,49 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
     sp.add_argument("--format", choices=["md", "html", "pdf"], default="html", help="report format (pdf needs chromium)")
     sp.add_argument("--out", required=True, help="the report file to write")
+
+    sp = add("observe", cmd_observe, "Validate production observations (JSONL, Parquet or OTLP JSON lines) and store "
+             "them for a release (one transaction; a file already stored is skipped).")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="`readiness schema observation` records as JSONL or "
+                    "Parquet, or OpenTelemetry traces exported as OTLP JSON lines")
+    sp.add_argument("--release", required=True, help="the release that served these requests")
+    sp.add_argument("--variant", choices=["baseline", "canary", "shadow"],
+                    help="its role, for records that do not name one")
+    sp.add_argument("--release-attribute", default="service.version",
+                    help="OTLP: the resource attribute naming the release (default service.version)")
+    sp.add_argument("--variant-attribute", default="deployment.variant",
+                    help="OTLP: the resource attribute naming the variant (default deployment.variant)")
+    sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
+
+    canary_parser = sub.add_parser("canary", help="Judge a canary from production observations.")
+    canary_sub = canary_parser.add_subparsers(dest="canary_command", required=True, metavar="SUBCOMMAND")
+    sp = canary_sub.add_parser("judge", help="Promote, continue or roll back a canary. Exit 0 promote, 3 continue, "
+                               "1 rollback, 2 usage or input error.")
+    sp.set_defaults(func=cmd_canary_judge, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the canary's release id (its observations of variant canary)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant "
+                    "baseline, in the canary's time window)")
+    sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
+    sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    shadow_parser = sub.add_parser("shadow", help="Compare a shadow deployment with production.")
+    shadow_sub = shadow_parser.add_subparsers(dest="shadow_command", required=True, metavar="SUBCOMMAND")
+    sp = shadow_sub.add_parser("compare", help="Pair shadow and production requests by request id: answer agreement, "
+                               "retrieval overlap, cost and latency deltas, per slice. Exit 0, 1 on a blocker "
+                               "finding (a shadow tool call with side effects, nothing paired), 2 usage or input error.")
+    sp.set_defaults(func=cmd_shadow_compare, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the shadow's release id (its observations of variant shadow)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant baseline)")
+    sp.add_argument("--min-agreement", type=float, default=0.9, help="normalised answer agreement below which a "
+                    "slice is a warning (default 0.9)")
+    sp.add_argument("--top", type=int, default=20, help="most-disagreeing requests to list (default 20)")
+    sp.add_argument("--evidence-out", help="also write the result as an evidence item (kind shadow_agreement) for "
+                    "a release's evidence file, so a gate can use it (docs/canary.md)")
+    sp.add_argument("--evidence-slice", help="the slice the evidence item judges, DIMENSION=VALUE (default: all pairs)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501, help="port to listen on")

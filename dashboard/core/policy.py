@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_input_text
 from dashboard.core.metrics import is_known_metric, metric_def, tool_metric, tool_metric_name
@@ -399,6 +400,10 @@ class GatePolicy(BaseModel):
     review: ReviewPolicy = Field(default_factory=ReviewPolicy, description="Readiness-review quorum and waivers.")
     rollout: RolloutPolicy | None = Field(default=None, description="Rollout safety gates and the release train "
                                                                     "(docs/policy.md, Rollout safety).")
+    # Not part of the gate policy's digest (exclude): the canary section judges production traffic after the gate
+    # (core/canary.py), never the release decision, so adding one changes no decision digest.
+    canary: CanaryPolicy | None = Field(default=None, exclude=True, description="How a canary of the release is "
+                                        "judged in production (docs/canary.md).")
 
     @model_serializer(mode="wrap")
     def _omit_absent_rollout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -150,3 +150,46 @@ DDL = [
         ingested_at TIMESTAMPTZ NOT NULL
     )""",
 ]
+
+# Production observations (dashboard/core/observations.py, dashboard/store/observations.py): one row per request a
+# release served as baseline, canary or shadow; observation_sources: one row per ingested observation file.
+OBSERVATION_COLUMNS: dict[str, str] = {
+    "release_id": "VARCHAR NOT NULL",
+    "variant": "VARCHAR NOT NULL",
+    "request_id": "VARCHAR NOT NULL",
+    "time": "TIMESTAMPTZ NOT NULL",
+    "tenant": "VARCHAR",
+    "slices": "MAP(VARCHAR, VARCHAR)",
+    "error": "BOOLEAN",
+    "latency_ms": "DOUBLE",
+    "cost_usd": "DOUBLE",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "feedback": "VARCHAR",
+    "citation_failure": "BOOLEAN",
+    "refusal": "BOOLEAN",
+    "tool_error": "BOOLEAN",
+    "safety_alert": "BOOLEAN",
+    "schema_failure": "BOOLEAN",
+    "approval_bypass": "BOOLEAN",
+    "fallback": "BOOLEAN",
+    "scores": "MAP(VARCHAR, DOUBLE)",
+    "answer": "VARCHAR",
+    "retrieved_ids": "VARCHAR[]",
+    "tool_calls": "STRUCT(name VARCHAR, side_effect BOOLEAN, error BOOLEAN)[]",
+    "model": "VARCHAR",
+    "trace_id": "VARCHAR",
+    "span_id": "VARCHAR",
+    "source_digest": "VARCHAR NOT NULL",
+}
+DDL += [
+    "CREATE TABLE IF NOT EXISTS observations (" + ", ".join(f'"{c}" {t}' for c, t in OBSERVATION_COLUMNS.items()) + ")",
+    """CREATE TABLE IF NOT EXISTS observation_sources (
+        release_id VARCHAR NOT NULL,
+        source_digest VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,
+        records BIGINT NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+]
