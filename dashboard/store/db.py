@@ -38,6 +38,7 @@ from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
 from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
 from dashboard.importers.tools import TOOL_FORMATS, ImportContext, detect_tool, to_native_jsonl
+from dashboard.store import stats
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL
 from dashboard.store.schema import CASE_COLUMNS, DDL
 
@@ -477,6 +478,7 @@ class Store:
             raise InputRefused(problems) from e
         self._check_manifest_match(cur, Path(src), release_id, source_digest, manifest)
         runs = self._record_runs(cur, Path(src), recorded_format or fmt, release_id, source_digest, records)
+        stats.record(cur, release_id, source_digest, records)  # per-run sufficient statistics (issue 15)
         return FileResult(path=src, format=recorded_format or fmt, source_digest=source_digest, status="ingested",
                           records=records, runs=runs)
 
@@ -587,7 +589,8 @@ class Store:
         sql = (f"SELECT {group} AS slice_value, count(*) AS n_cases{', ' + aggs if aggs else ''} "  # noqa: S608
                f"FROM cases WHERE release_id = $release AND {where} GROUP BY ALL ORDER BY slice_value")
         out: dict[str, dict[str, MetricValue]] = {}
-        for row in self.query(sql, params):
+        rows = stats.metric_rows(self, release_id, spec, names, _slice_sql) if names else None
+        for row in rows if rows is not None else self.query(sql, params):
             value, n_cases = row[0], int(row[1])
             out[value] = {m: metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
                           for i, m in enumerate(names)}
@@ -656,14 +659,17 @@ class Store:
         """The values at the given 1-based ranks of `column` (ascending, nulls excluded), per slice value."""
         allowed = {"latency_ms": "latency_ms"}
         where, group, params = _slice_sql(spec, {"release": release_id})
-        wanted = [f"{value}\x00{r}" for value, rs in ranks.items() for r in rs]
+        pairs = [(value, r) for value, rs in ranks.items() for r in rs]
+        # One sort per slice value (list_sort), then the wanted positions: ~2x faster than a row_number() window
+        # over every row, and the same values (issue 15).
         rows = self.query(
-            f"""SELECT slice_value, rn, v FROM (
-                    SELECT {group} AS slice_value, {allowed[column]} AS v,
-                           row_number() OVER (PARTITION BY {group} ORDER BY {allowed[column]}) AS rn
-                    FROM cases WHERE release_id = $release AND {where} AND {allowed[column]} IS NOT NULL)
-                WHERE list_contains($wanted, slice_value || chr(0) || rn::VARCHAR)""",  # noqa: S608
-            {**params, "wanted": wanted})
+            f"""WITH s AS (SELECT {group} AS slice_value, list_sort(list({allowed[column]})) AS l
+                           FROM cases WHERE release_id = $release AND {where} AND {allowed[column]} IS NOT NULL
+                           GROUP BY 1),
+                     w AS (SELECT unnest($wanted_values) AS slice_value, unnest($wanted_ranks) AS rn)
+                SELECT w.slice_value, w.rn, s.l[w.rn] FROM w JOIN s USING (slice_value)
+                WHERE w.rn BETWEEN 1 AND len(s.l)""",  # noqa: S608
+            {**params, "wanted_values": [p[0] for p in pairs], "wanted_ranks": [int(p[1]) for p in pairs]})
         out: dict[str, dict[int, float]] = {}
         for value, rn, v in rows:
             out.setdefault(value, {})[int(rn)] = float(v)
@@ -674,24 +680,38 @@ class Store:
 
         Rows: dataset, suite, case_id, change (added | removed | changed | downgraded), baseline and
         candidate risk and content digest. Unchanged cases are not listed."""
+        c_sql, b_sql = (
+            ("""SELECT dataset, suite, case_id, risk, content_digest AS digest, passed
+                FROM cases WHERE release_id = $cand""" if self._one_run_per_dataset_suite(candidate_id) else
+             """SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
+                       arg_min(content_digest, run_id) AS digest, arg_min(passed, run_id) AS passed
+                FROM cases WHERE release_id = $cand GROUP BY ALL"""),
+            ("""SELECT dataset, suite, case_id, risk, content_digest AS digest
+                FROM cases WHERE release_id = $base""" if self._one_run_per_dataset_suite(baseline_id) else
+             """SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
+                       arg_min(content_digest, run_id) AS digest
+                FROM cases WHERE release_id = $base GROUP BY ALL"""))
         rows = self.query(
-            """WITH c AS (SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
-                                 arg_min(content_digest, run_id) AS digest, arg_min(passed, run_id) AS passed
-                          FROM cases WHERE release_id = $cand GROUP BY ALL),
-                    b AS (SELECT dataset, suite, case_id, arg_min(risk, run_id) AS risk,
-                                 arg_min(content_digest, run_id) AS digest
-                          FROM cases WHERE release_id = $base GROUP BY ALL)
+            f"""WITH c AS ({c_sql}), b AS ({b_sql})
                SELECT coalesce(c.dataset, b.dataset), coalesce(c.suite, b.suite), coalesce(c.case_id, b.case_id),
                       CASE WHEN b.case_id IS NULL THEN 'added' WHEN c.case_id IS NULL THEN 'removed'
                            WHEN list_position($order, c.risk) > list_position($order, b.risk) THEN 'downgraded'
                            WHEN c.digest <> b.digest THEN 'changed' END AS change,
                       b.risk, c.risk, b.digest, c.digest, c.passed
                FROM c FULL OUTER JOIN b USING (dataset, suite, case_id)
-               WHERE change IS NOT NULL ORDER BY 1, 2, 3""",
+               WHERE change IS NOT NULL ORDER BY 1, 2, 3""",  # noqa: S608 (constant SQL only)
             {"cand": candidate_id, "base": baseline_id, "order": ["critical", "high", "medium", "low"]})
         keys = ("dataset", "suite", "case_id", "change", "baseline_risk", "candidate_risk", "baseline_digest",
                 "candidate_digest", "candidate_passed")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def _one_run_per_dataset_suite(self, release_id: str) -> bool:
+        """Whether no two runs of the release share a (dataset, suite): then, a run's case ids being unique (checked
+        at ingest), each (dataset, suite, case_id) is one record, its own designated repeat, and the eval-dataset
+        diff needs no GROUP BY over a million cases (issue 15: same rows, ~5x less time)."""
+        row = self.query("SELECT count(*) = count(DISTINCT (dataset, suite)) FROM runs WHERE release_id = ?",
+                         [release_id])
+        return bool(row[0][0])
 
     def judging(self, release_id: str) -> dict[str, dict[str, list[str]]]:
         """Per dataset: the dataset versions, judge models and scorer versions a release's cases ran with."""
