@@ -234,3 +234,20 @@ def test_too_many_slice_combinations_store_no_statistics(store, tmp_path):
     assert not stats.usable(store, demo.BASELINE_ID)
     values = store.slice_metrics(demo.BASELINE_ID, SliceSpec(for_each="task"), ["pass_rate", "cases"])
     assert values["policy_qa"]["cases"].value == 200
+
+
+def test_binomial_survival_without_scipy_stats_is_scipy_stats_bit_for_bit():
+    """Test that the binomial survival function the exact percentile intervals use (scipy.special's ufunc, to skip
+    importing scipy.stats) gives the very floats scipy.stats.binom.sf gives, and hence the same ranks."""
+    import numpy as np
+    import scipy.stats
+
+    from dashboard.core import stats as core_stats
+
+    for n in (1, 2, 7, 30, 101, 999, 12_345, 333_334, 1_000_000, 5_000_000):
+        for q in (0.5, 0.95, 0.99):
+            need = max(1, int(np.ceil(q * n)))
+            j = np.arange(1, n + 1) if n < 2000 else np.arange(max(1, need - 3000), min(n, need + 3000) + 1)
+            got = core_stats._binom_sf(need - 1, n, j / n)
+            want = scipy.stats.binom.sf(need - 1, n, j / n)
+            assert got.dtype == want.dtype and np.array_equal(got.view(np.uint64), want.view(np.uint64)), (n, q)
