@@ -251,3 +251,21 @@ def test_binomial_survival_without_scipy_stats_is_scipy_stats_bit_for_bit():
             got = core_stats._binom_sf(need - 1, n, j / n)
             want = scipy.stats.binom.sf(need - 1, n, j / n)
             assert got.dtype == want.dtype and np.array_equal(got.view(np.uint64), want.view(np.uint64)), (n, q)
+
+
+@pytest.mark.parametrize("spec", [SliceSpec(), SliceSpec(for_each="task"), SliceSpec(risk=["critical"]),
+                                  SliceSpec(for_each="risk", where={"task": ["policy_qa"]})],
+                         ids=lambda s: s.model_dump_json(exclude_defaults=True))
+def test_paired_outcomes_and_regressions_without_the_per_case_group_by_are_the_same(generated, monkeypatch, spec):
+    """Test that the paired outcomes and the regression list read the records directly when each release has one
+    run per suite and give exactly what the per-case GROUP BY gives (both directions, with the repeated run on one
+    side so the grouped path is mixed with the direct one)."""
+    pairs = [(RC2.release_id, BASE.release_id), (BASE.release_id, RC2.release_id), (BASE.release_id, BASE.release_id)]
+    fast = [(generated.paired(c, b, spec), generated.paired(c, b, spec, ["critical"]), generated.regressions(c, b))
+            for c, b in pairs]
+    assert generated._one_run_per_suite(BASE.release_id) and not generated._one_run_per_suite(RC2.release_id)
+    monkeypatch.setattr(Store, "_one_run_per_suite", lambda *_a: False)
+    slow = [(generated.paired(c, b, spec), generated.paired(c, b, spec, ["critical"]), generated.regressions(c, b))
+            for c, b in pairs]
+    assert fast == slow
+    assert any(p.changed for paired, _c, _r in fast for p in paired.values())

@@ -209,19 +209,26 @@ def _slice_sql(spec: SliceSpec, params: dict[str, Any]) -> tuple[str, str, dict[
 DESIGNATED_REPEAT = "one designated repeat per case: its record in the run whose run_id sorts first"
 
 
-def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''", extra: str = "") -> str:
+def _per_case_sql(release_param: str, where: str = "TRUE", group: str = "''", extra: str = "",
+                  one_record: bool = False) -> str:
+    if one_record:  # each (suite, case_id) is one record (Store._one_run_per_suite): it is its own designated
+        # repeat, and the million-row GROUP BY is skipped (issue 15); `extra` is then per-record expressions
+        return f"""SELECT {group} AS slice_value, suite, case_id, content_digest, passed, risk,
+                          CAST(1 AS BIGINT) AS repeats{extra}
+                   FROM cases WHERE release_id = {release_param} AND {where}"""  # noqa: S608
     return f"""SELECT arg_min({group}, run_id) AS slice_value, suite, case_id,
                       arg_min(content_digest, run_id) AS content_digest, arg_min(passed, run_id) AS passed,
                       arg_min(risk, run_id) AS risk, count(*) AS repeats{extra}
                FROM cases WHERE release_id = {release_param} AND {where} GROUP BY suite, case_id"""  # noqa: S608
 
 
-def _case_pairs_sql(where: str = "TRUE", group: str = "''", extra: str = "") -> str:
+def _case_pairs_sql(where: str = "TRUE", group: str = "''", extra: str = "",
+                    one_record: tuple[bool, bool] = (False, False)) -> str:
     """CTEs c (the candidate's cases in the slice, one row per case, with `extra` aggregates), b (the baseline's)
     and p (the cases both ran: `same` when the content agrees, else changed). Parameters: $cand, $base and the
-    slice's."""
-    return f"""WITH c AS ({_per_case_sql("$cand", where, group, extra)}),
-                    b AS ({_per_case_sql("$base")}),
+    slice's. `one_record`: whether each release has one record per case (then no GROUP BY; `extra` per record)."""
+    return f"""WITH c AS ({_per_case_sql("$cand", where, group, extra, one_record[0])}),
+                    b AS ({_per_case_sql("$base", one_record=one_record[1])}),
                     p AS (SELECT c.*, b.passed AS baseline_passed, b.repeats AS baseline_repeats,
                                  c.content_digest = b.content_digest AS same
                           FROM c JOIN b ON c.suite = b.suite AND c.case_id = b.case_id)"""  # noqa: S608
@@ -617,7 +624,8 @@ class Store:
         if risk is not None:
             where += " AND list_contains($metric_risk, risk)"
             params["metric_risk"] = risk
-        sql = _case_pairs_sql(where, group) + """
+        one = (self._one_run_per_suite(candidate_id), self._one_run_per_suite(baseline_id))
+        sql = _case_pairs_sql(where, group, one_record=one) + """
             SELECT slice_value,
                    count(*) FILTER (WHERE same AND passed AND baseline_passed),
                    count(*) FILTER (WHERE same AND baseline_passed AND NOT passed),
@@ -705,6 +713,12 @@ class Store:
                 "candidate_digest", "candidate_passed")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def _one_run_per_suite(self, release_id: str) -> bool:
+        """Whether no two runs of the release share a suite: then (a run's case ids being unique, checked at ingest)
+        each (suite, case_id) is one record, its own designated repeat (issue 15: the per-case GROUP BY is skipped)."""
+        row = self.query("SELECT count(*) = count(DISTINCT suite) FROM runs WHERE release_id = ?", [release_id])
+        return bool(row[0][0])
+
     def _one_run_per_dataset_suite(self, release_id: str) -> bool:
         """Whether no two runs of the release share a (dataset, suite): then, a run's case ids being unique (checked
         at ingest), each (dataset, suite, case_id) is one record, its own designated repeat, and the eval-dataset
@@ -726,7 +740,9 @@ class Store:
     def regressions(self, candidate_id: str, baseline_id: str, limit: int = 10) -> tuple[int, int, list[dict]]:
         """Cases both releases ran with the same content (the definition paired() and the Cases page use):
         counts of pass->fail and fail->pass, and the first `limit` regressions, most severe risk first."""
-        sql = _case_pairs_sql(extra=", arg_min(slices['task'], run_id) AS task") + """,
+        one = (self._one_run_per_suite(candidate_id), self._one_run_per_suite(baseline_id))
+        task = ", slices['task'] AS task" if one[0] else ", arg_min(slices['task'], run_id) AS task"
+        sql = _case_pairs_sql(extra=task, one_record=one) + """,
                  counts AS (SELECT count(*) FILTER (WHERE same AND baseline_passed AND NOT passed) AS regressions,
                                    count(*) FILTER (WHERE same AND passed AND NOT baseline_passed) AS fixes FROM p),
                  top AS (SELECT case_id, suite, risk, task FROM p WHERE same AND baseline_passed AND NOT passed
