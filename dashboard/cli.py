@@ -944,15 +944,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
     sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
+                    "its eval tools measured), named as a gate names them")
+    sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
 
     sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
              "with which result, and what is missing before it can be judged.")
     sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
     sp.add_argument("--release", help="only this release")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
-    sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
-                    "its eval tools measured), named as a gate names them")
-    sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")
@@ -1092,7 +1092,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "baseline, in the canary's time window)")
     sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
     sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
-    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
 
     shadow_parser = sub.add_parser("shadow", help="Compare a shadow deployment with production.")
     shadow_sub = shadow_parser.add_subparsers(dest="shadow_command", required=True, metavar="SUBCOMMAND")
@@ -1109,7 +1109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--evidence-out", help="also write the result as an evidence item (kind shadow_agreement) for "
                     "a release's evidence file, so a gate can use it (docs/canary.md)")
     sp.add_argument("--evidence-slice", help="the slice the evidence item judges, DIMENSION=VALUE (default: all pairs)")
-    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501, help="port to listen on")

@@ -12,6 +12,8 @@ Tables
 - decisions: gate decisions that reviews were signed against, by digest (canonical JSON).
 - decision_cache: gate decisions by the digest of everything they judged (dashboard/service.py:judged_key), so CI's
   `readiness gate` and the dashboard judge a selection once; a row whose JSON does not match its digest is ignored.
+- run_stats: per-run sufficient statistics (dashboard/store/stats.py): every additive metric component per
+  (run, risk, suite, slices) group, written in the ingest's transaction, so gates read groups rather than cases.
 - review_log: the append-only, hash-chained log of signed envelopes (bytes as received): reviews and admin
   events (trust-root changes, governing policies). Format 2: `statement_id` (digest of what was signed) is
   unique, so a re-encoded copy of a statement is a replay; `kind`, `reviewer`, `reviewed_at` are derived
@@ -191,5 +193,17 @@ DDL += [
         format VARCHAR NOT NULL,
         records BIGINT NOT NULL,
         ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS run_stats (
+        release_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        risk VARCHAR,
+        suite VARCHAR,
+        slices MAP(VARCHAR, VARCHAR),
+        stats_format VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        a DECIMAL(38, 12),
+        b DECIMAL(38, 12),
+        n BIGINT
     )""",
 ]
