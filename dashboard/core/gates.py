@@ -31,6 +31,7 @@ from dashboard.core.policy import (
     GatePolicy,
     SliceSpec,
 )
+from dashboard.core.rollout import rollout_loosened
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
@@ -261,6 +262,10 @@ class GateDecision(BaseModel):
     profile: str | None = Field(description="The policy profile whose gates ran; null: every gate.")
     changed_artifacts: list[ArtifactChange] = Field(description="Artifacts whose versions differ from the baseline.")
     evidence_digest: str | None = Field(description="sha256 of the release's evidence file; null: none attached.")
+    rollout_digest: str | None = Field(None, description="sha256 of everything the rollout gates judged (the rollout "
+                                                         "evidence, stored incidents and artifact digests, the "
+                                                         "candidate's outcome on incident cases); absent: the policy "
+                                                         "has no rollout section.")
     data_digests: list[RunDigest] = Field(description="Every eval run judged, by its data digest.")
     notes: list[str] = Field(default_factory=list, description="Facts a reader should know (not gate results).")
     comparability: list[str] = Field(default_factory=list,
@@ -274,6 +279,13 @@ class GateDecision(BaseModel):
     blockers: list[str] = Field(description="Ids of failed blocker gates.")
     warnings: list[str] = Field(description="Ids of failed warning gates.")
     digest: str = Field("", description="sha256 of the canonical JSON of every other field.")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_rollout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # decisions without rollout gates keep their bytes and digests
+        if data.get("rollout_digest") is None:
+            data.pop("rollout_digest", None)
+        return data
 
     def with_digest(self) -> GateDecision:
         body = self.model_dump(mode="json", exclude={"digest"})
@@ -290,6 +302,7 @@ class GateDecision(BaseModel):
                   if self.baseline else "none"),
                  ("policy", f"{self.policy.policy_id} v{self.policy.version} {self.policy.digest}"),
                  ("evidence", self.evidence_digest or "none")]
+                + ([("rollout", self.rollout_digest)] if self.rollout_digest else [])
                 + [("run", f"{r.release_id} {r.run_id} {r.data_digest}") for r in self.data_digests])
 
     def judged_block(self) -> str:
@@ -843,4 +856,5 @@ def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGa
     if more_waivers:
         policy_wide.append(f"more roles may waive a blocker: {', '.join(more_waivers)}")
     out += [LoosenedGate(gate_id="(policy)", change=c) for c in policy_wide]
+    out += [LoosenedGate(gate_id=gid, change=c) for gid, c in rollout_loosened(previous.rollout, current.rollout)]
     return out

@@ -19,6 +19,8 @@ from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.plain import md_text
 from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport, VerifiedReview
+from dashboard.core.rollout_report import RolloutReport, rollback_rows
+from dashboard.core.rollout_report import sections as rollout_sections
 
 # Seed §25: how each kind of artifact is rolled back.
 ROLLBACK_METHOD = {
@@ -65,6 +67,7 @@ class ReportData(BaseModel):
     reviews: list[VerifiedReview]
     log_ok: bool | None
     log_findings: list[str]
+    rollout: RolloutReport | None = None  # set when the policy has a rollout section (issue 17)
 
 
 def _value(row: MetricRow, x: float | None) -> str:
@@ -151,6 +154,20 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class Para:
+    """A paragraph of inline pieces."""
+
+    pieces: list[Inline]
+
+
+@dataclass(frozen=True)
 class Bars:
     """Pass rate per slice, baseline vs candidate (drawn in HTML; the table beside it carries the numbers)."""
 
@@ -165,7 +182,7 @@ class Judged:
     lines: list[tuple[str, str]]
 
 
-Block = Table | Items | Alert | Bars | Judged
+Block = Table | Items | Alert | Heading | Para | Bars | Judged
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,16 @@ def _joined(texts: list[str], sep: str = "; ") -> list[Inline]:
     for i, t in enumerate(texts):
         out += ([sep] if i else []) + [Text(t)]
     return out
+
+
+def _rollout_blocks(d: GateDecision, rollout: RolloutReport) -> list[Block]:
+    ev = rollout.evidence
+    blocks: list[Block] = [
+        Alert("No rollout evidence is attached to this release: its rollout gates fail closed.") if ev is None
+        else Para([f"Rollout evidence as of {ev.as_of.isoformat()}, {len(ev.records)} record(s)."])]
+    for title, headers, rows in rollout_sections(d, rollout):
+        blocks += [Heading(title), Table(headers, [[Text(x) for x in row] for row in rows], empty="None.")]
+    return blocks
 
 
 def sections(data: ReportData) -> list[Section]:
@@ -206,10 +233,17 @@ def sections(data: ReportData) -> list[Section]:
                "downgraded"] for c in d.dataset_changes]
     notes += [[Text(n)] for n in d.notes]
     out.append(Section("Comparability and eval-dataset governance", "governance", [Items(notes)]))
-    out.append(Section("Rollback plan", "engineering and on-call", [Table(
-        ["artifact", "name", "roll back to", "how"],
-        [[Text(c.kind), Text(c.name), Text(c.baseline or "remove it", "mono"), ROLLBACK_METHOD[c.kind]]
-         for c in data.changes], empty="Nothing changed since the baseline.")]))
+    if data.rollout is None:
+        out.append(Section("Rollback plan", "engineering and on-call", [Table(
+            ["artifact", "name", "roll back to", "how"],
+            [[Text(c.kind), Text(c.name), Text(c.baseline or "remove it", "mono"), ROLLBACK_METHOD[c.kind]]
+             for c in data.changes], empty="Nothing changed since the baseline.")]))
+    else:  # with a rollout policy: each change's latest rollback drill, then rollout safety
+        out.append(Section("Rollback plan", "engineering and on-call", [Table(
+            ["artifact", "name", "roll back to", "how", "latest drill"],
+            [[Text(x) for x in row] for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)],
+            empty="Nothing changed since the baseline.")]))
+        out.append(Section("Rollout safety", "engineering, on-call and governance", _rollout_blocks(d, data.rollout)))
     reviews: list[Block] = []
     if data.status is not None and data.status.demo_keys:
         reviews.append(Alert("Trust root: DEMO KEYS", [" (their passphrase is public; not for real releases)"]))
@@ -252,6 +286,10 @@ def _md_block(block: Block) -> list[str]:
         return [f"**{block.lead}**" + "".join(_md(p) for p in block.rest), ""]
     if isinstance(block, Judged):
         return [f"- {k}: {md_text(v)}" for k, v in block.lines]
+    if isinstance(block, Heading):
+        return ["", f"### {block.title}", ""]
+    if isinstance(block, Para):
+        return ["".join(_md(p) for p in block.pieces), ""]
     return []  # Bars: the table that follows carries the numbers
 
 
@@ -277,7 +315,8 @@ def to_markdown(data: ReportData) -> str:
         if section.readers:
             out += [f"_For {section.readers}._", ""]
         for block in section.blocks:
-            out += _md_block(block)
+            lines = _md_block(block)
+            out += lines[1:] if lines and not lines[0] and not out[-1] else lines  # one blank line between blocks
     return "\n".join(out + [""])
 
 
@@ -368,6 +407,10 @@ def _html_block(block: Block) -> str:
             + "".join(_html(p) for p in item) + "</li>" for item in block.items) + "</ul>"
     if isinstance(block, Alert):
         return f"<p class='fail'>{_h(block.lead)}{''.join(_html(p) for p in block.rest)}</p>"
+    if isinstance(block, Heading):
+        return f"<h3>{_h(block.title)}</h3>"
+    if isinstance(block, Para):
+        return "<p>" + "".join(_html(p) for p in block.pieces) + "</p>"
     if isinstance(block, Bars):
         return (_svg_bars(block.bars, block.title) + f'<div class="legend"><span style="background:{BASELINE}">'
                 f'</span>baseline<span style="background:{CANDIDATE}"></span>candidate</div>')
