@@ -198,7 +198,7 @@ def test_sign_in_with_the_identity_provider_sign_as_yourself_only_and_sign_out(t
         body_shows(page, "Signed in as sec@example.com")
         page.goto(f"{app}/review?candidate=rel-2026.11.0-rc1")
         wait_for_app(page)
-        body_shows(page, "Sign a review")
+        body_shows(page, "Sign a review", "sign with your own key")
         _sign_with(page, "eng_example.com.key")  # someone else's key
         body_shows(page, "you are signed in as sec@example.com, but this key belongs to eng@example.com")
         page.screenshot(path=str(ARTIFACTS / "team-refused-other-key.png"))

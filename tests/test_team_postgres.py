@@ -219,10 +219,28 @@ def test_store_copy_moves_the_log_to_postgresql_and_it_still_verifies(demo_store
         assert not at.exception
         frames = [df.value for df in at.dataframe if "reviewer" in df.value.columns]
         assert frames and "eng@example.com" in list(frames[0]["reviewer"])
+        # and a review signed in the dashboard is appended to the PostgreSQL chain
+        at.radio(key="rv_choice").set_value("approve")
+        key = (KEYS / "sec_example.com.key").read_bytes()
+        at.file_uploader(key="rv_key").set_value(("sec.key", key, "application/octet-stream"))
+        at.text_input(key="rv_passphrase").input("readiness-demo")
+        at.button(key="FormSubmitter:review_form-Sign and record").click().run()
+        assert not at.exception
+        shown = " ".join(str(e.value) for e in at.success)
+        assert f"Recorded as entry {len(original) + 1}" in shown, shown
     finally:
         data.store.clear()
         os.environ.pop("READINESS_STORE", None)
         os.environ.pop("READINESS_DB", None)
+    verify = cli("review", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    from dashboard.store.postgres import PostgresReviewLog
+
+    log = PostgresReviewLog(pg_url)
+    assert len(log.entries()) == len(original) + 1
+    log.close()
+    with Store(db, read_only=True) as s:
+        assert len(s.review_entries()) == len(original)  # the file's own log is untouched
 
 
 def test_a_decision_cached_on_one_machine_is_served_on_another(demo_store, tmp_path, pg_url):

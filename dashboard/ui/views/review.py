@@ -144,6 +144,10 @@ else:
 
 st.subheader("Sign a review")
 failed = d.blockers + d.warnings
+signed_in = identity.signed_in()
+if signed_in is not None:
+    st.caption(f"Signed in as {ui.esc(signed_in.email or signed_in.subject)}: sign with your own key (its principal "
+               "must be this email); your sign-in (issuer, subject, email) is recorded inside the signed review.")
 with st.form("review_form"):
     c1, c2, c3 = st.columns([2, 1, 2])
     c1.text_input("Your principal (email, as in the trusted-reviewers file)", key="rv_reviewer",
