@@ -59,6 +59,16 @@ def test_the_identity_is_inside_the_signed_statement_and_old_statements_are_unch
     assert ids["eng@example.com"] is None and ids["sec@example.com"].subject == "00u1sec"
 
 
+def test_a_review_whose_recorded_sign_in_is_someone_else_is_refused(env):  # noqa: F811
+    """Test that the identity inside a statement must be the reviewer's own: a key holder cannot record a sign-in
+    by another person (the check runs wherever the statement is verified, not only in the dashboard)."""
+    store, keys_, trusted, _ = env
+    forged = review(store, keys_, "sec", "security", "rel-2026.11.0-rc3",
+                    identity=WHO.model_copy(update={"email": "risk@example.com"}))
+    with pytest.raises(InputRefused, match="sign-in as risk@example.com, but the reviewer is sec@example.com"):
+        add_review(store, forged, trusted, NOW)
+
+
 def test_without_auth_the_dashboard_runs_as_before(tmp_path, monkeypatch, demo_store):
     """Test that with no [auth] in secrets.toml there is no sign-in screen and no signed-in identity."""
     import shutil

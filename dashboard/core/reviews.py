@@ -341,6 +341,9 @@ def check_review(opened: OpenedEnvelope, trusted: TrustedReviewers, at: datetime
     if signer.principal != predicate.reviewer:
         raise SigningError(f"signed with {signer.principal}'s key, but the review claims reviewer "
                            f"{predicate.reviewer}")
+    if predicate.identity is not None and predicate.identity.email.casefold() != predicate.reviewer.casefold():
+        raise SigningError(f"the review records a sign-in as {predicate.identity.email}, but the reviewer is "
+                           f"{predicate.reviewer}")
     if predicate.role not in signer.roles:
         raise SigningError(f"{predicate.reviewer} may not sign as {predicate.role} (trusted roles: "
                            f"{', '.join(signer.roles)})")
