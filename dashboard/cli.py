@@ -751,7 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
                     help="which record: the native eval case (default), a release manifest, an evidence file, "
-                         "the gate decision, the signed review's predicate, the trusted-reviewers file, or all")
+                         "the gate decision, the signed review's predicate, the trusted-reviewers file, a rollout evidence "
+                         "file, or all")
 
     sp = add("demo", cmd_demo, "Write the demo data set as files (--out) or load it into a store (--db).")
     sp.add_argument("--cases", type=int, default=2000, help="cases per eval run (default 2000)")
