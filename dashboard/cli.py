@@ -716,8 +716,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True,
+            under: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
+        """A command (of `under`, for a command group such as review or trust) that runs `fn`."""
+        sp = (under or sub).add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=fn)
         if db:
             sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
@@ -739,14 +741,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)
-    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="native JSONL, CSV or Parquet eval-run files")
 
     sp = add("releases", cmd_releases, "List stored releases.")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("runs", cmd_runs, "List the eval runs stored for a release.")
-    sp.add_argument("--release", required=True)
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--release", required=True, help="release id")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
@@ -769,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
                     "shows where --policy is looser and what it decides on the same data")
     sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
-    sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")
+    sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text", help="output format (json: the decision record; junit: one test case per gate)")
     sp.add_argument("--out", help="write the output to this file instead of stdout")
     sp.set_defaults(verdict=True)
 
@@ -777,22 +779,22 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy_parser.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     sp = policy_sub.add_parser("check", help="Validate a policy and list the gates each profile runs.")
     sp.set_defaults(func=cmd_policy_check)
-    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("file", metavar="FILE", help="gate policy YAML")
 
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
              "with which result, and what is missing before it can be judged.")
     sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
     sp.add_argument("--release", help="only this release")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")
     sp.add_argument("file", metavar="FILE", help="evidence JSON or YAML")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id the evidence belongs to")
 
     keys_parser = sub.add_parser("keys", help="Reviewer signing keys.")
     keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
@@ -809,36 +811,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              trusted: bool = True) -> argparse.ArgumentParser:
-        rp = review_sub.add_parser(name, help=help_, description=help_)
-        rp.set_defaults(func=fn)
-        rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        rp = add(name, fn, help_, under=review_sub)
         if trusted:
             rp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; "
                             "only a demo store defaults to the demo keys)")
         return rp
 
     sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id to review")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "only a review against the governing policy counts)")
-    sp.add_argument("--profile")
-    sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"])
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
+    sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"], help="your decision")
     sp.add_argument("--reviewer", help="your principal (default: the comment of the key's .pub file)")
     sp.add_argument("--role", choices=["engineering", "product", "security", "risk"],
                     help="the role you sign as (default: the key's only role in the trusted-reviewers file)")
     sp.add_argument("--key", required=True, help="your encrypted private key")
     sp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
-    sp.add_argument("--comment")
+    sp.add_argument("--comment", help="free-text comment (signed)")
     sp.add_argument("--condition", action="append", help="a condition of approval (repeatable)")
     sp.add_argument("--accepted-risk", action="append", help="a residual risk you accept (repeatable)")
-    sp.add_argument("--release-owner")
-    sp.add_argument("--rollback-owner")
+    sp.add_argument("--release-owner", help="who owns the release (signed)")
+    sp.add_argument("--rollback-owner", help="who owns the rollback (signed)")
     sp.add_argument("--waiver", action="append", help="'GATE_ID|JUSTIFICATION|EXPIRES|TICKET' (repeatable)")
     sp.add_argument("--out", required=True, help="where to write the signed envelope")
 
     sp = radd("add", cmd_review_add, "Check a signed review and append it to the log.")
-    sp.add_argument("envelope", metavar="ENVELOPE")
+    sp.add_argument("envelope", metavar="ENVELOPE", help="the signed review envelope (from review sign)")
 
     sp = radd("verify", cmd_review_verify, "Verify the review log (or an exported bundle). Exit 0 valid, 1 invalid, "
               "2 usage or input error.")
@@ -849,21 +849,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = radd("checkpoint", cmd_review_checkpoint, "Sign and print a checkpoint (log size and head hash).",
               trusted=False)
     sp.add_argument("--log-key", help="the log's private key (default: $READINESS_LOG_KEY)")
-    sp.add_argument("--passphrase-env")
-    sp.add_argument("--out")
+    sp.add_argument("--passphrase-env", help="read the log key's passphrase from this environment variable")
+    sp.add_argument("--out", help="write the checkpoint to this file (default: stdout)")
 
     sp = radd("export", cmd_review_export, "Write a bundle that verifies offline against a trust root you supply.",
               trusted=False)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="the bundle file to write")
 
     trust_parser = sub.add_parser("trust", help="Trust administration: trust roots and governing policies.")
     trust_sub = trust_parser.add_subparsers(dest="trust_command", required=True, metavar="SUBCOMMAND")
 
     def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              admin: bool = True) -> argparse.ArgumentParser:
-        tp = trust_sub.add_parser(name, help=help_, description=help_)
-        tp.set_defaults(func=fn)
-        tp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        tp = add(name, fn, help_, under=trust_sub)
         if admin:
             tp.add_argument("--key", required=True, help="your admin private key (role admin in the trust root)")
             tp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
@@ -872,11 +870,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = tadd("set", cmd_trust_set, "Record a trust root (trusted-reviewers file) in the log, signed by an admin "
               "key: the first one, or the next version (signed by an admin of the version in effect).")
-    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("file", metavar="FILE", help="the trusted-reviewers file to record")
     sp = tadd("govern", cmd_trust_govern, "Register the gate policy that governs releases of a governance-policy "
               "version (their gates, quorum and waiver roles), signed by an admin key.")
     sp.add_argument("governance_version", metavar="GOVERNANCE_VERSION", help="as in manifests' governance_policy_version")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", required=True, help="gate policy YAML that governs this version")
     sp = tadd("show", cmd_trust_show, "Show the log's trust roots and governing policies, verified against the trust "
               "root you trust. Exit 0 valid, 1 invalid.", admin=False)
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED)")
@@ -884,32 +882,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready, "
              "2 usage or input error.")
     sp.set_defaults(verdict=True)
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "any other policy makes the release NOT READY)")
-    sp.add_argument("--profile")
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; only a "
                     "demo store defaults to the demo keys)")
     sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check the log against, as "
                     "`review verify` does (repeatable; also every path in $READINESS_CHECKPOINTS, separated by "
                     f"{os.pathsep!r}); without one a rewritten log cannot be detected")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", required=True, help="gate policy YAML")
     sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
                     "shows where --policy is looser and what it decides on the same data")
-    sp.add_argument("--profile")
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
-    sp.add_argument("--format", choices=["md", "html", "pdf"], default="html")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--format", choices=["md", "html", "pdf"], default="html", help="report format (pdf needs chromium)")
+    sp.add_argument("--out", required=True, help="the report file to write")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
-    sp.add_argument("--port", type=int, default=8501)
-    sp.add_argument("--address", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8501, help="port to listen on")
+    sp.add_argument("--address", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     sp.add_argument("--headless", action="store_true", help="do not open a browser")
     return p
 

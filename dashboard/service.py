@@ -13,6 +13,7 @@ from dashboard.core.errors import InputRefused
 from dashboard.core.gates import (
     PAIRED_RISK,
     DatasetChanges,
+    EvaluationInputs,
     GateDecision,
     PolicyComparison,
     ReleaseRef,
@@ -211,12 +212,14 @@ def _judge(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values
 
 def _judge_gates(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values: _MetricValues) -> GateDecision:
     extra = [dataset_governance_gate(policy, facts.dataset_changes)] if facts.baseline else []
-    return evaluate(
-        policy, profile, facts.candidate, facts.baseline, facts.changes, values.candidate, values.baseline,
-        facts.evidence[0] if facts.evidence else None, facts.evidence[1] if facts.evidence else None,
-        facts.suites, facts.runs, list(facts.notes), values.paired, extra, facts.comparability,
-        facts.dataset_changes,
-    )
+    return evaluate(EvaluationInputs(
+        policy=policy, profile=profile, candidate=facts.candidate, baseline=facts.baseline, changes=facts.changes,
+        candidate_values=values.candidate, baseline_values=values.baseline,
+        evidence=facts.evidence[0] if facts.evidence else None,
+        evidence_digest=facts.evidence[1] if facts.evidence else None, candidate_suites=facts.suites,
+        data_digests=facts.runs, notes=list(facts.notes), paired=values.paired, extra_gates=extra,
+        comparability=facts.comparability, dataset_changes=facts.dataset_changes,
+    ))
 
 
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,

@@ -5,7 +5,6 @@ policies keep their bytes. Untrusted text goes through the caller's escapers (Ma
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -59,21 +58,4 @@ def sections(d: GateDecision, r: RolloutReport) -> list[tuple[str, list[str], li
     out.append(("Incidents in this release's evidence", ["incident", "when", "artifact", "eval cases", "what happened"],
                 [[i.incident_id, f"{i.occurred_at:%Y-%m-%d}", f"{i.artifact_kind}/{i.artifact}", ", ".join(i.case_ids),
                   i.description] for i in (ev.of(Incident) if ev else [])]))
-    return out
-
-
-def markdown(d: GateDecision, r: RolloutReport, cell: Callable[[object], str]) -> list[str]:
-    out = ["", "## Rollout safety", "", "_For engineering, on-call and governance._", ""]
-    if r.evidence is None:
-        out += ["**No rollout evidence is attached to this release: its rollout gates fail closed.**", ""]
-    else:
-        out += [f"Rollout evidence as of {r.evidence.as_of.isoformat()}, {len(r.evidence.records)} record(s).", ""]
-    for title, headers, rows in sections(d, r):
-        out += [f"### {title}", ""]
-        if not rows:
-            out += ["None.", ""]
-            continue
-        out += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        out += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
-        out.append("")
     return out
