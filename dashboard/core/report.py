@@ -252,7 +252,7 @@ def _rollout_sections(d: GateDecision, r: RolloutReport) -> list[Section]:
     for i, (title, headers, rows) in enumerate(rollout_sections(d, r)):
         table = Table(headers, [[Text(x, "status") if headers[j] == "status" else Text(x) for j, x in enumerate(row)]
                                 for row in rows], empty="None.")
-        out.append(Section("Rollout safety: " + title.lower() if i else "Rollout safety",
+        out.append(Section(f"Rollout safety: {title}" if i else "Rollout safety",
                            "engineering, on-call and governance" if i == 0 else None,
                            (head if i == 0 else []) + [table]))
     return out
