@@ -249,11 +249,17 @@ def test_tier_evidence_fresh_passes_and_reports_stale_failed_missing_and_incompl
                     "release_candidate": "ok", "canary": "missing", "post_release": "missing"}
 
 
-def test_ages_are_measured_at_as_of_not_the_wall_clock():
-    """Test that the same inputs give the same result whatever today is: age counts from as_of."""
+def test_ages_are_measured_at_as_of_or_the_manifest_never_the_wall_clock():
+    """Test that ages count from the later of the file's as_of and the candidate's created_at (the tests run a year
+    after these dates: a wall clock would make every drill stale), so an early as_of cannot hide an old run."""
     pol = only("tier_evidence_fresh", tiers=["nightly"])
-    r1 = judged(pol, inputs(tier_run("nightly", "2026-11-04T06:00:00Z")), [PROMPT])["g"]
-    assert r1["status"] == "pass"
+    assert judged(pol, inputs(tier_run("nightly", "2026-11-04T06:00:00Z")), [PROMPT])["g"]["status"] == "pass"
+    early = inputs(tier_run("nightly", "2026-10-30T06:00:00Z"))
+    early = early.model_copy(update={"evidence": early.evidence.model_copy(
+        update={"as_of": datetime(2026, 10, 30, 7, tzinfo=UTC)})})
+    assert early.as_of == datetime(2026, 11, 5, 9, tzinfo=UTC)  # the manifest is later
+    r = judged(pol, early, [PROMPT])["g"]
+    assert r["status"] == "fail" and "6.1 days old" in r["reason"], r["reason"]
 
 
 # ----- policy --------------------------------------------------------------------------------------------------------
