@@ -522,3 +522,23 @@ def test_a_looser_rollout_section_is_named_by_the_policy_comparison():
     cm = parse_policy((REPO / "data" / "policies" / "case-management.yaml").read_text(), "cm")
     gone = [g.change for g in loosened_gates(old, cm)]
     assert "rollout section removed: no rollout gate runs" in gone
+
+
+def test_hostile_text_in_rollout_evidence_stays_text_in_the_report(small):
+    """Test that an incident description, a flag name and a population with HTML, Markdown and links are escaped in
+    the Markdown and HTML reports (rollout evidence is untrusted text)."""
+    from dashboard.core.report import to_html, to_markdown
+    from dashboard.reporting import report_data
+
+    evil = "<script>alert(1)</script> **bold** [x](javascript:alert(1))"
+    _attach(small, RC5.release_id, evidence(
+        dict(INC, description=evil), flag(flag=evil, artifact="policy_answer", artifact_kind="prompts"),
+        experiment("answer_style") | {"population": evil}, release=RC5.release_id))
+    d = gate_release(small, ROLLOUT_POLICY, RC5.release_id, cache=False)
+    data = report_data(small, ROLLOUT_POLICY, RC5.release_id, decision=d)
+    page = to_html(data)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    import re
+
+    outside_code = re.sub(r"(`+) (.*?) \1", "", to_markdown(data))  # untrusted text goes in code spans only
+    assert "<script>" not in outside_code and "javascript:" not in outside_code and "**bold**" not in outside_code
