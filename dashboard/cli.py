@@ -73,11 +73,17 @@ def _print_json(value: object) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from dashboard.core.manifests import load_manifest
 
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    if args.split or args.release_map:
+        return _ingest_split(args)
+    if not args.release:
+        raise UsageError("ingest needs --release (or --split with --release-map)")
+    if args.manifest and len(args.manifest) > 1:
+        raise UsageError("one --manifest per release: several only with --split")
+    manifest = load_manifest(args.manifest[0]) if args.manifest else None
     with _open_store(args) as store:
         report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
-                              default_risk=args.default_risk)
+                              default_risk=args.default_risk, dataset_file=args.dataset_file, pass_if=args.pass_if)
     if args.format == "json":
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK
@@ -88,6 +94,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
         else:
             _out(f"{f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): {', '.join(f.runs)}")
+        for note in f.notes:
+            _out(f"  note: {note}")
+    return EXIT_OK
+
+
+def _ingest_split(args: argparse.Namespace) -> int:
+    """`ingest FILE --split prompt --release-map 'a=rel-a,b=rel-b' --manifest A.yaml --manifest B.yaml`."""
+    from dashboard.core.manifests import load_manifest
+    from dashboard.importers.split import parse_release_map
+
+    if not (args.split and args.release_map):
+        raise UsageError("--split and --release-map go together (e.g. --split prompt --release-map "
+                         "'support_v1=rel-a,support_v2=rel-b')")
+    if args.release:
+        raise UsageError("with --split the releases come from --release-map: drop --release")
+    release_map = parse_release_map(args.release_map)
+    manifests = [load_manifest(m) for m in args.manifest or []]
+    with _open_store(args) as store:
+        reports = store.ingest_split(args.files, args.split, release_map, manifests,
+                                     progress=sys.stderr.isatty(), fmt=args.input_format, dataset=args.dataset,
+                                     dataset_version=args.dataset_version, default_risk=args.default_risk,
+                                     dataset_file=args.dataset_file, pass_if=args.pass_if)
+    if args.format == "json":
+        _print_json([r.model_dump(mode="json") for r in reports])
+        return EXIT_OK
+    for value, report in zip(release_map, reports, strict=True):
+        _out(f"{args.split}={value} -> release {report.release_id} (manifest: {report.manifest})")
+        for f in report.files:
+            if f.status == "unchanged":
+                _out(f"  {f.path}: already ingested ({f.source_digest}), nothing to do")
+            else:
+                _out(f"  {f.path} ({f.format}): ingested {f.records} cases in {len(f.runs)} run(s): "
+                     f"{', '.join(f.runs)}")
+            for note in f.notes:
+                _out(f"    note: {note}")
     return EXIT_OK
 
 
@@ -146,20 +187,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
-                  "rollout_evidence")
+                  "rollout_evidence", "observation")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
+    from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
     from dashboard.core.rollout import RolloutEvidence
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
         "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
-        "rollout_evidence": RolloutEvidence}
+        "rollout_evidence": RolloutEvidence, "observation": Observation}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -204,6 +246,7 @@ def load_bundled_demo(store: Store) -> list[str]:
             demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
+    demo.load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 
@@ -299,6 +342,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from dashboard.core.metrics import CATALOGUE
 
+    if args.release:
+        return _release_measures(args)
+
     if args.format == "json":
         _print_json([{"name": d.name, "kind": d.kind, "category": d.category, "description": d.description,
                       "needs": d.needs, "higher_is_better": d.higher_is_better, "unit": d.unit}
@@ -309,6 +355,37 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         _out(f"{d.name}  [{d.category}, {d.kind}, {arrow}]\n    {d.description}\n    needs: {d.needs}")
     _out("evidence.<kind>  [evidence]\n    1 when the release's evidence file has a passed item of that kind, "
           "0 when failed; missing fails closed. evidence.owners_named: release and rollback owners named.")
+    return EXIT_OK
+
+
+def _release_measures(args: argparse.Namespace) -> int:
+    """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
+    from dashboard.core.metrics import tool_metric_name
+
+    with _open_store(args, read_only=True, must_exist=True) as store:
+        if store.manifest(args.release) is None:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+        rows = store.tool_measures(args.release)
+    for r in rows:
+        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
+        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        _out(f"release {args.release} has no scores or checks in its data")
+        return EXIT_OK
+    _out(f"scores and checks in the data of {args.release} (gate on them with `score: NAME` or `check: NAME`):")
+    for r in rows:
+        name = json.dumps(r["name"], ensure_ascii=False)
+        if r["kind"] == "score":
+            hint = "0/1: gate its mean, or stat: pass_rate with at: 1" if r["binary"] else \
+                "stat: mean, or stat: pass_rate with at: <threshold>"
+            _out(f"  score {name}  cases={r['cases']} mean={r['mean']:.4g} min={r['min']:.4g} max={r['max']:.4g}"
+                 f"  ({hint})")
+        else:
+            _out(f"  check {name}  cases={r['cases']} passed={r['passed']} rate={r['passed'] / r['cases']:.4g}"
+                 "  (rate; paired with no_regression / non_inferior)")
     return EXIT_OK
 
 
@@ -709,6 +786,80 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_observe(args: argparse.Namespace) -> int:
+    from dashboard.store.observations import ingest_observations
+
+    keys = (args.release_attribute, args.variant_attribute)
+    with _open_store(args) as store:
+        report = ingest_observations(store, args.files, args.release, args.variant, keys)
+    if args.format == "json":
+        _print_json(report.model_dump(mode="json"))
+        return EXIT_OK
+    for f in report.files:
+        if f.status == "unchanged":
+            _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
+        else:
+            per = ", ".join(f"{n} {v}" for v, n in sorted(f.variants.items()))
+            _out(f"{f.path} ({f.format}): ingested {f.records} observations for {args.release} ({per})")
+    return EXIT_OK
+
+
+def _since(text: str | None) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--since {text!r}: not an ISO 8601 time (e.g. 2026-11-20T10:00:00Z)") from e
+    if t.tzinfo is None:
+        raise UsageError(f"--since {text!r}: needs a time zone (e.g. 2026-11-20T10:00:00Z)")
+    return t
+
+
+def cmd_canary_judge(args: argparse.Namespace) -> int:
+    from dashboard.canarying import canary_section, judge_canary
+    from dashboard.core import canary
+    from dashboard.core.policy import load_policy
+
+    section = canary_section(load_policy(args.policy), args.policy)
+    since = _since(args.since)
+    with _open_store(args, must_exist=True) as store:
+        judgement, _ = judge_canary(store, section, args.release, args.baseline, since)
+    if args.format == "json":
+        _out(judgement.model_dump_json(indent=2))
+    else:
+        _out((canary.to_markdown if args.format == "markdown" else canary.to_text)(judgement), end="")
+    return judgement.exit_code
+
+
+def cmd_shadow_compare(args: argparse.Namespace) -> int:
+    from dashboard.canarying import compare_shadow
+    from dashboard.core import shadow
+
+    if not 0 <= args.min_agreement <= 1:
+        raise UsageError("--min-agreement is a share between 0 and 1")
+    where = None
+    if args.evidence_slice:
+        dim, sep, value = args.evidence_slice.partition("=")
+        if not sep or not dim:
+            raise UsageError("--evidence-slice is DIMENSION=VALUE, e.g. task=policy_qa")
+        where = (dim, value)
+    with _open_store(args, must_exist=True) as store:
+        report = compare_shadow(store, args.release, args.baseline, args.min_agreement, args.top)
+    if args.evidence_out:
+        item = shadow.evidence_item(report, where)
+        Path(args.evidence_out).write_text(item.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _out(f"evidence item shadow_agreement ({'passed' if item.passed else 'failed'}) -> {args.evidence_out}",
+             file=sys.stderr)
+    if args.format == "json":
+        _out(report.model_dump_json(indent=2))
+    else:
+        _out((shadow.to_markdown if args.format == "markdown" else shadow.to_text)(report), end="")
+    return EXIT_REFUSED if report.blocked else EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -727,17 +878,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")
     sp.add_argument("files", nargs="+", metavar="FILE",
-                    help="native JSONL/CSV/Parquet, or results of promptfoo, Inspect AI, lm-eval or DeepEval")
-    sp.add_argument("--release", required=True, help="release id the runs belong to")
-    sp.add_argument("--manifest", help="the release's manifest (JSON or YAML); needed the first time")
+                    help="native JSONL/CSV/Parquet, results of promptfoo, Inspect AI, lm-eval, DeepEval or Ragas, "
+                    "or an MLflow run / experiment / mlruns folder")
+    sp.add_argument("--release", help="release id the runs belong to (required unless --split)")
+    sp.add_argument("--manifest", action="append", help="the release's manifest (JSON or YAML); needed the first "
+                    "time. With --split: one per release, in the --release-map order")
+    sp.add_argument("--split", metavar="DIMENSION", help="split one eval tool's file into releases by this "
+                    "dimension: prompt or provider (promptfoo), tag.<name> (MLflow run tag, e.g. tag.role)")
+    sp.add_argument("--release-map", metavar="MAP", help="with --split: which release each value becomes, e.g. "
+                    "'support_v1=rel-a,support_v2=rel-b' (one transaction for all; cases paired by test)")
     sp.add_argument("--format", dest="input_format", default="auto",
-                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval"],
+                    choices=["auto", "native", "promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas"],
                     help="input format (default: detected from the content)")
     sp.add_argument("--dataset", help="for eval-tool files: which of the manifest's eval datasets they ran "
                     "(default: the manifest's only one)")
     sp.add_argument("--dataset-version", help="for eval-tool files: its version (default: the manifest's)")
     sp.add_argument("--default-risk", default="medium", choices=["low", "medium", "high", "critical"],
                     help="risk level of eval-tool cases that carry no `risk` tag (default medium)")
+    sp.add_argument("--dataset-file", help="for Ragas results: the dataset file given to evaluate (JSONL/CSV with "
+                    "id, risk and slice columns); joined by row order, each row's user_input checked")
+    sp.add_argument("--pass-if", help="for tools that score but do not judge (MLflow, Ragas): thresholds a case must "
+                    "meet to pass, e.g. 'faithfulness>=0.8,answer_relevancy>=0.7' (0/1 metrics are checks anyway)")
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)
@@ -784,6 +945,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
     sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
+                    "its eval tools measured), named as a gate names them")
+    sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
 
     sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
              "with which result, and what is missing before it can be judged.")
@@ -904,6 +1068,49 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
     sp.add_argument("--format", choices=["md", "html", "pdf"], default="html", help="report format (pdf needs chromium)")
     sp.add_argument("--out", required=True, help="the report file to write")
+
+    sp = add("observe", cmd_observe, "Validate production observations (JSONL, Parquet or OTLP JSON lines) and store "
+             "them for a release (one transaction; a file already stored is skipped).")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="`readiness schema observation` records as JSONL or "
+                    "Parquet, or OpenTelemetry traces exported as OTLP JSON lines")
+    sp.add_argument("--release", required=True, help="the release that served these requests")
+    sp.add_argument("--variant", choices=["baseline", "canary", "shadow"],
+                    help="its role, for records that do not name one")
+    sp.add_argument("--release-attribute", default="service.version",
+                    help="OTLP: the resource attribute naming the release (default service.version)")
+    sp.add_argument("--variant-attribute", default="deployment.variant",
+                    help="OTLP: the resource attribute naming the variant (default deployment.variant)")
+    sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
+
+    canary_parser = sub.add_parser("canary", help="Judge a canary from production observations.")
+    canary_sub = canary_parser.add_subparsers(dest="canary_command", required=True, metavar="SUBCOMMAND")
+    sp = canary_sub.add_parser("judge", help="Promote, continue or roll back a canary. Exit 0 promote, 3 continue, "
+                               "1 rollback, 2 usage or input error.")
+    sp.set_defaults(func=cmd_canary_judge, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the canary's release id (its observations of variant canary)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant "
+                    "baseline, in the canary's time window)")
+    sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
+    sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
+
+    shadow_parser = sub.add_parser("shadow", help="Compare a shadow deployment with production.")
+    shadow_sub = shadow_parser.add_subparsers(dest="shadow_command", required=True, metavar="SUBCOMMAND")
+    sp = shadow_sub.add_parser("compare", help="Pair shadow and production requests by request id: answer agreement, "
+                               "retrieval overlap, cost and latency deltas, per slice. Exit 0, 1 on a blocker "
+                               "finding (a shadow tool call with side effects, nothing paired), 2 usage or input error.")
+    sp.set_defaults(func=cmd_shadow_compare, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the shadow's release id (its observations of variant shadow)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant baseline)")
+    sp.add_argument("--min-agreement", type=float, default=0.9, help="normalised answer agreement below which a "
+                    "slice is a warning (default 0.9)")
+    sp.add_argument("--top", type=int, default=20, help="most-disagreeing requests to list (default 20)")
+    sp.add_argument("--evidence-out", help="also write the result as an evidence item (kind shadow_agreement) for "
+                    "a release's evidence file, so a gate can use it (docs/canary.md)")
+    sp.add_argument("--evidence-slice", help="the slice the evidence item judges, DIMENSION=VALUE (default: all pairs)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
     sp.add_argument("--port", type=int, default=8501, help="port to listen on")

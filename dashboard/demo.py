@@ -569,6 +569,7 @@ def load_demo(store: Store, cases: int = 2000) -> list[str]:
             store.ingest(files, story.release_id, manifest)
             load_rollout(store, folder)
             loaded.append(story.release_id)
+    load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 
@@ -581,3 +582,149 @@ def load_rollout(store: Store, folder: Path) -> None:
     path = folder / "rollout.yaml"
     if path.is_file():
         put_rollout(store, parse_rollout(load_structured(path), str(path)), str(path))
+
+
+# ----- production observations (seed §22-23): canaries of rc1 and rc2, and a shadow of a new index -------------------
+OBS_TASKS = np.array(["policy_qa", "policy_lookup", "case_update", "case_summary"])
+OBS_TASK_WEIGHTS = (0.4, 0.2, 0.25, 0.15)
+SHADOW_RELEASE = "rel-2026.11.0-index-v4"  # the policy index rebuilt (policy-index-v4), run as a shadow only
+PRODUCTION_RATES = {"error": 0.01, "citation_failure": 0.06, "refusal": 0.03, "tool_error": 0.02,
+                    "safety_alert": 0.003, "schema_failure": 0.005, "approval_bypass": 0.001, "fallback": 0.02}
+
+
+@dataclass(frozen=True)
+class CanaryStory:
+    """A window of production traffic: the baseline and (optionally) a canary of a release beside it."""
+
+    release_id: str
+    start: datetime
+    requests: int  # per variant
+    rates: dict[str, float] = field(default_factory=dict)  # the canary's rates (default: production's)
+    latency_multiplier: float = 1.0
+    cost_multiplier: float = 1.0
+    seed: int = 0
+
+
+CANARY_STORIES: tuple[CanaryStory, ...] = (
+    CanaryStory("rel-2026.11.0-rc1", datetime(2026, 11, 16, 8, 0, tzinfo=UTC), 10_000,
+                rates={"error": 0.008, "citation_failure": 0.05, "refusal": 0.025, "safety_alert": 0.002}, seed=11),
+    CanaryStory("rel-2026.11.0-rc2", datetime(2026, 11, 18, 8, 0, tzinfo=UTC), 4_000,
+                rates={"citation_failure": 0.14}, seed=12),
+)
+
+
+def _traffic(rng: np.random.Generator, n: int, start: datetime, prefix: str, rates: dict[str, float],
+             latency_multiplier: float = 1.0, cost_multiplier: float = 1.0) -> list[dict[str, Any]]:
+    """`n` production requests, one every ~3 s from `start`, with the §22 signals drawn at `rates`."""
+    task = _pick(rng, OBS_TASKS, OBS_TASK_WEIGHTS, n)
+    tenant = _pick(rng, TENANTS, (0.4, 0.3, 0.2, 0.1), n)
+    language = _pick(rng, LANGUAGES, (0.7, 0.2, 0.1), n)
+    seconds = np.cumsum(rng.exponential(3.0, n))
+    latency = rng.lognormal(np.log(2200), 0.55, n) * latency_multiplier
+    cost = rng.gamma(2.0, 0.006, n) * cost_multiplier
+    tokens_in = rng.poisson(2400, n)
+    tokens_out = rng.poisson(280, n)
+    answers_with_citations = np.isin(task, ["policy_qa", "policy_lookup"]) | (rng.random(n) < 0.2)
+    flags = {k: rng.random(n) < rates.get(k, p) for k, p in PRODUCTION_RATES.items()}
+    feedback = rng.random(n)
+    judged = rng.random(n) < 0.3
+    grounded = np.clip(rng.normal(0.86 - 0.5 * flags["citation_failure"], 0.1), 0, 1)
+    out = []
+    for i in range(n):
+        rec: dict[str, Any] = {
+            "request_id": f"{prefix}-{i:06d}", "time": (start + timedelta(seconds=float(seconds[i]))).isoformat(),
+            "tenant": str(tenant[i]), "slices": {"task": str(task[i]), "language": str(language[i])},
+            "latency_ms": round(float(latency[i]), 1), "cost_usd": round(float(cost[i]), 6),
+            "input_tokens": int(tokens_in[i]), "output_tokens": int(tokens_out[i]),
+            **{k: bool(v[i]) for k, v in flags.items() if k != "citation_failure"},
+        }
+        if answers_with_citations[i]:
+            rec["citation_failure"] = bool(flags["citation_failure"][i])
+        if feedback[i] < 0.05:
+            rec["feedback"] = "negative" if feedback[i] < 0.01 else "positive"
+        if judged[i]:
+            rec["scores"] = {"groundedness": round(float(grounded[i]), 3)}
+        out.append(rec)
+    return out
+
+
+POLICY_DOCS = [f"POL-{i:04d}" for i in (42, 107, 12, 388, 215, 77, 19, 301, 5, 64, 150, 233)]
+ANSWERS = [
+    "No: per {a} §3 a case may not be closed while an appeal is pending; see also {b}.",
+    "Yes, per {a} a case worker may reassign the case after the supervisor signs off ({b}).",
+    "Per {a}, retention is 7 years for closed cases; {b} covers exceptions.",
+    "Escalate to the compliance desk: {a} requires a second review for this category ({b}).",
+]
+
+
+def _shadow_pairs(rng: np.random.Generator, n: int, start: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Production requests with their answers and retrieval, and a shadow of the new index on the same requests:
+    the index ranks German policy look-ups differently, and there the answers follow the retrieval."""
+    prod = _traffic(rng, n, start, "req-1120", {})
+    shadow = []
+    docs = np.array(POLICY_DOCS)
+    for i, p in enumerate(prod):
+        ranked = list(rng.permutation(docs)[:5])
+        template = ANSWERS[i % len(ANSWERS)]
+        p["retrieved_ids"] = ranked
+        p["answer"] = template.format(a=ranked[0], b=ranked[1])
+        if i == 7:
+            p["answer"] = "<script>alert('x')</script> See [the policy](javascript:alert(1)) per " + ranked[0]
+        p["tool_calls"] = [{"name": "search_policies", "side_effect": False}]
+        s = {k: v for k, v in p.items() if k not in ("feedback",)}
+        s["latency_ms"] = round(p["latency_ms"] * float(rng.normal(1.08, 0.05)), 1)
+        s["cost_usd"] = round(p["cost_usd"] * float(rng.normal(1.02, 0.03)), 6)
+        diverges = p["slices"]["language"] == "de" and p["slices"]["task"] in ("policy_lookup", "policy_qa")
+        if diverges:
+            new = [ranked[2], str(rng.choice(docs)), ranked[0], str(rng.choice(docs)), ranked[4]]
+            s["retrieved_ids"] = list(dict.fromkeys(new))
+            s["answer"] = template.format(a=s["retrieved_ids"][0], b=s["retrieved_ids"][1])
+            if "scores" in p:
+                s["scores"] = {"groundedness": round(max(0.0, p["scores"]["groundedness"] - 0.15), 3)}
+        elif rng.random() < 0.1:
+            s["answer"] = "  " + p["answer"].upper().replace(";", " ;") + " "  # same words, other form
+        if i in (31, 532, 977):
+            s["tool_calls"] = [{"name": "search_policies", "side_effect": False},
+                               {"name": "update_case_status", "side_effect": True}]
+        shadow.append(s)
+    return prod, shadow
+
+
+def observation_files(out: Path) -> list[tuple[Path, str, str]]:
+    """Write the demo's production observations as JSONL: [(file, release, variant)], deterministic."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[Path, str, str]] = []
+
+    def write(name: str, rows: list[dict[str, Any]], release: str, variant: str) -> None:
+        path = out / name
+        path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
+        written.append((path, release, variant))
+
+    for story in CANARY_STORIES:
+        rng = _rng("observations", story.release_id, story.seed)
+        day = story.start.strftime("%m%d")
+        write(f"{story.release_id}-baseline.jsonl", _traffic(rng, story.requests, story.start, f"req-{day}", {}),
+              BASELINE_ID, "baseline")
+        write(f"{story.release_id}-canary.jsonl",
+              _traffic(rng, story.requests, story.start, f"req-{day}c", story.rates, story.latency_multiplier,
+                       story.cost_multiplier), story.release_id, "canary")
+    prod, shadow = _shadow_pairs(_rng("observations", SHADOW_RELEASE), 1200, datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
+    write("shadow-production.jsonl", prod, BASELINE_ID, "baseline")
+    write(f"{SHADOW_RELEASE}-shadow.jsonl", shadow, SHADOW_RELEASE, "shadow")
+    return written
+
+
+def load_observations(store: Store) -> int:
+    """Ingest the demo's production observations (idempotent: a file already stored is skipped)."""
+    import tempfile
+
+    from dashboard.store.observations import ingest_observations
+
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, release, variant in observation_files(Path(tmp)):
+            report = ingest_observations(store, [path], release, variant)
+            total += sum(f.records for f in report.files)
+    return total

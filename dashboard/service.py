@@ -27,7 +27,7 @@ from dashboard.core.gates import (
     spec_key,
 )
 from dashboard.core.manifests import ArtifactChange, diff_manifests
-from dashboard.core.metrics import CATALOGUE, MetricValue
+from dashboard.core.metrics import CATALOGUE, MetricValue, tool_metric
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import Gate, GatePolicy, SliceSpec
 from dashboard.core.rollout import RolloutInputs
@@ -175,7 +175,7 @@ def _metric_values(store: Store, gates: list[Gate], candidate_id: str, baseline_
             metrics.add(g.metric)
     cand = {k: store.slice_metrics(candidate_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
     for k, (spec, ms) in specs.items():
-        if any(CATALOGUE[m].kind in ("quantile", "ratio") for m in ms):
+        if any(CATALOGUE[m].kind in ("quantile", "ratio") for m in ms if m in CATALOGUE):
             add_bootstrap_intervals(store, candidate_id, spec, cand[k])
     base = ({k: store.slice_metrics(baseline_id, spec, sorted(ms)) for k, (spec, ms) in specs.items()}
             if baseline_id else {})
@@ -183,7 +183,8 @@ def _metric_values(store: Store, gates: list[Gate], candidate_id: str, baseline_
     if baseline_id:
         for g in gates:
             if g.condition.test and paired_key(g) not in paired:
-                paired[paired_key(g)] = store.paired(candidate_id, baseline_id, g.slice, PAIRED_RISK.get(g.metric))
+                paired[paired_key(g)] = store.paired(candidate_id, baseline_id, g.slice, PAIRED_RISK.get(g.metric),
+                                                     metric=g.metric if tool_metric(g.metric) else None)
     return _MetricValues(candidate=cand, baseline=base, paired=paired)
 
 

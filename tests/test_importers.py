@@ -131,15 +131,19 @@ def test_a_file_of_another_tool_is_refused(store, path, fmt):
 
 
 def test_unsupported_versions_are_refused(store, tmp_path):
+    """An untested version whose structure differs is refused (issue 18: one whose structure matches is read,
+    tests/test_importers_formats.py)."""
     pf = json.loads(PROMPTFOO.read_text())
     pf["results"]["version"] = 2
+    pf["results"]["results"] = [{"table": r} for r in pf["results"]["results"]]
     (tmp_path / "pf.json").write_text(json.dumps(pf))
-    with pytest.raises(InputRefused, match="promptfoo results version 2 is not supported"):
+    with pytest.raises(InputRefused, match="promptfoo results version 2 is not supported: its structure differs"):
         ingest(store, tmp_path / "pf.json")
     log = json.loads(INSPECT_JSON.read_text())
     log["version"] = 9
+    log["samples"] = [{"sample": s} for s in log["samples"]]
     (tmp_path / "log.json").write_text(json.dumps(log))
-    with pytest.raises(InputRefused, match="Inspect AI log version 9 is not supported"):
+    with pytest.raises(InputRefused, match="Inspect AI log version 9 is not supported: its structure differs"):
         ingest(store, tmp_path / "log.json")
     assert store.table_counts()["cases"] == 0
 

@@ -444,7 +444,7 @@ def test_report_has_rollback_drills_and_a_rollout_section_only_under_a_rollout_p
     md = to_markdown(data)
     assert "| artifact | name | roll back to | how | latest drill |" in md
     assert "2026-09-16 · 38 min · succeeded" in md
-    assert "## Rollout safety" in md and "## Rollout safety: Release train" in md and "rollout.rollback_tested" in md
+    assert "## Rollout safety" in md and "### Release train" in md and "rollout.rollback_tested" in md
     html_text = to_html(data)
     assert "<h2>Rollout safety</h2>" in html_text and "EXP-answer-style-3" in html_text
     d2 = gate_release(demo_store, ROLLOUT_POLICY, RC2.release_id, cache=False)

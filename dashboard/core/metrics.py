@@ -6,6 +6,7 @@ The SQL for each metric lives in dashboard/store/metrics.py under the same name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -146,8 +147,73 @@ CHECK_OF_METRIC = {"citation_support_rate": "citation_supported", "groundedness_
 
 
 def is_known_metric(name: str) -> bool:
-    """Catalogue metrics, plus `evidence.<kind>` for the release's non-eval evidence."""
-    return name in CATALOGUE or (name.startswith(EVIDENCE_PREFIX) and len(name) > len(EVIDENCE_PREFIX))
+    """Catalogue metrics, `evidence.<kind>` for the release's non-eval evidence, and a tool's own metrics
+    (`score:<name>`, `score:<name>>=<t>`, `check:<name>`)."""
+    return (name in CATALOGUE or (name.startswith(EVIDENCE_PREFIX) and len(name) > len(EVIDENCE_PREFIX))
+            or tool_metric(name) is not None)
+
+
+# ----- a tool's own metrics ----------------------------------------------------------------------------------
+# What an eval tool measured, named in a policy without SQL: `score:<name>` is the mean of scores.<name> over the
+# cases that carry it; `score:<name>>=<t>` the share of those cases scoring at least t; `check:<name>` the share
+# of the cases carrying checks.<name> whose check is true. The two rates can be compared paired (no_regression,
+# non_inferior): the per-case outcome is the check, or score >= t, instead of the case's verdict.
+SCORE_PREFIX, CHECK_PREFIX = "score:", "check:"
+MAX_TOOL_METRIC_NAME = 200
+
+
+@dataclass(frozen=True)
+class ToolMetric:
+    field: Literal["scores", "checks"]
+    key: str
+    threshold: float | None = None  # scores only: a rate of cases scoring >= threshold
+
+
+def tool_metric(name: str) -> ToolMetric | None:
+    """The tool metric a metric name stands for, or None (not one, or malformed)."""
+    if name.startswith(CHECK_PREFIX):
+        key = name[len(CHECK_PREFIX):]
+        return ToolMetric("checks", key) if _tool_key_ok(key) else None
+    if not name.startswith(SCORE_PREFIX):
+        return None
+    key = name[len(SCORE_PREFIX):]
+    head, sep, tail = key.rpartition(">=")
+    if sep:
+        try:
+            threshold = float(tail)
+        except ValueError:
+            return None
+        if not math.isfinite(threshold) or not _tool_key_ok(head):
+            return None
+        return ToolMetric("scores", head, threshold)
+    return ToolMetric("scores", key) if _tool_key_ok(key) else None
+
+
+def _tool_key_ok(key: str) -> bool:
+    return 0 < len(key) <= MAX_TOOL_METRIC_NAME and key.isprintable() and key.strip() == key
+
+
+def tool_metric_name(field: Literal["scores", "checks"], key: str, threshold: float | None = None) -> str:
+    if field == "checks":
+        return f"{CHECK_PREFIX}{key}"
+    return f"{SCORE_PREFIX}{key}" + (f">={threshold:g}" if threshold is not None else "")
+
+
+def metric_def(name: str) -> MetricDef | None:
+    """The catalogue's definition of a metric, or the definition of a tool metric; None for anything else."""
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    t = tool_metric(name)
+    if t is None:
+        return None
+    if t.field == "checks":
+        return MetricDef(name, "rate", "quality", f"Share of cases carrying the tool's check {t.key!r} whose check "
+                         "passed.", f"checks.{t.key}", True)
+    if t.threshold is None:
+        return MetricDef(name, "mean", "quality", f"Mean of the tool's score {t.key!r} over the cases carrying it.",
+                         f"scores.{t.key}", True)
+    return MetricDef(name, "rate", "quality", f"Share of cases carrying the tool's score {t.key!r} that score at "
+                     f"least {t.threshold:g}.", f"scores.{t.key}", True)
 
 
 class MetricValue(BaseModel):
@@ -166,7 +232,9 @@ class MetricValue(BaseModel):
 
 def metric_value(name: str, n_cases: int, a: float | int | None, b: float | int | None, n: int) -> MetricValue:
     """Turn the store's exact components (a, b, n_eligible) into a value; fail closed on no data."""
-    d = CATALOGUE[name]
+    found = metric_def(name)
+    assert found is not None, name
+    d = found
     a = None if a is None else float(a)
     b = None if b is None else float(b)
     value: float | None

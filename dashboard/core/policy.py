@@ -23,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_input_text
-from dashboard.core.metrics import CATALOGUE, is_known_metric
+from dashboard.core.metrics import is_known_metric, metric_def, tool_metric, tool_metric_name
 from dashboard.core.models import ARTIFACT_KINDS, RISK_LEVELS
 from dashboard.core.rollout import RolloutPolicy
 
@@ -295,6 +296,35 @@ class Gate(BaseModel):
     min_samples: int | None = Field(default=None, ge=1, description="Fewer cases: too small to judge (fails).")
     description: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tool_metric_keys(cls, data: Any) -> Any:
+        """`score: exact_match` (with `stat: mean | pass_rate` and `at: <t>`) or `check: contains` name what an
+        eval tool measured; they become the metric `score:exact_match`, `score:exact_match>=0.8` or
+        `check:contains` (core/metrics.py), so the parsed policy and its digest have one form."""
+        if not isinstance(data, dict) or not ({"score", "check", "stat", "at"} & data.keys()):
+            return data
+        data = dict(data)
+        score, check = data.pop("score", None), data.pop("check", None)
+        stat, at = data.pop("stat", None), data.pop("at", None)
+        if "metric" in data or (score is None) == (check is None):
+            raise ValueError("a gate names one of metric, score or check")
+        if check is not None:
+            if stat is not None or at is not None:
+                raise ValueError("stat and at go with score: a check's metric is the share of cases it passed")
+            data["metric"] = tool_metric_name("checks", str(check))
+            return data
+        if stat not in (None, "mean", "pass_rate"):
+            raise ValueError(f"stat {stat!r}: use mean (the default) or pass_rate (with at: <threshold>)")
+        if stat == "pass_rate" and at is None:
+            raise ValueError("stat: pass_rate needs at: <threshold> (a case passes when its score is at least it)")
+        if stat == "mean" and at is not None:
+            raise ValueError("at: <threshold> goes with stat: pass_rate, not mean")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at)):
+            raise ValueError(f"at {at!r}: expected a number")
+        data["metric"] = tool_metric_name("scores", str(score), float(at) if at is not None else None)
+        return data
+
     @field_validator("condition", mode="before")
     @classmethod
     def _parse(cls, v: Any) -> Any:
@@ -319,13 +349,16 @@ class Gate(BaseModel):
     def _evidence_metric_condition(self) -> Gate:
         if self.metric.startswith("evidence.") and self.condition.relative:
             raise ValueError("an evidence metric is judged on its own (1 passed, 0 failed): use '== 1'")
-        kind = CATALOGUE[self.metric].kind if self.metric in CATALOGUE else "evidence"
+        found = metric_def(self.metric)
+        kind = found.kind if found is not None else "evidence"
         if self.condition.statistic != "value" and kind not in ("rate", "quantile", "ratio"):
             raise ValueError(f"{self.condition.statistic} needs a metric with an interval (a rate, percentile or "
                              f"cost per success); {self.metric} is a {kind}")
-        if self.condition.test and self.metric not in PAIRED_METRICS:
+        tool = tool_metric(self.metric)
+        if self.condition.test and self.metric not in PAIRED_METRICS and (tool is None or kind != "rate"):
             raise ValueError(f"{self.condition.test} compares per-case pass/fail on shared cases: use it with "
-                             f"{', '.join(PAIRED_METRICS)}")
+                             f"{', '.join(PAIRED_METRICS)}, a tool's check (check: name) or a score's pass rate "
+                             "(score: name, stat: pass_rate, at: t)")
         return self
 
 
@@ -367,6 +400,10 @@ class GatePolicy(BaseModel):
     review: ReviewPolicy = Field(default_factory=ReviewPolicy, description="Readiness-review quorum and waivers.")
     rollout: RolloutPolicy | None = Field(default=None, description="Rollout safety gates and the release train "
                                                                     "(docs/policy.md, Rollout safety).")
+    # Not part of the gate policy's digest (exclude): the canary section judges production traffic after the gate
+    # (core/canary.py), never the release decision, so adding one changes no decision digest.
+    canary: CanaryPolicy | None = Field(default=None, exclude=True, description="How a canary of the release is "
+                                        "judged in production (docs/canary.md).")
 
     @model_serializer(mode="wrap")
     def _omit_absent_rollout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -154,6 +154,20 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class Para:
+    """A paragraph of inline pieces."""
+
+    pieces: list[Inline]
+
+
+@dataclass(frozen=True)
 class Bars:
     """Pass rate per slice, baseline vs candidate (drawn in HTML; the table beside it carries the numbers)."""
 
@@ -168,7 +182,7 @@ class Judged:
     lines: list[tuple[str, str]]
 
 
-Block = Table | Items | Alert | Bars | Judged
+Block = Table | Items | Alert | Heading | Para | Bars | Judged
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,16 @@ def _joined(texts: list[str], sep: str = "; ") -> list[Inline]:
     for i, t in enumerate(texts):
         out += ([sep] if i else []) + [Text(t)]
     return out
+
+
+def _rollout_blocks(d: GateDecision, rollout: RolloutReport) -> list[Block]:
+    ev = rollout.evidence
+    blocks: list[Block] = [
+        Alert("No rollout evidence is attached to this release: its rollout gates fail closed.") if ev is None
+        else Para([f"Rollout evidence as of {ev.as_of.isoformat()}, {len(ev.records)} record(s)."])]
+    for title, headers, rows in rollout_sections(d, rollout):
+        blocks += [Heading(title), Table(headers, [[Text(x) for x in row] for row in rows], empty="None.")]
+    return blocks
 
 
 def sections(data: ReportData) -> list[Section]:
@@ -209,18 +233,17 @@ def sections(data: ReportData) -> list[Section]:
                "downgraded"] for c in d.dataset_changes]
     notes += [[Text(n)] for n in d.notes]
     out.append(Section("Comparability and eval-dataset governance", "governance", [Items(notes)]))
-    if data.rollout is not None:  # issue 17: each change's latest rollback drill, then rollout safety
-        out.append(Section("Rollback plan", "engineering and on-call", [Table(
-            ["artifact", "name", "roll back to", "how", "latest drill"],
-            [[Text(k), Text(n), Text(to, "mono"), how, Text(drill)]
-             for k, n, to, how, drill in rollback_rows(d, data.rollout, ROLLBACK_METHOD)],
-            empty="Nothing changed since the baseline.")]))
-        out += _rollout_sections(d, data.rollout)
-    else:
+    if data.rollout is None:
         out.append(Section("Rollback plan", "engineering and on-call", [Table(
             ["artifact", "name", "roll back to", "how"],
             [[Text(c.kind), Text(c.name), Text(c.baseline or "remove it", "mono"), ROLLBACK_METHOD[c.kind]]
              for c in data.changes], empty="Nothing changed since the baseline.")]))
+    else:  # with a rollout policy: each change's latest rollback drill, then rollout safety
+        out.append(Section("Rollback plan", "engineering and on-call", [Table(
+            ["artifact", "name", "roll back to", "how", "latest drill"],
+            [[Text(x) for x in row] for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)],
+            empty="Nothing changed since the baseline.")]))
+        out.append(Section("Rollout safety", "engineering, on-call and governance", _rollout_blocks(d, data.rollout)))
     reviews: list[Block] = []
     if data.status is not None and data.status.demo_keys:
         reviews.append(Alert("Trust root: DEMO KEYS", [" (their passphrase is public; not for real releases)"]))
@@ -237,24 +260,6 @@ def sections(data: ReportData) -> list[Section]:
           fmt_value(g.baseline), fmt_value(g.threshold, g.observed) if g.threshold is not None else "–", str(g.n),
           Text(g.reason)] for g in d.gates], numeric=frozenset({3, 4, 5, 6}))]))
     out.append(Section("What this report judged", None, [Judged(d.judged())]))
-    return out
-
-
-def _rollout_sections(d: GateDecision, r: RolloutReport) -> list[Section]:
-    """Rollout safety (issue 17): its gates, the release train, flags, experiments, incidents."""
-    head: list[Block] = []
-    if r.evidence is None:
-        head.append(Alert("No rollout evidence is attached to this release:", [" its rollout gates fail closed."]))
-    else:
-        head.append(Items([[f"Rollout evidence as of {r.evidence.as_of.isoformat()}, "
-                            f"{len(r.evidence.records)} record(s)."]]))
-    out = []
-    for i, (title, headers, rows) in enumerate(rollout_sections(d, r)):
-        table = Table(headers, [[Text(x, "status") if headers[j] == "status" else Text(x) for j, x in enumerate(row)]
-                                for row in rows], empty="None.")
-        out.append(Section(f"Rollout safety: {title}" if i else "Rollout safety",
-                           "engineering, on-call and governance" if i == 0 else None,
-                           (head if i == 0 else []) + [table]))
     return out
 
 
@@ -281,6 +286,10 @@ def _md_block(block: Block) -> list[str]:
         return [f"**{block.lead}**" + "".join(_md(p) for p in block.rest), ""]
     if isinstance(block, Judged):
         return [f"- {k}: {md_text(v)}" for k, v in block.lines]
+    if isinstance(block, Heading):
+        return ["", f"### {block.title}", ""]
+    if isinstance(block, Para):
+        return ["".join(_md(p) for p in block.pieces), ""]
     return []  # Bars: the table that follows carries the numbers
 
 
@@ -306,7 +315,8 @@ def to_markdown(data: ReportData) -> str:
         if section.readers:
             out += [f"_For {section.readers}._", ""]
         for block in section.blocks:
-            out += _md_block(block)
+            lines = _md_block(block)
+            out += lines[1:] if lines and not lines[0] and not out[-1] else lines  # one blank line between blocks
     return "\n".join(out + [""])
 
 
@@ -397,6 +407,10 @@ def _html_block(block: Block) -> str:
             + "".join(_html(p) for p in item) + "</li>" for item in block.items) + "</ul>"
     if isinstance(block, Alert):
         return f"<p class='fail'>{_h(block.lead)}{''.join(_html(p) for p in block.rest)}</p>"
+    if isinstance(block, Heading):
+        return f"<h3>{_h(block.title)}</h3>"
+    if isinstance(block, Para):
+        return "<p>" + "".join(_html(p) for p in block.pieces) + "</p>"
     if isinstance(block, Bars):
         return (_svg_bars(block.bars, block.title) + f'<div class="legend"><span style="background:{BASELINE}">'
                 f'</span>baseline<span style="background:{CANDIDATE}"></span>candidate</div>')

@@ -8,6 +8,7 @@ Tags such as `risk` or `slice` map onto the native slicing fields; other tags be
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -16,7 +17,7 @@ import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,17 @@ from dashboard.core.errors import (
 from dashboard.core.manifests import pydantic_problems
 from dashboard.core.models import RISK_LEVELS, EvalCase
 
-TOOL_FORMATS = ("promptfoo", "inspect", "lm-eval", "deepeval")
+TOOL_FORMATS = ("promptfoo", "inspect", "lm-eval", "deepeval", "mlflow", "ragas")
 PROMPTFOO_VERSIONS = (3,)
 INSPECT_VERSIONS = (2,)
+INSPECT_TESTED = "inspect_ai 0.3.285"
+LM_EVAL_TESTED = "lm_eval 0.4.13"
+DEEPEVAL_TESTED = "deepeval 4.3.1"
+
+
+def _untested_note(what: str, version: Any, known: tuple[int, ...], tested: str) -> str:
+    return (f"{what} {version!r} is not one Readiness was tested with ({', '.join(map(str, known))}, {tested}): "
+            "read because its structure matches; check the counts against the tool's own summary")
 
 # Inspect `.eval` zips are decompressed as a stream under these caps (docs/security.md): a small
 # zip must not become gigabytes in memory (a zstd frame may declare any size; deflate ratios reach 1000:1).
@@ -54,6 +63,12 @@ class ImportContext:
     dataset: str
     dataset_version: str
     default_risk: str = "medium"
+    notes: list[str] = field(default_factory=list)
+    """What the import could not carry over and the user should know (shown in `readiness ingest`'s output)."""
+    dataset_file: Path | None = None
+    """For Ragas: the dataset given to `evaluate`, whose rows give ids, slices and risk back by row order."""
+    pass_if: tuple[tuple[str, str, float], ...] = ()
+    """For tools that score but do not judge (MLflow, Ragas): thresholds that make a case pass (verdicts.py)."""
 
 
 def _refuse(path: Path, where: str, message: str) -> InputRefused:
@@ -158,14 +173,47 @@ def _text(value: Any) -> str | None:
 
 
 # ----- promptfoo --------------------------------------------------------------------------------------
+# Tested with promptfoo 0.121.20 (results version 3, and the `-o .jsonl` / `-o .csv` outputs of the same eval).
+PROMPTFOO_TESTED = "promptfoo 0.121.20"
+_PROMPTFOO_RESULT_KEYS = frozenset({"testCase", "promptIdx", "success"})
+
+
+def _promptfoo_kind(path: Path) -> str:
+    """'json' (the whole results document), 'jsonl' (one result a line) or 'csv', from the first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if not text.startswith("{"):
+        return "csv"
+    if '"evalId"' in text[:4096] or text.startswith('{\n  "evalId"'):
+        return "json"
+    first = text.split("\n", 1)[0]
+    return "jsonl" if '"testCase"' in first or '"promptIdx"' in first else "json"
+
+
 def read_promptfoo(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    """promptfoo's `-o results.json`, `-o results.jsonl` or `-o results.csv` (same cases and verdicts)."""
+    kind = _promptfoo_kind(path)
+    if kind == "jsonl":
+        return _read_promptfoo_jsonl(path, ctx)
+    if kind == "csv":
+        return _read_promptfoo_csv(path, ctx)
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or "evalId" not in data:
         raise _refuse(path, "", "not a promptfoo results file (expected {evalId, results: {version, results}})")
     version = data["results"].get("version")
     if version not in PROMPTFOO_VERSIONS:
-        raise _refuse(path, "results.version", f"promptfoo results version {version!r} is not supported "
-                      f"(supported: {', '.join(map(str, PROMPTFOO_VERSIONS))})")
+        results = data["results"].get("results")
+        bad = (None if isinstance(results, list) and results else "results.results")
+        if bad is None:
+            bad = next((f"results.results[{i}]" for i, r in enumerate(results)
+                        if not isinstance(r, dict) or not _PROMPTFOO_RESULT_KEYS <= r.keys()), None)
+        if bad is not None:
+            raise _refuse(path, "results.version", f"promptfoo results version {version!r} is not supported: its "
+                          f"structure differs ({bad} is not a result with testCase, promptIdx and success); "
+                          f"supported: version {', '.join(map(str, PROMPTFOO_VERSIONS))}, tested with "
+                          f"{PROMPTFOO_TESTED}")
+        ctx.notes.append(_untested_note("promptfoo results version", version, PROMPTFOO_VERSIONS, PROMPTFOO_TESTED))
     suite = str(_obj(path, "", "config", data.get("config")).get("description") or "promptfoo")
     scorer = f"promptfoo {_obj(path, '', 'metadata', data.get('metadata')).get('promptfooVersion', '?')}"
     prompts = _seq(path, "", "results.prompts", data["results"].get("prompts"))
@@ -173,14 +221,127 @@ def read_promptfoo(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     for i, r in enumerate(_seq(path, "", "results.results", data["results"].get("results"))):
         where = f"results.results[{i}]"
         with _record(path, where):
-            records.append(_validated(path, where, _promptfoo_record(path, where, r, data, prompts, suite, scorer,
-                                                                     ctx)))
+            records.append(_validated(path, where, _promptfoo_record(path, where, r, str(data["evalId"]), prompts,
+                                                                     suite, scorer, ctx)))
     if not records:
         raise _refuse(path, "results.results", "the promptfoo file holds no results")
     return records
 
 
-def _promptfoo_record(path: Path, where: str, r: Any, data: dict[str, Any], prompts: list[Any], suite: str,
+def _file_run_id(tool: str, path: Path) -> str:
+    """The run id of a tool file that names no run: '<tool>-<first 12 hex of the file's sha256>'."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return f"{tool}-{h.hexdigest()[:12]}"
+
+
+def _read_promptfoo_jsonl(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    """`promptfoo eval -o results.jsonl`: one result a line, as in the JSON's `results.results` (no evalId, no
+    config, no version: the run id is the file's digest, the suite 'promptfoo')."""
+    run = _file_run_id("promptfoo", path)
+    records = []
+    for number, r in _json_lines(path):
+        where = f"line {number}"
+        if not isinstance(r, dict) or not _PROMPTFOO_RESULT_KEYS <= r.keys():
+            raise _refuse(path, where, "not a promptfoo result line (expected testCase, promptIdx and success; "
+                          f"layout tested with {PROMPTFOO_TESTED})")
+        with _record(path, where):
+            records.append(_validated(path, where, _promptfoo_record(path, where, r, run, [], "promptfoo",
+                                                                     "promptfoo (jsonl)", ctx)))
+    if not records:
+        raise _refuse(path, "", "the promptfoo file holds no results")
+    return records
+
+
+_PROMPT_COLUMN = re.compile(r"^\[(?P<provider>.*?)\] (?P<label>.*)$", re.S)
+_CSV_STATUS = {"PASS": True, "FAIL": False, "ERROR": False}
+
+
+def _read_promptfoo_csv(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    """`promptfoo eval -o results.csv`: one row per test; per prompt an output column `[provider] label` followed
+    by Status, Score, Named Scores, `Metric: <name>`..., Grader Reason, Comment. It carries no test metadata and
+    no assertion results, so risk is the default and there are no checks (the output says so)."""
+    text = decode_text(read_input_bytes(path, "file", MAX_TOOL_FILE_BYTES), path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    numbered: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            numbered.append((reader.line_num, row))
+    except csv.Error as e:
+        raise _refuse(path, f"line {reader.line_num}", f"not a readable CSV file (truncated or corrupt): {e}") from e
+    rows = [r for _, r in numbered]
+    if not rows:
+        raise _refuse(path, "", "the promptfoo CSV is empty")
+    header = rows[0]
+    starts = [i for i, h in enumerate(header) if _PROMPT_COLUMN.match(h)]
+    if not starts:
+        raise _refuse(path, "line 1", "not a promptfoo CSV (no '[provider] prompt' output column)")
+    groups: list[tuple[int, dict[str, int]]] = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(header)
+        cols = {h: j for j, h in enumerate(header[start + 1:end], start=start + 1)}
+        if not {"Status", "Score"} <= cols.keys():
+            raise _refuse(path, "line 1", f"column {header[start]!r} is not followed by Status and Score: a "
+                          f"promptfoo CSV layout Readiness does not know (tested with {PROMPTFOO_TESTED})")
+        groups.append((start, cols))
+    var_names = header[:starts[0]]
+    run = _file_run_id("promptfoo", path)
+    records = []
+    for number, row in numbered[1:]:
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"line {number}"
+        if len(row) != len(header):
+            raise _refuse(path, where, f"the row has {len(row)} cells, the header {len(header)} (truncated?)")
+        variables = dict(zip(var_names, row[:starts[0]], strict=True))
+        description = variables.pop("Description", "") or None
+        test_key = description or f"vars-{_short_digest(variables)}"
+        for start, cols in groups:
+            m = _PROMPT_COLUMN.match(header[start])
+            assert m is not None
+            status = row[cols["Status"]].strip().upper()
+            if status not in _CSV_STATUS:
+                raise InputRefused([Problem(str(path), where, "Status", f"expected PASS, FAIL or ERROR, got "
+                                            f"{row[cols['Status']][:50]!r}")])
+            with _record(path, where):
+                record = _promptfoo_csv_record(path, where, row, start, cols, m, status, test_key, variables,
+                                               run, ctx)
+            records.append(_validated(path, where, record))
+    if not records:
+        raise _refuse(path, "", "the promptfoo CSV holds no results")
+    ctx.notes.append("promptfoo's CSV carries no test metadata and no assertion results: every case has risk "
+                     f"{ctx.default_risk!r} (--default-risk) and no checks; -o results.json or .jsonl carries them")
+    return records
+
+
+def _promptfoo_csv_record(path: Path, where: str, row: list[str], start: int, cols: dict[str, int],
+                          m: re.Match[str], status: str, test_key: str, variables: dict[str, str], run: str,
+                          ctx: ImportContext) -> dict[str, Any]:
+    provider, label = m["provider"], m["label"]
+    scores: dict[str, float] = {}
+    named_cell = row[cols["Named Scores"]] if "Named Scores" in cols else ""
+    if named_cell.strip():
+        named = parse_json(named_cell, path, f"{where}: Named Scores", walk=False)
+        scores.update({str(k): float(v) for k, v in _obj(path, where, "Named Scores", named).items()
+                       if _number(v) is not None})
+    if row[cols["Score"]].strip():
+        scores["score"] = float(row[cols["Score"]])
+    slices = {f"var.{k}": v[:200] for k, v in variables.items()}
+    slices["prompt"], slices["provider"] = label, provider
+    grader = row[cols["Grader Reason"]] if "Grader Reason" in cols else ""
+    return {
+        "content_digest": None, "run_id": run, "case_id": f"{test_key}|{label}|{provider}", "suite": "promptfoo",
+        "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": ctx.default_risk,
+        "slices": slices, "passed": _CSV_STATUS[status], "scores": scores, "checks": {},
+        "scorer_version": "promptfoo (csv)", "error": (grader or "error") if status == "ERROR" else None,
+        "output": row[start],
+        "trace": {"prompt_version": label, "model_version": provider},
+    }
+
+
+def _promptfoo_record(path: Path, where: str, r: Any, run_id: str, prompts: list[Any], suite: str,
                       scorer: str, ctx: ImportContext) -> dict[str, Any]:
     r = _obj(path, where, "", r)
     test = _obj(path, where, "testCase", r.get("testCase"))
@@ -215,7 +376,8 @@ def _promptfoo_record(path: Path, where: str, r: Any, data: dict[str, Any], prom
     usage = _obj(path, where, "response.tokenUsage", response.get("tokenUsage") or r.get("tokenUsage"))
     error = r.get("error") or ("error" if r.get("failureReason") == 2 else None)
     return {
-        "run_id": str(data["evalId"]), "case_id": f"{test_key}|{prompt_label}|{provider_id}", "suite": suite,
+        "content_digest": f"promptfoo:{_short_digest({'vars': variables, 'assert': test.get('assert')})}",
+        "run_id": run_id, "case_id": f"{test_key}|{prompt_label}|{provider_id}", "suite": suite,
         "dataset": ctx.dataset, "dataset_version": ctx.dataset_version, "risk": risk, "slices": slices,
         "passed": bool(r.get("success")), "scores": scores, "checks": checks, "scorer_version": scorer,
         "latency_ms": r.get("latencyMs"), "cost_usd": r.get("cost"),
@@ -310,8 +472,13 @@ def read_inspect(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     header, samples = _inspect_log(path)
     version = header.get("version")
     if version not in INSPECT_VERSIONS:
-        raise _refuse(path, "version", f"Inspect AI log version {version!r} is not supported "
-                      f"(supported: {', '.join(map(str, INSPECT_VERSIONS))})")
+        bad = next((f"samples[{i}]" for i, smp in enumerate(samples)
+                    if not isinstance(smp, dict) or not {"id", "scores"} <= smp.keys()), None)
+        if bad is not None or not isinstance(header.get("eval"), dict) or not samples:
+            raise _refuse(path, "version", f"Inspect AI log version {version!r} is not supported: its structure "
+                          f"differs ({bad or 'eval or samples'} is not as in version "
+                          f"{', '.join(map(str, INSPECT_VERSIONS))}); tested with {INSPECT_TESTED}")
+        ctx.notes.append(_untested_note("Inspect AI log version", version, INSPECT_VERSIONS, INSPECT_TESTED))
     if header.get("status") not in ("success", None) and not samples:
         raise _refuse(path, "status", f"the Inspect run ended with status {header.get('status')!r} and no samples")
     ev = _obj(path, "", "eval", header.get("eval"))
@@ -395,7 +562,11 @@ _SAMPLES_NAME = re.compile(r"samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\
 
 
 def _lm_eval_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """The samples file line by line (streamed: a regular file of bounded size, UTF-8, one JSON object a line)."""
+    return _json_lines(path)
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """A JSONL file line by line (streamed: a regular file of bounded size, UTF-8, one JSON object a line)."""
     check_input_file(path, "file", MAX_TOOL_FILE_BYTES)
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
@@ -433,7 +604,8 @@ def read_lm_eval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
 def _lm_eval_record(path: Path, where: str, s: Any, task_name: str, m: re.Match[str] | None, model: str,
                     version: str, ctx: ImportContext) -> dict[str, Any]:
     if not isinstance(s, dict) or "doc_id" not in s or "doc" not in s:
-        raise _refuse(path, where, "not an lm-evaluation-harness samples line (no doc_id/doc)")
+        raise _refuse(path, where, f"not an lm-evaluation-harness samples line (no doc_id/doc; layout tested with "
+                      f"{LM_EVAL_TESTED})")
     metric_names = s.get("metrics") or [k for k, v in s.items() if _number(v) is not None and k != "doc_id"]
     metric_names = _seq(path, where, "metrics", metric_names)
     scores = {str(k): float(s[k]) for k in metric_names
@@ -465,7 +637,8 @@ def read_deepeval(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
     if isinstance(data, dict) and "testRunData" in data:
         data = data["testRunData"]
     if not isinstance(data, dict) or "testCases" not in data:
-        raise _refuse(path, "", "not a DeepEval test-run file (expected {testCases: [...]})")
+        raise _refuse(path, "", f"not a DeepEval test-run file (expected {{testCases: [...]}}; layout tested with "
+                      f"{DEEPEVAL_TESTED})")
     with _record(path, ""):
         run = f"deepeval-{_short_digest(data)}"
     records = []
@@ -502,12 +675,48 @@ def _deepeval_record(path: Path, where: str, t: Any, i: int, run: str, ctx: Impo
     }
 
 
+def _read_mlflow(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    from dashboard.importers.mlflow_runs import read_mlflow
+
+    return read_mlflow(path, ctx)
+
+
+def _read_ragas(path: Path, ctx: ImportContext) -> list[dict[str, Any]]:
+    from dashboard.importers.ragas_results import read_ragas
+
+    return read_ragas(path, ctx)
+
+
 READERS: dict[str, Callable[[Path, ImportContext], list[dict[str, Any]]]] = {
-    "promptfoo": read_promptfoo, "inspect": read_inspect, "lm-eval": read_lm_eval, "deepeval": read_deepeval}
+    "promptfoo": read_promptfoo, "inspect": read_inspect, "lm-eval": read_lm_eval, "deepeval": read_deepeval,
+    "mlflow": _read_mlflow, "ragas": _read_ragas}
+
+# What each importer was tested with (README's import table; an unknown version is read when its structure
+# matches and refused naming the file and record when it does not).
+TESTED_WITH = {
+    "promptfoo": "promptfoo 0.121.20 (results version 3; -o .json, .jsonl, .csv)",
+    "inspect": "inspect_ai 0.3.285 (log version 2; .eval and .json)",
+    "lm-eval": "lm_eval 0.4.13 (--log_samples JSONL)",
+    "deepeval": "deepeval 4.3.1 (saved test runs)",
+    "mlflow": "mlflow 3.18.0 (file store; artifacts/eval_results_table.json)",
+    "ragas": "ragas 0.4.3 (to_pandas() saved as CSV or JSONL)",
+}
+
+
+def expand_input(path: Path) -> list[Path]:
+    """The sources in one command-line input: a file is itself; a folder is the MLflow runs under it."""
+    if path.is_dir() and not path.is_symlink():
+        from dashboard.importers.mlflow_runs import run_folders
+
+        return run_folders(path)
+    return [path]
 
 
 def detect_tool(path: Path) -> str:
-    """'native' or the tool that wrote the file, from its content (and `.eval` for Inspect's zip logs)."""
+    """'native' or the tool that wrote the file, from its content (and `.eval` for Inspect's zip logs); a folder is
+    an MLflow run."""
+    if path.is_dir():
+        return "mlflow"
     if zipfile.is_zipfile(path) or path.suffix == ".eval":
         return "inspect"
     with open(path, "rb") as f:
@@ -519,16 +728,32 @@ def detect_tool(path: Path) -> str:
             first = json.loads(first_line)
         except (ValueError, RecursionError):
             first = None
+            if '"testCase"' in first_line and '"promptIdx"' in first_line:  # a long first line, cut at 64 KiB
+                return "promptfoo"
         if isinstance(first, dict) and "case_id" in first:
             return "native"
         if isinstance(first, dict) and "doc_id" in first and "doc" in first:
             return "lm-eval"
+        if isinstance(first, dict) and _PROMPTFOO_RESULT_KEYS <= first.keys():
+            return "promptfoo"
+        if isinstance(first, dict) and "user_input" in first:
+            return "ragas"
         if '"evalId"' in head.decode(errors="replace") and '"results"' in text[:65536]:
             return "promptfoo"
         if '"testCases"' in text or '"testRunData"' in text:
             return "deepeval"
         if '"eval"' in text and '"version"' in text and ('"samples"' in text or '"plan"' in text):
             return "inspect"
+    elif text:
+        header = text.split("\n", 1)[0]
+        try:
+            columns = next(csv.reader([header]), [])
+        except csv.Error:
+            columns = []
+        if any(_PROMPT_COLUMN.match(c) for c in columns) and "Status" in columns:
+            return "promptfoo"
+        if "user_input" in columns and "case_id" not in columns:
+            return "ragas"
     return "native"
 
 

@@ -6,6 +6,10 @@ parallel, and an exact sum keeps the decision digest identical from run to run.
 
 from __future__ import annotations
 
+from typing import Any
+
+from dashboard.core.metrics import tool_metric
+
 RISKY = "list_contains(['high', 'critical'], risk)"
 STEPS = "coalesce(trajectory.steps, [])"
 RETRIEVED = "coalesce(retrieval.retrieved_ids, [])"
@@ -123,3 +127,31 @@ CASE_LEVEL_SQL: dict[str, tuple[str, str, str]] = {
     "pass_hat_k": ("count(*) FILTER (WHERE repeats > 1 AND passes = repeats)",
                    "count(*) FILTER (WHERE repeats > 1)", "count(*) FILTER (WHERE repeats > 1)"),
 }
+
+
+# ----- a tool's own metrics (core/metrics.py: tool_metric) ------------------------------------------------------
+# The score or check name is data: it is always a query parameter, never SQL text.
+def tool_metric_sql(name: str, param: str, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(a, b, n_eligible) of `score:<k>` (mean), `score:<k>>=<t>` (rate) or `check:<k>` (rate); binds its
+    parameters (`param`, `param`_t) into `params`."""
+    t = tool_metric(name)
+    assert t is not None, name
+    params[param] = t.key
+    if t.field == "checks":
+        return _rate(f"checks[${param}]", f"checks[${param}] IS NOT NULL")
+    if t.threshold is None:
+        return _mean(f"scores[${param}]")
+    params[f"{param}_t"] = t.threshold
+    return _rate(f"scores[${param}] >= ${param}_t", f"scores[${param}] IS NOT NULL")
+
+
+def tool_outcome_sql(name: str, param: str, params: dict[str, Any]) -> str:
+    """The per-case outcome a paired comparison of a tool's rate uses: its check, or its score >= t (NULL when
+    the case does not carry it)."""
+    t = tool_metric(name)
+    assert t is not None and (t.field == "checks" or t.threshold is not None), name
+    params[param] = t.key
+    if t.field == "checks":
+        return f"checks[${param}]"
+    params[f"{param}_t"] = t.threshold
+    return f"(scores[${param}] >= ${param}_t)"

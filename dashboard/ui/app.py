@@ -24,6 +24,9 @@ pages = {
         st.Page("views/cases.py", title="Cases", icon=":material/list_alt:"),
         st.Page("views/datasets.py", title="Datasets & history", icon=":material/history:"),
     ],
+    "After the gate": [
+        st.Page("views/canary.py", title="Canary & shadow", icon=":material/alt_route:"),
+    ],
     "Data": [
         st.Page("views/load.py", title="Load data", icon=":material/upload:"),
     ],

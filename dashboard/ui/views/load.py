@@ -28,14 +28,16 @@ def user_message(text: str) -> str:
 
 st.title("Load data")
 st.caption("Eval files in the native format (JSONL, CSV or Parquet; `readiness schema` prints it) or as promptfoo, "
-           "Inspect AI, lm-evaluation-harness or DeepEval wrote them. The first upload for a release needs its "
+           "Inspect AI, lm-evaluation-harness, DeepEval or Ragas wrote them (MLflow run folders, side-by-side "
+           "splits and Ragas' --dataset-file: `readiness ingest`). The first upload for a release needs its "
            f"manifest. Everything is validated first and stored in one step: on any error nothing is stored. "
            f"Up to {MAX_TOTAL_MB} MB per upload.")
 with st.form("load_form", clear_on_submit=False):
     release = st.text_input("Release id", key="load_release")
     manifest_file = st.file_uploader("Release manifest (YAML or JSON)", type=["yaml", "yml", "json"],
                                      key="load_manifest")
-    eval_files = st.file_uploader("Eval-run files: native, or promptfoo / Inspect AI / lm-eval / DeepEval output",
+    eval_files = st.file_uploader("Eval-run files: native, or promptfoo / Inspect AI / lm-eval / DeepEval / Ragas "
+                                  "output",
                                   type=["jsonl", "ndjson", "json", "csv", "parquet", "eval"],
                                   accept_multiple_files=True, key="load_files")
     c1, c2 = st.columns([2, 1])
@@ -137,7 +139,7 @@ if submitted:
             stored = "the rollout evidence was NOT stored: " + user_message(str(e))
     st.cache_data.clear()
     files = [{"file": Path(f.path).name, "status": f.status, "records": f.records, "runs": ", ".join(f.runs),
-              "sha256": f.source_digest} for f in report.files]
+              "sha256": f.source_digest, "notes": " ".join(f.notes)} for f in report.files]
     st.session_state["load_outcome"] = {
         "message": ui.esc(f"Stored in release {release}: manifest {report.manifest}; {len(files)} eval file(s); "
                           f"{stored}."),
