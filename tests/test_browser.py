@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from playwright.sync_api import expect
+
 from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -538,8 +540,8 @@ def test_upload_a_policy_and_judge_with_it(upload_server, page, tmp_path):
     wait_for_app(page)
     sidebar.get_by_role("button", name="Check and use it").click()
     wait_for_app(page)
-    assert "This policy is not valid" in sidebar.inner_text()
-    assert message[:40] in sidebar.inner_text(), (message, sidebar.inner_text())
+    expect(sidebar).to_contain_text("This policy is not valid", timeout=20_000)
+    expect(sidebar).to_contain_text(message[:40], timeout=20_000)
     sidebar.locator("input[type=file]").set_input_files(str(good))
     wait_for_app(page)
     sidebar.get_by_role("button", name="Check and use it").click()

@@ -31,7 +31,7 @@ pages = {
         st.Page("views/load.py", title="Load data", icon=":material/upload:"),
     ],
 }
-navigation = st.navigation(pages)
+navigation = st.navigation(pages, expanded=True)  # every page visible: a meeting must not hunt for "View more"
 with st.sidebar:
     st.title("Readiness")
     with shown_plainly(compact=True):
