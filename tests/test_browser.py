@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from playwright.sync_api import expect
 
 from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
