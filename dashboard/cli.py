@@ -346,18 +346,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def _release_measures(args: argparse.Namespace) -> int:
     """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
-    from dashboard.core.metrics import tool_metric_name
-
     with _open_store(args, read_only=True, must_exist=True) as store:
         if store.manifest(args.release) is None:
             raise InputRefused(f"release {args.release!r} is not in the store")
-        rows = store.tool_measures(args.release)
-    for r in rows:
-        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
-        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+        measures = store.tool_measures(args.release)
     if args.format == "json":
-        _print_json(rows)
+        _print_json([m.model_dump(mode="json") for m in measures])
         return EXIT_OK
+    rows = [m.model_dump() for m in measures]
     if not rows:
         _out(f"release {args.release} has no scores or checks in its data")
         return EXIT_OK

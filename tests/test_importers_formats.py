@@ -446,3 +446,31 @@ def test_split_refusals_store_nothing(tmp_path):
     for bad in ("a=rel-a", "a=rel-a,a=rel-b", "a=rel-a,b=rel-a", "a,b=rel-b"):
         with pytest.raises(InputRefused):
             parse_release_map(bad)
+
+
+@pytest.mark.parametrize("path", [PF_JSON, PF_JSONL])
+def test_promptfoo_per_prompt_counts_and_assertion_passes_equal_its_own_summary(store, path):
+    ingest(store, path)
+    for prompt in json.loads(PF_JSON.read_text())["results"]["prompts"]:
+        m = prompt["metrics"]
+        row = store.query("""SELECT count(*) FILTER (WHERE passed), count(*) FILTER (WHERE NOT passed),
+                                    sum(len(list_filter(map_values(checks), lambda v: v))),
+                                    sum(len(list_filter(map_values(checks), lambda v: NOT v)))
+                             FROM cases WHERE slices['prompt'] = ?""", [prompt["label"]])[0]
+        assert row == (m["testPassCount"], m["testFailCount"], m["assertPassCount"], m["assertFailCount"])
+
+
+def test_an_experiment_that_grows_adds_its_new_run_and_keeps_the_stored_one(tmp_path):
+    import shutil
+
+    run = _copy_run(tmp_path)
+    with mlflow_store(tmp_path) as s:
+        first = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        assert [f.status for f in first.files] == ["ingested"]
+        later = run.parent / "0123456789abcdef0123456789abcdef"
+        shutil.copytree(run, later)
+        meta = (later / "meta.yaml").read_text().replace(run.name, later.name)
+        (later / "meta.yaml").write_text(meta)
+        second = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        assert [(f.status, f.runs) for f in second.files] == [("ingested", [later.name]), ("unchanged", [run.name])]
+        assert s.query("SELECT count(*) FROM cases")[0][0] == 12

@@ -68,10 +68,11 @@ def run_folders(path: Path) -> list[Path]:
                 continue
             if candidate.is_dir() and is_run_folder(candidate) and not _deleted(candidate):
                 found.append(candidate)
+                if len(found) > MAX_RUNS:
+                    raise _refuse(path, "", f"more than {MAX_RUNS:,} runs in one folder: ingest experiments one "
+                                  "at a time")
         if found:
             break
-        if len(found) > MAX_RUNS:
-            raise _refuse(path, "", f"more than {MAX_RUNS:,} runs in one folder")
     if not found:
         raise _refuse(path, "", "cannot read eval file: it is a directory; only regular files are read, or a "
                       "folder of MLflow runs, and this is not an MLflow run, experiment or mlruns folder with "
@@ -234,13 +235,13 @@ def _check_summary(run: Path, metrics: list[str], records: list[dict[str, Any]])
         f = run / "metrics" / m / "mean"
         if not f.is_file():
             continue
-        lines = decode_text(read_input_bytes(f, "file", MAX_SMALL_FILE), f).split()
-        try:
-            logged = float(lines[1])
+        lines = [ln for ln in decode_text(read_input_bytes(f, "file", MAX_SMALL_FILE), f).splitlines() if ln.strip()]
+        try:  # one line per logged value: '<timestamp ms> <value> <step>[ ...]'; the last one logged counts
+            logged = float(lines[-1].split()[1])
         except (IndexError, ValueError) as e:
-            raise _refuse(f, "line 1", "not an MLflow metric line '<timestamp> <value> <step>'") from e
+            raise _refuse(f, f"line {len(lines)}", "not an MLflow metric line '<timestamp> <value> <step>'") from e
         values = [r["scores"][m] for r in records if m in r.get("scores", {})]
-        if values and not math.isclose(sum(values) / len(values), logged, rel_tol=1e-9, abs_tol=1e-12):
+        if values and math.isfinite(logged) and not math.isclose(sum(values) / len(values), logged, rel_tol=1e-9, abs_tol=1e-12):
             raise _refuse(run / TABLE, "", f"the table's mean {m} is {sum(values) / len(values):.6g}, the run "
                           f"logged {logged:.6g} ({f.relative_to(run).as_posix()}): the table does not match its run")
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from dashboard.core.canonical import canonical_json, digest, file_digest
 from dashboard.core.errors import InputRefused, Problem, ReadinessError, check_input_file
 from dashboard.core.gates import GateDecision
-from dashboard.core.metrics import MetricValue, metric_value, tool_metric
+from dashboard.core.metrics import MetricValue, ToolMeasure, metric_value, tool_metric, tool_metric_name
 from dashboard.core.models import (
     FINAL_STATUSES,
     MAX_MAP_KEYS,
@@ -726,7 +726,7 @@ class Store:
                     out[value][m] = metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
         return out
 
-    def tool_measures(self, release_id: str) -> list[dict[str, Any]]:
+    def tool_measures(self, release_id: str) -> list[ToolMeasure]:
         """The scores and checks present in a release's data (what its eval tools measured), one aggregate query:
         name, kind (score | check), cases carrying it, and for scores mean / min / max and whether every value is
         0 or 1, for checks how many passed. Names a policy can gate on (`score:` / `check:`)."""
@@ -740,8 +740,9 @@ class Store:
                UNION ALL
                SELECT 'check', k, count(*), NULL, NULL, NULL, NULL, count(*) FILTER (WHERE v) FROM c GROUP BY k
                ORDER BY 1, 2""", {"r": release_id})
-        return [{"kind": kind, "name": k, "cases": int(n), "mean": mean, "min": lo, "max": hi,
-                 "binary": binary, "passed": None if passed is None else int(passed)}
+        return [ToolMeasure(kind=kind, name=k, metric=tool_metric_name("scores" if kind == "score" else "checks", k),
+                            cases=int(n), mean=mean, min=lo, max=hi, binary=binary,
+                            passed=None if passed is None else int(passed))
                 for kind, k, n, mean, lo, hi, binary, passed in rows]
 
     def paired(self, candidate_id: str, baseline_id: str, spec: SliceSpec,
