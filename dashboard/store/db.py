@@ -478,9 +478,13 @@ class Store:
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         named = run_release(path) if tool == "mlflow" else None
         out: dict[str, FileResult] = {}
+        converted: dict[tuple[str, str], tuple[ImportContext, dict[str, list[dict[str, Any]]]]] = {}
         for rel in release_map.values():
             ctx = imports.context(src, stored[rel])
-            groups = split_records(src, tool, READERS[tool](path, ctx), split, release_map)
+            key = (ctx.dataset, ctx.dataset_version)  # read once unless the releases' manifests differ here
+            if key not in converted:
+                converted[key] = (ctx, split_records(src, tool, READERS[tool](path, ctx), split, release_map))
+            ctx, groups = converted[key]
             records = groups[rel]
             if not records:
                 continue
