@@ -477,6 +477,9 @@ class Store:
                                         + (f", not {imports.fmt}" if imports.fmt != "auto" else ""))])
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         named = run_release(path) if tool == "mlflow" else None
+        done = {rel: self._already_stored(cur, rel, source_digest, src, tool) for rel in release_map.values()}
+        if all(done.values()):  # the same file again, in every release: nothing to convert
+            return {rel: r for rel, r in done.items() if r is not None}
         out: dict[str, FileResult] = {}
         converted: dict[tuple[str, str], tuple[ImportContext, dict[str, list[dict[str, Any]]]]] = {}
         for rel in release_map.values():
@@ -562,6 +565,9 @@ class Store:
                                             f"the MLflow run names release {named!r}, not {release_id!r}: ingest it "
                                             "into its own release (or split an experiment with --split)")])
         if tool != "native":
+            done = self._already_stored(cur, release_id, source_digest, src, tool)
+            if done is not None:  # the same tool file again: nothing to convert
+                return done
             with tempfile.TemporaryDirectory() as tmp:
                 native = Path(tmp) / "converted.jsonl"
                 ctx = imports.context(src, manifest)
@@ -570,6 +576,20 @@ class Store:
                                              recorded_path=path, recorded_format=tool)
                 return result.model_copy(update={"notes": list(ctx.notes)})
         return self._ingest_native(cur, path, detect_format(path), release_id, manifest, progress, source_digest)
+
+    @staticmethod
+    def _already_stored(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str, src: str,
+                        fmt: str) -> FileResult | None:
+        """The 'unchanged' result when this source is stored in the release already, else None."""
+        seen = cur.execute("SELECT records FROM sources WHERE release_id = ? AND source_digest = ?",
+                           [release_id, source_digest]).fetchall()
+        if not seen:
+            return None
+        runs = [r[0] for r in cur.execute(
+            "SELECT run_id FROM runs WHERE release_id = ? AND source_digest = ? ORDER BY run_id",
+            [release_id, source_digest]).fetchall()]
+        return FileResult(path=src, format=fmt, source_digest=source_digest, status="unchanged",
+                          records=seen[0][0], runs=runs)
 
     def _ingest_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
                        manifest: ReleaseManifest, progress: bool, source_digest: str,
