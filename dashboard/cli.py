@@ -186,18 +186,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers")
+SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
+                  "tool_measure")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
+    from dashboard.core.metrics import ToolMeasure
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
-        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers}
+        "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
+        "tool_measure": ToolMeasure}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -774,7 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
                     help="which record: the native eval case (default), a release manifest, an evidence file, "
-                         "the gate decision, the signed review's predicate, the trusted-reviewers file, or all")
+                         "the gate decision, the signed review's predicate, the trusted-reviewers file, a score or "
+                         "check of `readiness metrics --release` (tool_measure), or all")
 
     sp = add("demo", cmd_demo, "Write the demo data set as files (--out) or load it into a store (--db).")
     sp.add_argument("--cases", type=int, default=2000, help="cases per eval run (default 2000)")
