@@ -207,7 +207,7 @@ def test_an_mlflow_run_without_a_pass_fail_metric_or_meta_is_refused(tmp_path):
     with pytest.raises(InputRefused, match="no metric is pass/fail.*--pass-if"):
         read_mlflow(run, ctx)
     (run / "meta.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(InputRefused, match="meta.yaml: not readable YAML"):
+    with pytest.raises(InputRefused, match="meta.yaml:line 2: invalid YAML"):
         read_mlflow(run, ctx)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputRefused, match="not an MLflow run, experiment or mlruns folder"):

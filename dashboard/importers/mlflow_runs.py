@@ -22,14 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dashboard.core.errors import (
     MAX_TOOL_FILE_BYTES,
     InputRefused,
     Problem,
     decode_text,
     parse_json,
+    parse_yaml,
     read_input_bytes,
 )
 from dashboard.importers.verdicts import binary_metrics, judged, no_verdict_message
@@ -60,6 +59,9 @@ def run_folders(path: Path) -> list[Path]:
     table (training runs) too. None found is a refusal naming the folder."""
     if is_run_folder(path):
         return [path]
+    if not path.is_dir() or path.is_symlink():
+        raise _refuse(path, "", "not an MLflow run: give the run folder (mlruns/<experiment>/<run>), an experiment "
+                      f"folder or a whole mlruns/ tree (layout tested with {MLFLOW_TESTED})")
     found: list[Path] = []
     for depth in (1, 2):  # experiment folder: <exp>/<run>; mlruns tree: <mlruns>/<exp>/<run>
         pattern = "/".join(["*"] * depth)
@@ -107,11 +109,7 @@ def _run_files(run: Path) -> list[Path]:
 
 
 def _yaml(path: Path) -> Any:
-    text = decode_text(read_input_bytes(path, "file", MAX_SMALL_FILE), path)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise _refuse(path, "", f"not readable YAML (truncated or corrupt): {str(e)[:200]}") from e
+    return parse_yaml(decode_text(read_input_bytes(path, "file", MAX_SMALL_FILE), path), path)
 
 
 def _key_values(folder: Path) -> dict[str, str]:
