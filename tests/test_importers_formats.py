@@ -474,3 +474,11 @@ def test_an_experiment_that_grows_adds_its_new_run_and_keeps_the_stored_one(tmp_
         second = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
         assert [(f.status, f.runs) for f in second.files] == [("ingested", [later.name]), ("unchanged", [run.name])]
         assert s.query("SELECT count(*) FROM cases")[0][0] == 12
+
+
+def test_options_a_tool_does_not_read_are_refused_not_ignored(store):
+    with pytest.raises(InputRefused, match="--dataset-file joins Ragas results with their dataset; this is promptfoo"):
+        ingest(store, PF_JSON, dataset_file=str(RAGAS_DATASET))
+    with pytest.raises(InputRefused, match="--pass-if judges the cases of tools that only score"):
+        ingest(store, PF_JSON, pass_if="score>=0.5")
+    assert store.table_counts()["cases"] == 0

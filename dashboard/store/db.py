@@ -258,6 +258,16 @@ class _ImportOptions:
     dataset_file: str | None = None
     pass_if: tuple[tuple[str, str, float], ...] = ()
 
+    def check_options(self, source: str, tool: str) -> None:
+        """Options that only some tools read are refused for the others (never silently ignored)."""
+        if self.dataset_file and tool != "ragas":
+            raise InputRefused([Problem(source, "", "", f"--dataset-file joins Ragas results with their dataset; "
+                                        f"this is {tool if tool != 'native' else 'a native eval-run file'}")])
+        if self.pass_if and tool not in ("mlflow", "ragas"):
+            raise InputRefused([Problem(source, "", "", "--pass-if judges the cases of tools that only score (MLflow, "
+                                        f"Ragas); {tool if tool != 'native' else 'a native file'} has its own "
+                                        "verdicts")])
+
     def context(self, source: str, manifest: ReleaseManifest) -> ImportContext:
         datasets = manifest.eval_dataset_versions
         name = self.dataset
@@ -475,6 +485,7 @@ class Store:
             raise InputRefused([Problem(src, "", "", f"--split reads an eval tool's file; this looks like "
                                         f"{'a native eval-run file' if tool == 'native' else tool + ' output'}"
                                         + (f", not {imports.fmt}" if imports.fmt != "auto" else ""))])
+        imports.check_options(src, tool)
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         named = run_release(path) if tool == "mlflow" else None
         done = {rel: self._already_stored(cur, rel, source_digest, src, tool) for rel in release_map.values()}
@@ -557,6 +568,7 @@ class Store:
         if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
             raise InputRefused([Problem(src, "", "", f"this is not a {imports.fmt} file: it looks like "
                                         f"{'a native eval-run file' if detected == 'native' else detected + ' output'}")])
+        imports.check_options(src, tool)
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         if tool == "mlflow":
             named = run_release(path)
