@@ -187,7 +187,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
-                  "tool_measure")
+                  "rollout_evidence", "observation", "tool_measure")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
@@ -195,12 +195,14 @@ def _schema_records() -> dict[str, type[BaseModel]]:
     from dashboard.core.gates import GateDecision
     from dashboard.core.metrics import ToolMeasure
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
+    from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
+    from dashboard.core.rollout import RolloutEvidence
 
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
         "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
-        "tool_measure": ToolMeasure}
+        "rollout_evidence": RolloutEvidence, "observation": Observation, "tool_measure": ToolMeasure}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -242,8 +244,10 @@ def load_bundled_demo(store: Store) -> list[str]:
         for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             manifest = load_manifest(release_dir / "manifest.yaml")
             store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+            demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
+    demo.load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 
@@ -325,6 +329,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         _out("change requirements:")
         for kind, reqs in sorted(policy.change_requirements.items()):
             _out(f"  {kind}: {', '.join(reqs)} ({policy.change_requirement_severity})")
+    if policy.rollout is not None:
+        _out(f"rollout: built-in rollback anti-pattern gates ({policy.rollout.anti_pattern_severity}); gates:")
+        for rg in policy.rollout.gates:
+            _out(f"  {rg.severity:<13} {rg.id}: {rg.kind}"
+                 + (f" (profiles {', '.join(rg.profiles)})" if rg.profiles else ""))
+        for tier in policy.rollout.tiers:
+            _out(f"  tier {tier.name}: {tier.cadence}, profile {tier.profile or '-'}, suites "
+                 f"{', '.join(tier.suites) or '-'}, evidence at most {tier.max_age_days:g} days old")
     return EXIT_OK
 
 
@@ -381,6 +393,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     from dashboard.core.models import ReleaseEvidence
 
     data = load_structured(args.file)
+    if isinstance(data, dict) and "records" in data:  # a rollout evidence file (docs/policy.md, Rollout safety)
+        return _rollout_evidence(args, data)
     try:
         evidence = ReleaseEvidence.model_validate(data)
     except ValidationError as e:
@@ -390,6 +404,50 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     with _open_store(args, must_exist=True) as store:
         status = store.put_evidence(evidence)
     _out(f"evidence for {args.release}: {status}")
+    return EXIT_OK
+
+
+def _rollout_evidence(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    from dashboard.core.rollout import parse_rollout
+    from dashboard.store.rollout import put_rollout
+
+    evidence = parse_rollout(data, args.file)
+    if evidence.release_id != args.release:
+        raise InputRefused(f"{args.file}: the rollout evidence is for release {evidence.release_id!r}, "
+                           f"not {args.release!r}")
+    with _open_store(args, must_exist=True) as store:
+        status = put_rollout(store, evidence, args.file)
+    kinds = sorted({r.kind for r in evidence.records})
+    _out(f"rollout evidence for {args.release}: {status} ({len(evidence.records)} records: {', '.join(kinds) or 'none'})")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """The release train: for each release, which tiers ran, when, with which result; what is missing."""
+    from dashboard.core.policy import load_policy
+    from dashboard.train import missing_before_judging, release_train
+
+    policy = load_policy(args.policy)
+    if policy.rollout is None or not policy.rollout.tiers:
+        raise InputRefused(f"{args.policy}: the policy has no release train (rollout.tiers); see docs/policy.md")
+    with _open_store(args, must_exist=True) as store:
+        rows = release_train(store, policy)
+    if args.release:
+        rows = [r for r in rows if r["release"] == args.release]
+        if not rows:
+            raise InputRefused(f"release {args.release!r} is not in the store")
+    if args.format == "json":
+        _print_json(rows)
+        return EXIT_OK
+    for release in dict.fromkeys(r["release"] for r in rows):
+        mine = [r for r in rows if r["release"] == release]
+        _out(f"{release}  (created {mine[0]['created_at'][:16]})")
+        for r in mine:
+            when = f"{r['last_run'][:16]}  {r['age_days']:g} d old" if r["last_run"] else "never ran"
+            _out(f"  {r['state']:<10} {r['tier']:<18} {r['cadence']:<12} {when}"
+                 + ("" if r["required"] else "  (not required before release)"))
+        missing = missing_before_judging(rows, release)
+        _out("  missing before it can be judged: " + ("; ".join(missing) if missing else "nothing"))
     return EXIT_OK
 
 
@@ -725,6 +783,80 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_observe(args: argparse.Namespace) -> int:
+    from dashboard.store.observations import ingest_observations
+
+    keys = (args.release_attribute, args.variant_attribute)
+    with _open_store(args) as store:
+        report = ingest_observations(store, args.files, args.release, args.variant, keys)
+    if args.format == "json":
+        _print_json(report.model_dump(mode="json"))
+        return EXIT_OK
+    for f in report.files:
+        if f.status == "unchanged":
+            _out(f"{f.path}: already ingested ({f.source_digest}), nothing to do")
+        else:
+            per = ", ".join(f"{n} {v}" for v, n in sorted(f.variants.items()))
+            _out(f"{f.path} ({f.format}): ingested {f.records} observations for {args.release} ({per})")
+    return EXIT_OK
+
+
+def _since(text: str | None) -> Any:
+    if text is None:
+        return None
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--since {text!r}: not an ISO 8601 time (e.g. 2026-11-20T10:00:00Z)") from e
+    if t.tzinfo is None:
+        raise UsageError(f"--since {text!r}: needs a time zone (e.g. 2026-11-20T10:00:00Z)")
+    return t
+
+
+def cmd_canary_judge(args: argparse.Namespace) -> int:
+    from dashboard.canarying import canary_section, judge_canary
+    from dashboard.core import canary
+    from dashboard.core.policy import load_policy
+
+    section = canary_section(load_policy(args.policy), args.policy)
+    since = _since(args.since)
+    with _open_store(args, must_exist=True) as store:
+        judgement, _ = judge_canary(store, section, args.release, args.baseline, since)
+    if args.format == "json":
+        _out(judgement.model_dump_json(indent=2))
+    else:
+        _out((canary.to_markdown if args.format == "markdown" else canary.to_text)(judgement), end="")
+    return judgement.exit_code
+
+
+def cmd_shadow_compare(args: argparse.Namespace) -> int:
+    from dashboard.canarying import compare_shadow
+    from dashboard.core import shadow
+
+    if not 0 <= args.min_agreement <= 1:
+        raise UsageError("--min-agreement is a share between 0 and 1")
+    where = None
+    if args.evidence_slice:
+        dim, sep, value = args.evidence_slice.partition("=")
+        if not sep or not dim:
+            raise UsageError("--evidence-slice is DIMENSION=VALUE, e.g. task=policy_qa")
+        where = (dim, value)
+    with _open_store(args, must_exist=True) as store:
+        report = compare_shadow(store, args.release, args.baseline, args.min_agreement, args.top)
+    if args.evidence_out:
+        item = shadow.evidence_item(report, where)
+        Path(args.evidence_out).write_text(item.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _out(f"evidence item shadow_agreement ({'passed' if item.passed else 'failed'}) -> {args.evidence_out}",
+             file=sys.stderr)
+    if args.format == "json":
+        _out(report.model_dump_json(indent=2))
+    else:
+        _out((shadow.to_markdown if args.format == "markdown" else shadow.to_text)(report), end="")
+    return EXIT_REFUSED if report.blocked else EXIT_OK
+
+
 # ----- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="readiness", description="Release-readiness gates for AI applications.")
@@ -732,8 +864,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True,
+            under: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
+        """A command (of `under`, for a command group such as review or trust) that runs `fn`."""
+        sp = (under or sub).add_parser(name, help=help_, description=help_)
         sp.set_defaults(func=fn)
         if db:
             sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
@@ -765,14 +899,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("validate", cmd_validate, "Check native files record by record; store nothing.", db=False)
-    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="native JSONL, CSV or Parquet eval-run files")
 
     sp = add("releases", cmd_releases, "List stored releases.")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("runs", cmd_runs, "List the eval runs stored for a release.")
-    sp.add_argument("--release", required=True)
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--release", required=True, help="release id")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
@@ -795,7 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
                     "shows where --policy is looser and what it decides on the same data")
     sp.add_argument("--profile", help="policy profile (pr, nightly, release, ...); default: the policy's")
-    sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text")
+    sp.add_argument("--format", choices=["text", "json", "markdown", "junit"], default="text", help="output format (json: the decision record; junit: one test case per gate)")
     sp.add_argument("--out", help="write the output to this file instead of stdout")
     sp.set_defaults(verdict=True)
 
@@ -803,19 +937,25 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy_parser.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     sp = policy_sub.add_parser("check", help="Validate a policy and list the gates each profile runs.")
     sp.set_defaults(func=cmd_policy_check)
-    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("file", metavar="FILE", help="gate policy YAML")
 
     sp = add("metrics", cmd_metrics, "List the metric catalogue: definitions and the case fields each needs.",
              db=False)
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     sp.add_argument("--release", help="list instead the scores and checks present in this release's data (what "
                     "its eval tools measured), named as a gate names them")
     sp.add_argument("--db", help="store path with --release (default: $READINESS_DB, else ./readiness.duckdb)")
 
+    sp = add("train", cmd_train, "The release train: for each release, which tiers of the policy's train ran, when, "
+             "with which result, and what is missing before it can be judged.")
+    sp.add_argument("--policy", required=True, help="a gate policy with a rollout.tiers section")
+    sp.add_argument("--release", help="only this release")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
     sp = add("evidence", cmd_evidence, "Attach a non-eval evidence file (secrets scan, rollback plan, ...) "
              "to a stored release.")
     sp.add_argument("file", metavar="FILE", help="evidence JSON or YAML")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id the evidence belongs to")
 
     keys_parser = sub.add_parser("keys", help="Reviewer signing keys.")
     keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
@@ -832,36 +972,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     def radd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              trusted: bool = True) -> argparse.ArgumentParser:
-        rp = review_sub.add_parser(name, help=help_, description=help_)
-        rp.set_defaults(func=fn)
-        rp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        rp = add(name, fn, help_, under=review_sub)
         if trusted:
             rp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; "
                             "only a demo store defaults to the demo keys)")
         return rp
 
     sp = radd("sign", cmd_review_sign, "Sign a review of a release's current gate decision, offline.")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id to review")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "only a review against the governing policy counts)")
-    sp.add_argument("--profile")
-    sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"])
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
+    sp.add_argument("--decision", required=True, choices=["approve", "approve_with_conditions", "block"], help="your decision")
     sp.add_argument("--reviewer", help="your principal (default: the comment of the key's .pub file)")
     sp.add_argument("--role", choices=["engineering", "product", "security", "risk"],
                     help="the role you sign as (default: the key's only role in the trusted-reviewers file)")
     sp.add_argument("--key", required=True, help="your encrypted private key")
     sp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
-    sp.add_argument("--comment")
+    sp.add_argument("--comment", help="free-text comment (signed)")
     sp.add_argument("--condition", action="append", help="a condition of approval (repeatable)")
     sp.add_argument("--accepted-risk", action="append", help="a residual risk you accept (repeatable)")
-    sp.add_argument("--release-owner")
-    sp.add_argument("--rollback-owner")
+    sp.add_argument("--release-owner", help="who owns the release (signed)")
+    sp.add_argument("--rollback-owner", help="who owns the rollback (signed)")
     sp.add_argument("--waiver", action="append", help="'GATE_ID|JUSTIFICATION|EXPIRES|TICKET' (repeatable)")
     sp.add_argument("--out", required=True, help="where to write the signed envelope")
 
     sp = radd("add", cmd_review_add, "Check a signed review and append it to the log.")
-    sp.add_argument("envelope", metavar="ENVELOPE")
+    sp.add_argument("envelope", metavar="ENVELOPE", help="the signed review envelope (from review sign)")
 
     sp = radd("verify", cmd_review_verify, "Verify the review log (or an exported bundle). Exit 0 valid, 1 invalid, "
               "2 usage or input error.")
@@ -872,21 +1010,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = radd("checkpoint", cmd_review_checkpoint, "Sign and print a checkpoint (log size and head hash).",
               trusted=False)
     sp.add_argument("--log-key", help="the log's private key (default: $READINESS_LOG_KEY)")
-    sp.add_argument("--passphrase-env")
-    sp.add_argument("--out")
+    sp.add_argument("--passphrase-env", help="read the log key's passphrase from this environment variable")
+    sp.add_argument("--out", help="write the checkpoint to this file (default: stdout)")
 
     sp = radd("export", cmd_review_export, "Write a bundle that verifies offline against a trust root you supply.",
               trusted=False)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="the bundle file to write")
 
     trust_parser = sub.add_parser("trust", help="Trust administration: trust roots and governing policies.")
     trust_sub = trust_parser.add_subparsers(dest="trust_command", required=True, metavar="SUBCOMMAND")
 
     def tadd(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
              admin: bool = True) -> argparse.ArgumentParser:
-        tp = trust_sub.add_parser(name, help=help_, description=help_)
-        tp.set_defaults(func=fn)
-        tp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+        tp = add(name, fn, help_, under=trust_sub)
         if admin:
             tp.add_argument("--key", required=True, help="your admin private key (role admin in the trust root)")
             tp.add_argument("--passphrase-env", help="read the key's passphrase from this environment variable")
@@ -895,11 +1031,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = tadd("set", cmd_trust_set, "Record a trust root (trusted-reviewers file) in the log, signed by an admin "
               "key: the first one, or the next version (signed by an admin of the version in effect).")
-    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("file", metavar="FILE", help="the trusted-reviewers file to record")
     sp = tadd("govern", cmd_trust_govern, "Register the gate policy that governs releases of a governance-policy "
               "version (their gates, quorum and waiver roles), signed by an admin key.")
     sp.add_argument("governance_version", metavar="GOVERNANCE_VERSION", help="as in manifests' governance_policy_version")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", required=True, help="gate policy YAML that governs this version")
     sp = tadd("show", cmd_trust_show, "Show the log's trust roots and governing policies, verified against the trust "
               "root you trust. Exit 0 valid, 1 invalid.", admin=False)
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED)")
@@ -907,32 +1043,75 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("status", cmd_status, "Release status: gate decision plus reviews. Exit 0 ready, 1 not ready, "
              "2 usage or input error.")
     sp.set_defaults(verdict=True)
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
     sp.add_argument("--policy", help="gate policy (default: $READINESS_POLICY, else the release's governing policy; "
                     "any other policy makes the release NOT READY)")
-    sp.add_argument("--profile")
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
     sp.add_argument("--trusted", help="the trusted-reviewers file you trust (default: $READINESS_TRUSTED; only a "
                     "demo store defaults to the demo keys)")
     sp.add_argument("--checkpoint", action="append", help="a published checkpoint to check the log against, as "
                     "`review verify` does (repeatable; also every path in $READINESS_CHECKPOINTS, separated by "
                     f"{os.pathsep!r}); without one a rewritten log cannot be detected")
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
     sp = add("report", cmd_report, "Write the release report as Markdown, self-contained HTML or PDF.")
-    sp.add_argument("--release", required=True)
+    sp.add_argument("--release", required=True, help="release id")
     sp.add_argument("--baseline", help="baseline release id (default: the manifest's; 'none' for none)")
-    sp.add_argument("--policy", required=True)
+    sp.add_argument("--policy", required=True, help="gate policy YAML")
     sp.add_argument("--previous-policy", help="an earlier policy to compare with: the decision names it by digest, "
                     "shows where --policy is looser and what it decides on the same data")
-    sp.add_argument("--profile")
+    sp.add_argument("--profile", help="policy profile (default: the policy's)")
     sp.add_argument("--trusted", help="trusted-reviewers file for the signed reviews section")
-    sp.add_argument("--format", choices=["md", "html", "pdf"], default="html")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--format", choices=["md", "html", "pdf"], default="html", help="report format (pdf needs chromium)")
+    sp.add_argument("--out", required=True, help="the report file to write")
+
+    sp = add("observe", cmd_observe, "Validate production observations (JSONL, Parquet or OTLP JSON lines) and store "
+             "them for a release (one transaction; a file already stored is skipped).")
+    sp.add_argument("files", nargs="+", metavar="FILE", help="`readiness schema observation` records as JSONL or "
+                    "Parquet, or OpenTelemetry traces exported as OTLP JSON lines")
+    sp.add_argument("--release", required=True, help="the release that served these requests")
+    sp.add_argument("--variant", choices=["baseline", "canary", "shadow"],
+                    help="its role, for records that do not name one")
+    sp.add_argument("--release-attribute", default="service.version",
+                    help="OTLP: the resource attribute naming the release (default service.version)")
+    sp.add_argument("--variant-attribute", default="deployment.variant",
+                    help="OTLP: the resource attribute naming the variant (default deployment.variant)")
+    sp.add_argument("--output", dest="format", choices=["text", "json"], default="text", help="output format")
+
+    canary_parser = sub.add_parser("canary", help="Judge a canary from production observations.")
+    canary_sub = canary_parser.add_subparsers(dest="canary_command", required=True, metavar="SUBCOMMAND")
+    sp = canary_sub.add_parser("judge", help="Promote, continue or roll back a canary. Exit 0 promote, 3 continue, "
+                               "1 rollback, 2 usage or input error.")
+    sp.set_defaults(func=cmd_canary_judge, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the canary's release id (its observations of variant canary)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant "
+                    "baseline, in the canary's time window)")
+    sp.add_argument("--policy", required=True, help="gate policy with a `canary` section (docs/canary.md)")
+    sp.add_argument("--since", help="judge only requests from this time on (ISO 8601 with a time zone)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
+
+    shadow_parser = sub.add_parser("shadow", help="Compare a shadow deployment with production.")
+    shadow_sub = shadow_parser.add_subparsers(dest="shadow_command", required=True, metavar="SUBCOMMAND")
+    sp = shadow_sub.add_parser("compare", help="Pair shadow and production requests by request id: answer agreement, "
+                               "retrieval overlap, cost and latency deltas, per slice. Exit 0, 1 on a blocker "
+                               "finding (a shadow tool call with side effects, nothing paired), 2 usage or input error.")
+    sp.set_defaults(func=cmd_shadow_compare, verdict=True)
+    sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
+    sp.add_argument("--release", required=True, help="the shadow's release id (its observations of variant shadow)")
+    sp.add_argument("--baseline", required=True, help="the production release (its observations of variant baseline)")
+    sp.add_argument("--min-agreement", type=float, default=0.9, help="normalised answer agreement below which a "
+                    "slice is a warning (default 0.9)")
+    sp.add_argument("--top", type=int, default=20, help="most-disagreeing requests to list (default 20)")
+    sp.add_argument("--evidence-out", help="also write the result as an evidence item (kind shadow_agreement) for "
+                    "a release's evidence file, so a gate can use it (docs/canary.md)")
+    sp.add_argument("--evidence-slice", help="the slice the evidence item judges, DIMENSION=VALUE (default: all pairs)")
+    sp.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
 
     sp = add("serve", cmd_serve, "Launch the dashboard (loads the bundled demo into an empty store).")
-    sp.add_argument("--port", type=int, default=8501)
-    sp.add_argument("--address", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8501, help="port to listen on")
+    sp.add_argument("--address", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     sp.add_argument("--headless", action="store_true", help="do not open a browser")
     return p
 

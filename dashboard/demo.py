@@ -93,6 +93,7 @@ class Story:
     style_gain: float = 0.0
     added_critical_cases: int = 0  # eval dataset grows by new critical cases
     noise_seed: int = 0
+    created_at: datetime | None = None  # default: 30 + its place in STORIES days after the baseline
 
 
 BASELINE_ID = "rel-2026.10.0"
@@ -145,7 +146,85 @@ STORIES: tuple[Story, ...] = (
         scalar_changes={"code_commit": "d15ea5e", "application_version": "4.13.0"},
         approval_bypass_rate=0.04, noise_seed=4,
     ),
+    # Rollout safety (issue 17): eval results as good as rc1; what blocks them is in their rollout evidence.
+    Story(
+        "rel-2026.11.0-rc5", "Prompt v9 answers better, but its prompt rollback was never drilled in time",
+        changes={"prompt_versions": {"policy_answer": "prompt.policy_answer.v9"}},
+        scalar_changes={"code_commit": "e4a7b21", "application_version": "4.13.0"},
+        quality_shift=0.2, style_gain=0.05, noise_seed=5,
+        created_at=datetime(2026, 11, 2, 12, 0, tzinfo=UTC),  # before rc4: the dashboard still opens on rc4
+    ),
+    Story(
+        "rel-2026.11.0-rc6", "New close_case tool, enabled for every tenant at once",
+        changes={"tool_versions": {"close_case": "tool.close_case.v1"}},
+        scalar_changes={"code_commit": "f00d5e6", "application_version": "4.14.0"},
+        quality_shift=0.2, noise_seed=6, created_at=datetime(2026, 11, 3, 12, 0, tzinfo=UTC),
+    ),
 )
+
+
+def _tier_runs(day: str, nightly: str | None = None) -> list[dict[str, Any]]:
+    """The release train's runs for a release (seed §7, §27): every tier passed on `day` (nightly on `nightly`)."""
+    suites = {"pr_fast": ["security_redteam"], "pr_medium": ["rag_policy_qa"],
+              "nightly": ["rag_policy_qa", "agent_case_actions"], "weekly": ["security_redteam"],
+              "release_candidate": ["rag_policy_qa", "agent_case_actions", "security_redteam"]}
+    return [{"kind": "tier_run", "tier": t, "suites": s, "ran_at": f"{nightly if t == 'nightly' and nightly else day}"
+             "T06:00:00Z", "passed": True, "ref": f"ci://case-assistant/{t}/{day}"} for t, s in suites.items()]
+
+
+INCIDENT_CITATION = {
+    "kind": "incident", "incident_id": "INC-2026-1014", "occurred_at": "2026-10-14T15:20:00Z",
+    "artifact_kind": "prompts", "artifact": "policy_answer",
+    "description": "A critical refund-policy answer cited no supporting clause; the agent closed the case on it.",
+    "case_ids": ["POLQA-0000219"]}
+INCIDENT_OLD = {
+    "kind": "incident", "incident_id": "INC-2026-0917", "occurred_at": "2026-09-17T08:05:00Z",
+    "artifact_kind": "indexes", "artifact": "policy_index",
+    "description": "The policy index served a superseded travel policy for two hours.",
+    "case_ids": ["POLQA-0000006"]}
+INDEX_DIGEST = {"kind": "artifact_digest", "artifact_kind": "indexes", "artifact": "policy_index",
+                "version": "policy-index-2026-06-28-v3", "content_digest": "sha256:5d1f0c9a7be2"}
+
+
+def _drill(kind: str, name: str, old: str, new: str, method: str, when: str, minutes: float,
+           outcome: str = "succeeded") -> dict[str, Any]:
+    return {"kind": "rollback_drill", "artifact_kind": kind, "artifact": name, "from_version": new, "to_version": old,
+            "method": method, "performed_at": when, "performed_by": "sre-oncall@example.com",
+            "minutes_to_rollback": minutes, "outcome": outcome, "ref": f"RUNBOOK-{kind}"}
+
+
+# Rollout evidence (issue 17) per demo release, written as <release>/rollout.yaml. rc2..rc4 have none: under the
+# rollout policy their rollout gates fail closed. Only the rollout policy reads it: the other policies' decisions
+# on the demo are unchanged.
+ROLLOUT_EVIDENCE: dict[str, dict[str, Any]] = {
+    BASELINE_ID: {"release_id": BASELINE_ID, "as_of": "2026-10-01T12:00:00Z", "records": [
+        INCIDENT_OLD, INDEX_DIGEST, *_tier_runs("2026-09-30"),
+        _drill("code", "code_commit", "7e21b0c", "8f3c2a1", "previous_image", "2026-09-29T10:00:00Z", 7)]},
+    "rel-2026.11.0-rc1": {"release_id": "rel-2026.11.0-rc1", "as_of": "2026-11-01T12:00:00Z", "records": [
+        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-10-31"),
+        _drill("code", "code_commit", "8f3c2a1", "a41d9e7", "previous_image", "2026-10-30T10:00:00Z", 6),
+        _drill("prompts", "case_recommendation", "prompt.case_recommendation.v3", "prompt.case_recommendation.v4",
+               "prompt_version_switch", "2026-10-30T10:30:00Z", 3)]},
+    "rel-2026.11.0-rc5": {"release_id": "rel-2026.11.0-rc5", "as_of": "2026-11-02T14:00:00Z", "records": [
+        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-02", nightly="2026-10-24"),
+        _drill("code", "code_commit", "8f3c2a1", "e4a7b21", "previous_image", "2026-10-31T10:00:00Z", 6),
+        # The last prompt rollback drill: seven weeks ago, and it took 38 minutes (the policy allows 15).
+        _drill("prompts", "policy_answer", "prompt.policy_answer.v6", "prompt.policy_answer.v7",
+               "prompt_version_switch", "2026-09-16T14:00:00Z", 38),
+        {"kind": "experiment", "experiment_id": "EXP-answer-style-3", "variants": ["prompt.policy_answer.v7",
+         "prompt.policy_answer.v9"], "artifact_kind": "prompts", "artifact": "policy_answer",
+         "population": "5% of acme support agents", "tasks": ["case_summary"], "risk_levels": ["low"],
+         "exposes": ["answer_style"]}]},
+    "rel-2026.11.0-rc6": {"release_id": "rel-2026.11.0-rc6", "as_of": "2026-11-03T14:00:00Z", "records": [
+        INCIDENT_CITATION, INDEX_DIGEST, *_tier_runs("2026-11-03"),
+        _drill("code", "code_commit", "8f3c2a1", "f00d5e6", "previous_image", "2026-11-01T10:00:00Z", 5),
+        _drill("tools", "close_case", "tool.close_case.v1", "tool.close_case.v1", "disable_tool",
+               "2026-11-02T09:00:00Z", 2),
+        # High risk, audited, but on for every tenant from the first minute.
+        {"kind": "feature_flag", "flag": "close_case_enabled", "artifact_kind": "tools", "artifact": "close_case",
+         "risk": "high", "default": True, "percentage": 100, "owner": "case-platform@example.com",
+         "audited": True, "audit_ref": "flags-audit://close_case_enabled"}]},
+}
 
 
 def manifest_for(story: Story, created_at: datetime | None = None) -> ReleaseManifest:
@@ -157,7 +236,8 @@ def manifest_for(story: Story, created_at: datetime | None = None) -> ReleaseMan
         data["eval_dataset_versions"]["case_policy_golden"] = "eval.case_policy_golden.v10"
     data["release_id"] = story.release_id
     index = [s.release_id for s in STORIES].index(story.release_id) if story in STORIES else 9
-    data["created_at"] = created_at or datetime(2026, 10, 1, 9, 0, tzinfo=UTC) + timedelta(days=30 + index)
+    data["created_at"] = created_at or story.created_at or datetime(2026, 10, 1, 9, 0, tzinfo=UTC) + timedelta(
+        days=30 + index)
     data["baseline_release_id"] = None if story.release_id == BASELINE_ID else BASELINE_ID
     if story.release_id == BASELINE_ID:
         data["created_at"] = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
@@ -465,6 +545,11 @@ def write_demo(out: Path, cases: int = 2000, fmt: str = "parquet") -> list[Path]
                 path = folder / f"{suite.name}.{fmt}"
                 writer.write_table(table, path, fmt)
                 written.append(path)
+            if story.release_id in ROLLOUT_EVIDENCE:
+                rpath = folder / "rollout.yaml"
+                rpath.write_text("# Rollout evidence: readiness evidence rollout.yaml --release " + story.release_id
+                                 + "\n" + yaml.safe_dump(ROLLOUT_EVIDENCE[story.release_id], sort_keys=False))
+                written.append(rpath)
     finally:
         writer.close()
     return written
@@ -482,5 +567,164 @@ def load_demo(store: Store, cases: int = 2000) -> list[str]:
             manifest = manifest_for(story)
             files = sorted(folder.glob("*.parquet"))
             store.ingest(files, story.release_id, manifest)
+            load_rollout(store, folder)
             loaded.append(story.release_id)
+    load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
+
+
+def load_rollout(store: Store, folder: Path) -> None:
+    """Attach `<folder>/rollout.yaml`, the release's rollout evidence, when the demo has one."""
+    from dashboard.core.manifests import load_structured
+    from dashboard.core.rollout import parse_rollout
+    from dashboard.store.rollout import put_rollout
+
+    path = folder / "rollout.yaml"
+    if path.is_file():
+        put_rollout(store, parse_rollout(load_structured(path), str(path)), str(path))
+
+
+# ----- production observations (seed §22-23): canaries of rc1 and rc2, and a shadow of a new index -------------------
+OBS_TASKS = np.array(["policy_qa", "policy_lookup", "case_update", "case_summary"])
+OBS_TASK_WEIGHTS = (0.4, 0.2, 0.25, 0.15)
+SHADOW_RELEASE = "rel-2026.11.0-index-v4"  # the policy index rebuilt (policy-index-v4), run as a shadow only
+PRODUCTION_RATES = {"error": 0.01, "citation_failure": 0.06, "refusal": 0.03, "tool_error": 0.02,
+                    "safety_alert": 0.003, "schema_failure": 0.005, "approval_bypass": 0.001, "fallback": 0.02}
+
+
+@dataclass(frozen=True)
+class CanaryStory:
+    """A window of production traffic: the baseline and (optionally) a canary of a release beside it."""
+
+    release_id: str
+    start: datetime
+    requests: int  # per variant
+    rates: dict[str, float] = field(default_factory=dict)  # the canary's rates (default: production's)
+    latency_multiplier: float = 1.0
+    cost_multiplier: float = 1.0
+    seed: int = 0
+
+
+CANARY_STORIES: tuple[CanaryStory, ...] = (
+    CanaryStory("rel-2026.11.0-rc1", datetime(2026, 11, 16, 8, 0, tzinfo=UTC), 10_000,
+                rates={"error": 0.008, "citation_failure": 0.05, "refusal": 0.025, "safety_alert": 0.002}, seed=11),
+    CanaryStory("rel-2026.11.0-rc2", datetime(2026, 11, 18, 8, 0, tzinfo=UTC), 4_000,
+                rates={"citation_failure": 0.14}, seed=12),
+)
+
+
+def _traffic(rng: np.random.Generator, n: int, start: datetime, prefix: str, rates: dict[str, float],
+             latency_multiplier: float = 1.0, cost_multiplier: float = 1.0) -> list[dict[str, Any]]:
+    """`n` production requests, one every ~3 s from `start`, with the §22 signals drawn at `rates`."""
+    task = _pick(rng, OBS_TASKS, OBS_TASK_WEIGHTS, n)
+    tenant = _pick(rng, TENANTS, (0.4, 0.3, 0.2, 0.1), n)
+    language = _pick(rng, LANGUAGES, (0.7, 0.2, 0.1), n)
+    seconds = np.cumsum(rng.exponential(3.0, n))
+    latency = rng.lognormal(np.log(2200), 0.55, n) * latency_multiplier
+    cost = rng.gamma(2.0, 0.006, n) * cost_multiplier
+    tokens_in = rng.poisson(2400, n)
+    tokens_out = rng.poisson(280, n)
+    answers_with_citations = np.isin(task, ["policy_qa", "policy_lookup"]) | (rng.random(n) < 0.2)
+    flags = {k: rng.random(n) < rates.get(k, p) for k, p in PRODUCTION_RATES.items()}
+    feedback = rng.random(n)
+    judged = rng.random(n) < 0.3
+    grounded = np.clip(rng.normal(0.86 - 0.5 * flags["citation_failure"], 0.1), 0, 1)
+    out = []
+    for i in range(n):
+        rec: dict[str, Any] = {
+            "request_id": f"{prefix}-{i:06d}", "time": (start + timedelta(seconds=float(seconds[i]))).isoformat(),
+            "tenant": str(tenant[i]), "slices": {"task": str(task[i]), "language": str(language[i])},
+            "latency_ms": round(float(latency[i]), 1), "cost_usd": round(float(cost[i]), 6),
+            "input_tokens": int(tokens_in[i]), "output_tokens": int(tokens_out[i]),
+            **{k: bool(v[i]) for k, v in flags.items() if k != "citation_failure"},
+        }
+        if answers_with_citations[i]:
+            rec["citation_failure"] = bool(flags["citation_failure"][i])
+        if feedback[i] < 0.05:
+            rec["feedback"] = "negative" if feedback[i] < 0.01 else "positive"
+        if judged[i]:
+            rec["scores"] = {"groundedness": round(float(grounded[i]), 3)}
+        out.append(rec)
+    return out
+
+
+POLICY_DOCS = [f"POL-{i:04d}" for i in (42, 107, 12, 388, 215, 77, 19, 301, 5, 64, 150, 233)]
+ANSWERS = [
+    "No: per {a} §3 a case may not be closed while an appeal is pending; see also {b}.",
+    "Yes, per {a} a case worker may reassign the case after the supervisor signs off ({b}).",
+    "Per {a}, retention is 7 years for closed cases; {b} covers exceptions.",
+    "Escalate to the compliance desk: {a} requires a second review for this category ({b}).",
+]
+
+
+def _shadow_pairs(rng: np.random.Generator, n: int, start: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Production requests with their answers and retrieval, and a shadow of the new index on the same requests:
+    the index ranks German policy look-ups differently, and there the answers follow the retrieval."""
+    prod = _traffic(rng, n, start, "req-1120", {})
+    shadow = []
+    docs = np.array(POLICY_DOCS)
+    for i, p in enumerate(prod):
+        ranked = list(rng.permutation(docs)[:5])
+        template = ANSWERS[i % len(ANSWERS)]
+        p["retrieved_ids"] = ranked
+        p["answer"] = template.format(a=ranked[0], b=ranked[1])
+        if i == 7:
+            p["answer"] = "<script>alert('x')</script> See [the policy](javascript:alert(1)) per " + ranked[0]
+        p["tool_calls"] = [{"name": "search_policies", "side_effect": False}]
+        s = {k: v for k, v in p.items() if k not in ("feedback",)}
+        s["latency_ms"] = round(p["latency_ms"] * float(rng.normal(1.08, 0.05)), 1)
+        s["cost_usd"] = round(p["cost_usd"] * float(rng.normal(1.02, 0.03)), 6)
+        diverges = p["slices"]["language"] == "de" and p["slices"]["task"] in ("policy_lookup", "policy_qa")
+        if diverges:
+            new = [ranked[2], str(rng.choice(docs)), ranked[0], str(rng.choice(docs)), ranked[4]]
+            s["retrieved_ids"] = list(dict.fromkeys(new))
+            s["answer"] = template.format(a=s["retrieved_ids"][0], b=s["retrieved_ids"][1])
+            if "scores" in p:
+                s["scores"] = {"groundedness": round(max(0.0, p["scores"]["groundedness"] - 0.15), 3)}
+        elif rng.random() < 0.1:
+            s["answer"] = "  " + p["answer"].upper().replace(";", " ;") + " "  # same words, other form
+        if i in (31, 532, 977):
+            s["tool_calls"] = [{"name": "search_policies", "side_effect": False},
+                               {"name": "update_case_status", "side_effect": True}]
+        shadow.append(s)
+    return prod, shadow
+
+
+def observation_files(out: Path) -> list[tuple[Path, str, str]]:
+    """Write the demo's production observations as JSONL: [(file, release, variant)], deterministic."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[Path, str, str]] = []
+
+    def write(name: str, rows: list[dict[str, Any]], release: str, variant: str) -> None:
+        path = out / name
+        path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows), encoding="utf-8")
+        written.append((path, release, variant))
+
+    for story in CANARY_STORIES:
+        rng = _rng("observations", story.release_id, story.seed)
+        day = story.start.strftime("%m%d")
+        write(f"{story.release_id}-baseline.jsonl", _traffic(rng, story.requests, story.start, f"req-{day}", {}),
+              BASELINE_ID, "baseline")
+        write(f"{story.release_id}-canary.jsonl",
+              _traffic(rng, story.requests, story.start, f"req-{day}c", story.rates, story.latency_multiplier,
+                       story.cost_multiplier), story.release_id, "canary")
+    prod, shadow = _shadow_pairs(_rng("observations", SHADOW_RELEASE), 1200, datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
+    write("shadow-production.jsonl", prod, BASELINE_ID, "baseline")
+    write(f"{SHADOW_RELEASE}-shadow.jsonl", shadow, SHADOW_RELEASE, "shadow")
+    return written
+
+
+def load_observations(store: Store) -> int:
+    """Ingest the demo's production observations (idempotent: a file already stored is skipped)."""
+    import tempfile
+
+    from dashboard.store.observations import ingest_observations
+
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, release, variant in observation_files(Path(tmp)):
+            report = ingest_observations(store, [path], release, variant)
+            total += sum(f.records for f in report.files)
+    return total

@@ -68,7 +68,16 @@ def report_data(store: Store, policy: GatePolicy, candidate: str, baseline: str 
             for t in sorted(set(by_task_c) | set(by_task_b))]
     manifest = store.manifest(candidate)
     assert manifest is not None
-    return ReportData(decision=decision, candidate_manifest=manifest,
+    rollout = None
+    if policy.rollout is not None:  # issue 17: the report's rollout and rollback sections
+        from dashboard.core.rollout_report import RolloutReport
+        from dashboard.store.rollout import rollout_evidence
+        from dashboard.train import release_train
+
+        ev = rollout_evidence(store, candidate)
+        rollout = RolloutReport(evidence=ev[0] if ev else None,
+                                train=[r for r in release_train(store, policy) if r["release"] == candidate])
+    return ReportData(rollout=rollout, decision=decision, candidate_manifest=manifest,
                       baseline_manifest=store.manifest(base_id) if base_id else None,
                       changes=decision.changed_artifacts, areas=areas, pass_rate_by_task=bars, status=result,
                       reviews=mine, log_ok=log_ok, log_findings=findings)

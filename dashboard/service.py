@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from dashboard.core.errors import InputRefused
 from dashboard.core.gates import (
     PAIRED_RISK,
     DatasetChanges,
+    EvaluationInputs,
     GateDecision,
     PolicyComparison,
     ReleaseRef,
@@ -28,6 +30,8 @@ from dashboard.core.manifests import ArtifactChange, diff_manifests
 from dashboard.core.metrics import CATALOGUE, MetricValue, tool_metric
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import Gate, GatePolicy, SliceSpec
+from dashboard.core.rollout import RolloutInputs
+from dashboard.core.rollout_gates import with_rollout
 from dashboard.core.stats import Paired, quantile_interval_ranks, ratio_interval
 from dashboard.store.db import Store
 
@@ -129,6 +133,7 @@ class _ReleaseFacts:
     comparability: list[str]
     dataset_changes: list[DatasetChanges]
     notes: list[str]
+    rollout: RolloutInputs | None = None  # gathered only for a policy with a rollout section
 
 
 def _release_facts(store: Store, candidate_id: str, baseline_id: str | None) -> _ReleaseFacts:
@@ -183,14 +188,39 @@ def _metric_values(store: Store, gates: list[Gate], candidate_id: str, baseline_
     return _MetricValues(candidate=cand, baseline=base, paired=paired)
 
 
+def rollout_inputs(store: Store, candidate_id: str, baseline_id: str | None) -> RolloutInputs:
+    """What the rollout gates judge: the candidate's rollout evidence, every stored incident and artifact digest,
+    and the candidate's outcome on every case an incident names (one query)."""
+    from dashboard.store import rollout as rollout_store
+
+    cand = store.manifest(candidate_id)
+    assert cand is not None
+    base = store.manifest(baseline_id) if baseline_id else None
+    ev = rollout_store.rollout_evidence(store, candidate_id)
+    found = rollout_store.incidents(store)
+    return RolloutInputs(
+        evidence=ev[0] if ev else None, evidence_digest=ev[1] if ev else None,
+        candidate_created_at=cand.created_at, baseline_created_at=base.created_at if base else None,
+        incidents=found, artifact_digests=rollout_store.artifact_digests(store),
+        case_outcomes=rollout_store.case_outcomes(store, candidate_id, [c for i in found for c in i.case_ids]))
+
+
 def _judge(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values: _MetricValues) -> GateDecision:
+    if policy.rollout is not None and facts.rollout is not None:
+        return with_rollout(_judge_gates(policy, profile, facts, values), policy, profile, facts.rollout)
+    return _judge_gates(policy, profile, facts, values)
+
+
+def _judge_gates(policy: GatePolicy, profile: str | None, facts: _ReleaseFacts, values: _MetricValues) -> GateDecision:
     extra = [dataset_governance_gate(policy, facts.dataset_changes)] if facts.baseline else []
-    return evaluate(
-        policy, profile, facts.candidate, facts.baseline, facts.changes, values.candidate, values.baseline,
-        facts.evidence[0] if facts.evidence else None, facts.evidence[1] if facts.evidence else None,
-        facts.suites, facts.runs, list(facts.notes), values.paired, extra, facts.comparability,
-        facts.dataset_changes,
-    )
+    return evaluate(EvaluationInputs(
+        policy=policy, profile=profile, candidate=facts.candidate, baseline=facts.baseline, changes=facts.changes,
+        candidate_values=values.candidate, baseline_values=values.baseline,
+        evidence=facts.evidence[0] if facts.evidence else None,
+        evidence_digest=facts.evidence[1] if facts.evidence else None, candidate_suites=facts.suites,
+        data_digests=facts.runs, notes=list(facts.notes), paired=values.paired, extra_gates=extra,
+        comparability=facts.comparability, dataset_changes=facts.dataset_changes,
+    ))
 
 
 def gate_release(store: Store, policy: GatePolicy, candidate_id: str, baseline_id: str | None = None,
@@ -255,7 +285,9 @@ def judged_key(store: Store, policy: GatePolicy, candidate_id: str, baseline_id:
                  r.source_digest, r.data_digest] for r in store.runs(release_id)]
 
     evidence = store.evidence(candidate_id)
-    return digest({
+    rollout = ({"rollout": digest(rollout_inputs(store, candidate_id, baseline_id).model_dump(mode="json"))}
+               if policy.rollout is not None or (previous is not None and previous.rollout is not None) else {})
+    return digest({**rollout,
         "format": CACHE_FORMAT, "code": code_fingerprint(),
         "candidate": [candidate_id, store.manifest_digest(candidate_id)],
         "baseline": [baseline_id, store.manifest_digest(baseline_id)] if baseline_id else None,
@@ -306,6 +338,8 @@ def _judge_release(store: Store, policy: GatePolicy, gates: list[Gate], candidat
     prev_profile = (profile if previous is not None and profile in previous.profiles else None)
     prev_gates = previous.gates_for(prev_profile) if previous is not None else []
     facts = _release_facts(store, candidate_id, baseline_id)
+    if policy.rollout is not None or (previous is not None and previous.rollout is not None):
+        facts = dataclasses.replace(facts, rollout=rollout_inputs(store, candidate_id, baseline_id))
     values = _metric_values(store, gates + prev_gates, candidate_id, baseline_id)
     decision = _judge(policy, profile, facts, values)
     if previous is None:

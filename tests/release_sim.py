@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from dashboard.core.gates import PAIRED_RISK, ReleaseRef, evaluate, paired_key, spec_key
+from dashboard.core.gates import PAIRED_RISK, EvaluationInputs, ReleaseRef, evaluate, paired_key, spec_key
 from dashboard.core.metrics import MetricValue, metric_value
 from dashboard.core.policy import GatePolicy
 from dashboard.core.stats import Paired
@@ -81,8 +81,9 @@ def judge_paired_blockers(policy: GatePolicy, rng: np.random.Generator, rel: Rel
         base_values.setdefault(spec_key(g.slice), {}).update(bv)
         paired[paired_key(g)] = dict(zip(keys, counts, strict=True))
     ref = ReleaseRef(release_id="c", manifest_digest="x")
-    d = evaluate(policy, None, ref, ReleaseRef(release_id="b", manifest_digest="y"), [], cand_values, base_values,
-                 None, None, set(), [], paired=paired)
+    d = evaluate(EvaluationInputs(policy=policy, profile=None, candidate=ref,
+                                  baseline=ReleaseRef(release_id="b", manifest_digest="y"), changes=[],
+                                  candidate_values=cand_values, baseline_values=base_values, paired=paired))
     ids = {g.id for g in gates if g.severity == "blocker"}
     return [r.gate_id for r in d.gates if r.status == "fail" and r.policy_gate_id in ids]
 

@@ -75,8 +75,9 @@ def test_validate_reports_nested_unknown_fields(capsys, tmp_path):
 def test_demo_out_writes_manifests_and_runs(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "d"), "--cases", "50")
     assert code == 0
-    assert len(list((tmp_path / "d").rglob("*.jsonl"))) == 15
-    assert len(list((tmp_path / "d").rglob("manifest.yaml"))) == 5
+    assert len(list((tmp_path / "d").rglob("*.jsonl"))) == 21  # 7 releases x 3 suites (rc5, rc6: issue 17)
+    assert len(list((tmp_path / "d").rglob("manifest.yaml"))) == 7
+    assert len(list((tmp_path / "d").rglob("rollout.yaml"))) == 4
 
 
 def test_a_locked_store_gives_a_clear_error(tmp_path):

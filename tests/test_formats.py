@@ -118,3 +118,18 @@ def test_one_waiver_rule_for_the_cli_and_the_review_page():
         with pytest.raises(InputRefused) as e:
             make_waiver(*args)
         assert field in str(e.value)
+
+
+def test_judging_branches_on_reason_codes_never_on_their_words(demo_store, monkeypatch):
+    """Every reason has words; rewording every reason changes no status (the evaluator reads codes)."""
+    from dashboard.core import gates
+
+    assert set(gates.REASON_WORDS) == set(gates.Reason)
+    before = {rid: gate_release(demo_store, CM, rid, cache=False) for rid in ("rel-2026.11.0-rc2",
+                                                                               "rel-2026.11.0-rc4")}
+    monkeypatch.setattr(gates, "REASON_WORDS", {c: "REWORDED " + w for c, w in gates.REASON_WORDS.items()})
+    for rid, d in before.items():
+        after = gate_release(demo_store, CM, rid, cache=False)
+        assert [(g.gate_id, g.status) for g in after.gates] == [(g.gate_id, g.status) for g in d.gates]
+        assert after.status == d.status
+        assert all(g.reason.startswith("REWORDED ") for g in after.gates)  # every reason comes from the table

@@ -38,6 +38,16 @@ def test_markdown_has_every_section_and_the_decision(rc2):
     assert "| Pass rate | 95.50% |" in md
 
 
+def test_both_formats_render_the_one_section_model_in_the_same_order(rc2):
+    from dashboard.core.report import sections
+
+    assert [s.title for s in sections(rc2)] == SECTIONS
+    md = render(rc2, "md").decode()
+    page = render(rc2, "html").decode()
+    assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS
+    assert re.findall(r"<h2>(.+?)</h2>", page) == SECTIONS
+
+
 def test_report_figures_match_the_gate_decision(rc2):
     rows = {r.metric: r for area in rc2.areas.values() for r in area}
     gates = {g.gate_id: g for g in rc2.decision.gates}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dashboard import demo
-from dashboard.core.gates import ReleaseRef, evaluate, paired_key
+from dashboard.core.gates import EvaluationInputs, ReleaseRef, evaluate, paired_key
 from dashboard.core.metrics import metric_value
 from dashboard.core.policy import parse_policy
 from dashboard.core.stats import (
@@ -60,10 +60,11 @@ def _decide(policy_text: str, paired: Paired, n_critical: int) -> tuple[str, str
     mv = metric_value(gate.metric, n_critical, passes, n_critical, n_critical)
     base_mv = metric_value(gate.metric, n_critical, paired.both_pass + paired.regressions, n_critical, n_critical)
     key = gate.slice.model_dump_json()
-    d = evaluate(policy, None, ReleaseRef(release_id="c", manifest_digest="x"),
-                 ReleaseRef(release_id="b", manifest_digest="y"), [], {key: {"": {gate.metric: mv}}},
-                 {key: {"": {gate.metric: base_mv}}}, None, None, set(), [],
-                 paired={paired_key(gate): {"": paired}})
+    d = evaluate(EvaluationInputs(
+        policy=policy, profile=None, candidate=ReleaseRef(release_id="c", manifest_digest="x"),
+        baseline=ReleaseRef(release_id="b", manifest_digest="y"), changes=[],
+        candidate_values={key: {"": {gate.metric: mv}}}, baseline_values={key: {"": {gate.metric: base_mv}}},
+        paired={paired_key(gate): {"": paired}}))
     return d.gates[0].status, d.gates[0].reason
 
 
@@ -106,9 +107,10 @@ def test_expanded_gate_uses_bh_and_says_so():
     key = gate.slice.model_dump_json()
     pairs = {"a": Paired(180, 12, 3, 5), "b": Paired(190, 4, 4, 2), "c": Paired(185, 8, 2, 5)}
     values = {v: {"pass_rate": metric_value("pass_rate", p.n, p.both_pass + p.fixes, p.n, p.n)} for v, p in pairs.items()}
-    d = evaluate(policy, None, ReleaseRef(release_id="c", manifest_digest="x"),
-                 ReleaseRef(release_id="b", manifest_digest="y"), [], {key: values}, {key: values}, None, None,
-                 set(), [], paired={paired_key(gate): pairs})
+    d = evaluate(EvaluationInputs(
+        policy=policy, profile=None, candidate=ReleaseRef(release_id="c", manifest_digest="x"),
+        baseline=ReleaseRef(release_id="b", manifest_digest="y"), changes=[], candidate_values={key: values},
+        baseline_values={key: values}, paired={paired_key(gate): pairs}))
     for g in d.gates:
         assert g.paired is not None and g.paired.slices_tested == 3
         assert "BH-adjusted over 3 slices" in g.reason

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
@@ -29,6 +31,7 @@ from dashboard.core.policy import (
     GatePolicy,
     SliceSpec,
 )
+from dashboard.core.rollout import rollout_loosened
 from dashboard.core.stats import (
     Paired,
     benjamini_hochberg,
@@ -61,6 +64,71 @@ PAIRED_RISK = {"critical_pass_rate": ["critical"], "high_risk_pass_rate": ["high
 def paired_key(gate: Gate) -> str:
     """Paired counts depend on the slice and on the metric's own risk filter."""
     return spec_key(gate.slice) + "|" + gate.metric
+
+
+class Reason(StrEnum):
+    """Why a gate result has its status: evaluation branches on these codes, `REASON_WORDS` says them in words."""
+
+    NOT_CHANGED = "not_changed"
+    EVIDENCE = "evidence"
+    NO_CANDIDATE_CASES = "no_candidate_cases"
+    NOT_COMPUTABLE = "not_computable"
+    TOO_SMALL = "too_small"
+    NO_BASELINE = "no_baseline"
+    BASELINE_NOT_COMPUTABLE = "baseline_not_computable"
+    NO_INTERVAL = "no_interval"
+    MEETS = "meets"
+    FAILS = "fails"
+    TOO_MANY_SLICES = "too_many_slices"
+    NEW_SLICE = "new_slice"
+    NO_SHARED_CASES = "no_shared_cases"
+    TOO_FEW_SHARED = "too_few_shared"
+    NON_INFERIOR = "non_inferior"
+    NOT_NON_INFERIOR = "not_non_inferior"
+    REGRESSION = "regression"
+    WITHIN_NOISE = "within_noise"
+    REQUIREMENT_MET = "requirement_met"
+    REQUIREMENT_BY_SUITE = "requirement_by_suite"
+    REQUIREMENT_FAILED = "requirement_failed"
+    REQUIREMENT_MISSING = "requirement_missing"
+    DATASET_KEPT = "dataset_kept"
+    DATASET_WEAKENED = "dataset_weakened"
+
+
+# The words of each reason (str.format fields are the facts the judgement passes). These words are part of the
+# decision's bytes and digest: change one only with a new decision schema version.
+REASON_WORDS: dict[Reason, str] = {
+    Reason.NOT_CHANGED: "runs only when {kinds} change; none did",
+    Reason.EVIDENCE: "{words}",
+    Reason.NO_CANDIDATE_CASES: "the slice has no cases in the candidate",
+    Reason.NOT_COMPUTABLE: "metric cannot be computed: {why}",
+    Reason.TOO_SMALL: "too small to judge: {n} cases < minimum {minimum}",
+    Reason.NO_BASELINE: "no baseline release to compare with",
+    Reason.BASELINE_NOT_COMPUTABLE: "baseline metric cannot be computed: {why}",
+    Reason.NO_INTERVAL: "{statistic} needs an interval, and {metric} has none",
+    Reason.MEETS: "{observed} meets {op} {bound}{base}",
+    Reason.FAILS: "{observed} fails {op} {bound}{base}",
+    Reason.TOO_MANY_SLICES: ("{dimension} has {n} values on these releases: more than {limit} slices are too many "
+                             "to judge one by one (docs/policy.md, Limits)"),
+    Reason.NEW_SLICE: ("new: not comparable: the baseline has no cases in this slice (new eval coverage); the "
+                       "absolute gates judge it"),
+    Reason.NO_SHARED_CASES: "no shared cases with the baseline: a paired test cannot approve this gate",
+    Reason.TOO_FEW_SHARED: "too small to judge: {n} shared cases < minimum {minimum}",
+    Reason.NON_INFERIOR: "non-inferior: difference {diff:+.3f}, 95% lower bound {lower:+.3f} > -{margin:g} "
+                         "({shared} shared cases){more}",
+    Reason.NOT_NON_INFERIOR: "not shown non-inferior: difference {diff:+.3f}, 95% lower bound {lower:+.3f} <= "
+                             "-{margin:g} ({shared} shared cases){more}",
+    Reason.REGRESSION: "regression: {facts}; p={p:.3g}{bh} < {level} that the candidate is {worse}",
+    Reason.WITHIN_NOISE: "within noise: {facts}; p={p:.3g}{bh} ≥ {level}",
+    Reason.REQUIREMENT_MET: "{words}",
+    Reason.REQUIREMENT_BY_SUITE: "provided by eval suite {suites}",
+    Reason.REQUIREMENT_FAILED: "{kind} changed: required evidence {requirement!r} failed",
+    Reason.REQUIREMENT_MISSING: "{kind} changed: required evidence {requirement!r} is missing",
+    Reason.DATASET_KEPT: "no critical case removed or downgraded since the baseline",
+    Reason.DATASET_WEAKENED: "{parts}",
+}
+# Reasons that fail a gate before any comparison: the candidate side could not be judged at all.
+CANDIDATE_UNJUDGEABLE = frozenset({Reason.NO_CANDIDATE_CASES, Reason.NOT_COMPUTABLE, Reason.TOO_SMALL})
 
 
 class CaseFilter(BaseModel):
@@ -194,6 +262,10 @@ class GateDecision(BaseModel):
     profile: str | None = Field(description="The policy profile whose gates ran; null: every gate.")
     changed_artifacts: list[ArtifactChange] = Field(description="Artifacts whose versions differ from the baseline.")
     evidence_digest: str | None = Field(description="sha256 of the release's evidence file; null: none attached.")
+    rollout_digest: str | None = Field(None, description="sha256 of everything the rollout gates judged (the rollout "
+                                                         "evidence, stored incidents and artifact digests, the "
+                                                         "candidate's outcome on incident cases); absent: the policy "
+                                                         "has no rollout section.")
     data_digests: list[RunDigest] = Field(description="Every eval run judged, by its data digest.")
     notes: list[str] = Field(default_factory=list, description="Facts a reader should know (not gate results).")
     comparability: list[str] = Field(default_factory=list,
@@ -207,6 +279,13 @@ class GateDecision(BaseModel):
     blockers: list[str] = Field(description="Ids of failed blocker gates.")
     warnings: list[str] = Field(description="Ids of failed warning gates.")
     digest: str = Field("", description="sha256 of the canonical JSON of every other field.")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_rollout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # decisions without rollout gates keep their bytes and digests
+        if data.get("rollout_digest") is None:
+            data.pop("rollout_digest", None)
+        return data
 
     def with_digest(self) -> GateDecision:
         body = self.model_dump(mode="json", exclude={"digest"})
@@ -223,6 +302,7 @@ class GateDecision(BaseModel):
                   if self.baseline else "none"),
                  ("policy", f"{self.policy.policy_id} v{self.policy.version} {self.policy.digest}"),
                  ("evidence", self.evidence_digest or "none")]
+                + ([("rollout", self.rollout_digest)] if self.rollout_digest else [])
                 + [("run", f"{r.release_id} {r.run_id} {r.data_digest}") for r in self.data_digests])
 
     def judged_block(self) -> str:
@@ -306,15 +386,34 @@ def _evidence_value(metric: str, evidence: ReleaseEvidence | None) -> tuple[floa
     return (1.0 if ok else 0.0), (f"{kind} {'passed' if ok else 'failed'}" + (f" ({refs})" if refs else ""))
 
 
+@dataclass
+class _Judged:
+    """A gate result while judging, with the code of its reason (evaluation branches on codes, never on words)."""
+
+    result: GateResult
+    code: Reason
+
+
+def _say(result: GateResult, code: Reason, **facts: Any) -> _Judged:
+    """Give `result` the words of `code` with these facts."""
+    result.reason = REASON_WORDS[code].format(**facts)
+    return _Judged(result, code)
+
+
+def _result(gate: Gate, **fields: Any) -> GateResult:
+    """A result of `gate` with the policy's own fields filled in."""
+    base = {"gate_id": gate.id, "policy_gate_id": gate.id, "name": gate.name, "category": gate.category,
+            "severity": gate.severity, "metric": gate.metric, "slice": gate.slice.label(),
+            "condition": gate.condition.text, "status": "fail", "reason": ""}
+    return GateResult(**(base | fields))
+
+
 def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None, base: MetricValue | None,
-           has_baseline: bool, min_samples: int, ref: CaseFilter | None, slice_value: str | None = None) -> GateResult:
+           has_baseline: bool, min_samples: int, ref: CaseFilter | None, slice_value: str | None = None) -> _Judged:
     cond = gate.condition
-    result = GateResult(gate_id=gate_id, policy_gate_id=gate.id, name=gate.name, category=gate.category,
-                        severity=gate.severity, metric=gate.metric, slice=slice_label, slice_value=slice_value,
-                        condition=cond.text, status="fail", reason="", evidence_ref=ref)
+    result = _result(gate, gate_id=gate_id, slice=slice_label, slice_value=slice_value, evidence_ref=ref)
     if cand is None or cand.n_cases == 0:
-        result.reason = "the slice has no cases in the candidate"
-        return result
+        return _say(result, Reason.NO_CANDIDATE_CASES)
     result.n = cand.n_eligible  # the cases the metric is computed over (e.g. critical cases only)
     result.observed = cand.value
     result.interval, result.interval_method = cand.interval, cand.interval_method
@@ -322,38 +421,30 @@ def _judge(gate: Gate, gate_id: str, slice_label: str, cand: MetricValue | None,
         result.n_baseline = base.n_eligible
         result.baseline = base.value
     if cand.value is None:
-        result.reason = f"metric cannot be computed: {cand.why_missing}"
-        return result
+        return _say(result, Reason.NOT_COMPUTABLE, why=cand.why_missing)
     if cand.n_eligible < min_samples:
-        result.reason = f"too small to judge: {cand.n_eligible} cases < minimum {min_samples}"
-        return result
-    if cand.value is None:
-        result.reason = f"metric cannot be computed: {cand.why_missing}"
-        return result
+        return _say(result, Reason.TOO_SMALL, n=cand.n_eligible, minimum=min_samples)
     if cond.relative:
         if not has_baseline:
-            result.reason = "no baseline release to compare with"
-            return result
+            return _say(result, Reason.NO_BASELINE)
         if base is None or base.value is None:
             why = base.why_missing if base is not None else "the slice has no cases in the baseline"
-            result.reason = f"baseline metric cannot be computed: {why}"
-            return result
+            return _say(result, Reason.BASELINE_NOT_COMPUTABLE, why=why)
     bound = cond.bound(result.baseline)
     assert bound is not None
     result.threshold = bound
     observed = cand.value
     if cond.statistic != "value":
         if result.interval is None:
-            result.reason = f"{cond.statistic} needs an interval, and {gate.metric} has none"
-            return result
+            return _say(result, Reason.NO_INTERVAL, statistic=cond.statistic, metric=gate.metric)
         observed = result.interval[0] if cond.statistic == "lower95" else result.interval[1]
     ok = cond.holds(observed, bound)
     result.status = "pass" if ok else "fail"
     shown = fmt_value(observed, bound)
-    what = f"{cond.statistic} {shown}" if cond.statistic != "value" else shown
-    base_txt = f" (baseline {fmt_value(result.baseline)})" if cond.relative else ""
-    result.reason = f"{what} {'meets' if ok else 'fails'} {cond.op} {fmt_value(bound, observed)}{base_txt}"
-    return result
+    return _say(result, Reason.MEETS if ok else Reason.FAILS,
+                observed=f"{cond.statistic} {shown}" if cond.statistic != "value" else shown, op=cond.op,
+                bound=fmt_value(bound, observed),
+                base=f" (baseline {fmt_value(result.baseline)})" if cond.relative else "")
 
 
 @dataclass
@@ -372,31 +463,31 @@ def _new_slice(gate: Gate, value: str | None, base_slices: dict[str, dict[str, M
     return base is None or base.n_cases == 0 or base.n_eligible == 0
 
 
-def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult], pairs: dict[str, Paired],
+def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[_Judged], pairs: dict[str, Paired],
                   has_baseline: bool, base_slices: dict[str, dict[str, MetricValue]]) -> _Family:
     """Paired tests on shared cases, one per slice, plus an unpaired test on the changed cases; for an expanded
     gate the regression tests' p-values are adjusted with Benjamini–Hochberg across its slices. no_regression
     verdicts are given by `_regression_verdicts` once every gate is known (release-level error control)."""
     cond = gate.condition
+    minimum = gate.min_samples or policy.min_samples
     tested: list[tuple[GateResult, Paired]] = []
-    for r in base_results:
+    for judged in base_results:
+        r = judged.result
         if has_baseline and r.n > 0 and _new_slice(gate, r.slice_value, base_slices):
             # New eval coverage, whatever its size: nothing to pair it with, so nothing for a paired test to judge.
-            r.threshold = None
-            r.status, r.reason = "skipped", ("new: not comparable: the baseline has no cases in this slice (new eval "
-                                             "coverage); the absolute gates judge it")
+            r.threshold, r.status = None, "skipped"
+            _say(r, Reason.NEW_SLICE)
             continue
-        if r.status == "fail" and r.reason.startswith(("the slice has no cases", "metric cannot", "too small")):
+        if r.status == "fail" and judged.code in CANDIDATE_UNJUDGEABLE:
             continue  # already failed closed on the candidate side
         p = pairs.get(r.slice_value or "")
-        r.threshold = None
+        r.threshold, r.status = None, "fail"
         if not has_baseline:
-            r.status, r.reason = "fail", "no baseline release to compare with"
+            _say(r, Reason.NO_BASELINE)
         elif p is None or p.n == 0:
-            r.status, r.reason = "fail", "no shared cases with the baseline: a paired test cannot approve this gate"
-        elif p.n < (gate.min_samples or policy.min_samples):
-            r.status, r.reason = "fail", (f"too small to judge: {p.n} shared cases < minimum "
-                                          f"{gate.min_samples or policy.min_samples}")
+            _say(r, Reason.NO_SHARED_CASES)
+        elif p.n < minimum:
+            _say(r, Reason.TOO_FEW_SHARED, n=p.n, minimum=minimum)
         else:
             r.paired = PairedResult(shared_cases=p.n, regressions=p.regressions, fixes=p.fixes, diff=p.diff,
                                     diff_interval=paired_diff_interval(p), mcnemar_p=mcnemar_exact(p.regressions, p.fixes))
@@ -417,26 +508,29 @@ def _judge_paired(gate: Gate, policy: GatePolicy, base_results: list[GateResult]
             r.paired.p_value, r.paired.p_adjusted, r.paired.slices_tested = p_raw, p_adj, len(tested)
             r.paired.changed_p = p_changed
             family.slices.append((r, p_adj))
-    else:  # non_inferior: the lower 95% bound of the paired difference must be above -margin (changed cases too)
+    else:
         for r, p in tested:
-            assert r.paired is not None
-            lo = r.paired.diff_interval[0] if r.paired.diff_interval else -1.0
-            r.threshold = -cond.margin
-            ok = lo > -cond.margin
-            r.status = "pass" if ok else "fail"
-            r.reason = (f"{'non-inferior' if ok else 'not shown non-inferior'}: difference {r.paired.diff:+.3f}, "
-                        f"95% lower bound {lo:+.3f} {'>' if ok else '<='} -{cond.margin:g} "
-                        f"({r.paired.shared_cases} shared cases)")
-            if p.changed:
-                lo_changed = changed_diff_lower(p)
-                ok_changed = lo_changed > -cond.margin
-                r.reason += (f"; {p.changed} changed cases judged unpaired: 95% lower bound {lo_changed:+.3f} "
-                             f"{'>' if ok_changed else '<='} -{cond.margin:g}")
-                if not ok_changed:
-                    r.status = "fail"
-            if r.paired.pairing:
-                r.reason += f"; {r.paired.pairing}"
+            _non_inferiority_verdict(r, p, cond.margin)
     return family
+
+
+def _non_inferiority_verdict(r: GateResult, p: Paired, margin: float) -> None:
+    """non_inferior: the lower 95% bound of the paired difference must be above -margin (changed cases too)."""
+    assert r.paired is not None
+    lo = r.paired.diff_interval[0] if r.paired.diff_interval else -1.0
+    r.threshold = -margin
+    ok = lo > -margin
+    more = ""
+    if p.changed:
+        lo_changed = changed_diff_lower(p)
+        ok_changed = lo_changed > -margin
+        more += (f"; {p.changed} changed cases judged unpaired: 95% lower bound {lo_changed:+.3f} "
+                 f"{'>' if ok_changed else '<='} -{margin:g}")
+    if r.paired.pairing:
+        more += f"; {r.paired.pairing}"
+    _say(r, Reason.NON_INFERIOR if ok else Reason.NOT_NON_INFERIOR, diff=r.paired.diff, lower=lo, margin=margin,
+         shared=r.paired.shared_cases, more=more)
+    r.status = "pass" if ok and (not p.changed or changed_diff_lower(p) > -margin) else "fail"
 
 
 def _regression_verdicts(families: list[_Family], alpha: float) -> None:
@@ -459,8 +553,6 @@ def _regression_verdicts(families: list[_Family], alpha: float) -> None:
             assert r.paired is not None and r.paired.p_value is not None
             if split:
                 r.paired.level = level
-            worse = f"worse by more than {cond.margin:g}" if cond.margin else "worse"
-            bh = f", BH-adjusted over {len(f.slices)} slices {p_adj:.3g}" if f.gate.slice.for_each else ""
             facts = (f"{r.paired.shared_cases} shared cases: {r.paired.regressions} regressions, {r.paired.fixes} "
                      f"fixes, difference {r.paired.diff:+.3f}")
             if r.paired.changed_cases:
@@ -469,99 +561,110 @@ def _regression_verdicts(families: list[_Family], alpha: float) -> None:
                           "combined with the paired test by weighted Bonferroni")
             if r.paired.pairing:
                 facts += f"; {r.paired.pairing}"
-            what = (f"Holm level {level:.3g} (α {alpha:g} across {len(blockers)} paired blockers)" if split
-                    else f"α {alpha:g}")
-            if p_adj < level:
-                r.status = "fail"
-                r.reason = f"regression: {facts}; p={r.paired.p_value:.3g}{bh} < {what} that the candidate is {worse}"
-            else:
-                r.status = "pass"
-                r.reason = f"within noise: {facts}; p={r.paired.p_value:.3g}{bh} ≥ {what}"
+            r.status = "fail" if p_adj < level else "pass"
+            _say(r, Reason.REGRESSION if p_adj < level else Reason.WITHIN_NOISE, facts=facts, p=r.paired.p_value,
+                 bh=f", BH-adjusted over {len(f.slices)} slices {p_adj:.3g}" if f.gate.slice.for_each else "",
+                 level=(f"Holm level {level:.3g} (α {alpha:g} across {len(blockers)} paired blockers)" if split
+                        else f"α {alpha:g}"),
+                 worse=f"worse by more than {cond.margin:g}" if cond.margin else "worse")
 
 
-def evaluate(
-    policy: GatePolicy,
-    profile: str | None,
-    candidate: ReleaseRef,
-    baseline: ReleaseRef | None,
-    changes: list[ArtifactChange],
-    candidate_values: dict[str, SliceValues],
-    baseline_values: dict[str, SliceValues],
-    evidence: ReleaseEvidence | None,
-    evidence_digest: str | None,
-    candidate_suites: set[str],
-    data_digests: list[RunDigest],
-    notes: list[str] | None = None,
-    paired: dict[str, dict[str, Paired]] | None = None,
-    extra_gates: list[GateResult] | None = None,
-    comparability: list[str] | None = None,
-    dataset_changes: list[DatasetChanges] | None = None,
-) -> GateDecision:
-    """Judge every gate of the profile and decide. `*_values` are keyed by spec_key(gate.slice)."""
-    changed = {c.kind for c in changes}
+@dataclass(frozen=True, kw_only=True)
+class EvaluationInputs:
+    """Everything one decision judges. The service fills it from the store; `evaluate` is a pure function of it.
+    `*_values` are keyed by spec_key(gate.slice); `paired` by paired_key(gate), then slice value."""
+
+    policy: GatePolicy
+    profile: str | None
+    candidate: ReleaseRef
+    baseline: ReleaseRef | None
+    changes: list[ArtifactChange]
+    candidate_values: dict[str, SliceValues]
+    baseline_values: dict[str, SliceValues]
+    evidence: ReleaseEvidence | None = None
+    evidence_digest: str | None = None
+    candidate_suites: set[str] = dc_field(default_factory=set)
+    data_digests: list[RunDigest] = dc_field(default_factory=list)
+    notes: list[str] = dc_field(default_factory=list)
+    paired: dict[str, dict[str, Paired]] = dc_field(default_factory=dict)
+    extra_gates: list[GateResult] = dc_field(default_factory=list)
+    comparability: list[str] = dc_field(default_factory=list)
+    dataset_changes: list[DatasetChanges] = dc_field(default_factory=list)
+
+
+def _skipped_gate(gate: Gate) -> GateResult:
+    """A gate that runs only when some artifact kinds change, and none of them did."""
+    return _say(_result(gate, status="skipped"), Reason.NOT_CHANGED, kinds=", ".join(gate.when_changed or [])).result
+
+
+def _evidence_gate(gate: Gate, evidence: ReleaseEvidence | None) -> GateResult:
+    """A gate on attached release evidence (metric `evidence.<kind>`)."""
+    value, why = _evidence_value(gate.metric, evidence)
+    ok = value is not None and gate.condition.holds(value, gate.condition.bound(None) or 0.0)
+    return _say(_result(gate, slice="release evidence", status="pass" if ok else "fail", observed=value,
+                        threshold=gate.condition.threshold), Reason.EVIDENCE, words=why).result
+
+
+def _slice_gates(gate: Gate, inputs: EvaluationInputs) -> list[_Judged]:
+    """A metric gate judged on its slice, or on each value of its for_each dimension."""
+    min_samples = gate.min_samples or inputs.policy.min_samples
+    has_baseline = inputs.baseline is not None
+    key = spec_key(gate.slice)
+    metric_risk = PAIRED_RISK.get(gate.metric) if gate.condition.test else None
+    cand_slices = inputs.candidate_values.get(key, {})
+    base_slices = inputs.baseline_values.get(key, {})
+
+    def ref(value: str) -> CaseFilter:
+        return _case_filter(inputs.candidate.release_id, gate.slice, value, metric_risk)
+
+    if not gate.slice.for_each:
+        return [_judge(gate, gate.id, gate.slice.label(), cand_slices.get("", {}).get(gate.metric),
+                       base_slices.get("", {}).get(gate.metric), has_baseline, min_samples, ref(""))]
+    values = sorted(set(cand_slices) | set(base_slices))
+    if len(values) > MAX_SLICES_PER_GATE:
+        result = _judge(gate, gate.id, gate.slice.label(), None, None, has_baseline, min_samples, ref("")).result
+        return [_say(result, Reason.TOO_MANY_SLICES, dimension=gate.slice.for_each, n=len(values),
+                     limit=MAX_SLICES_PER_GATE)]
+    if not values:
+        return [_judge(gate, gate.id, gate.slice.label(), None, None, has_baseline, min_samples, ref(""))]
+    return [_judge(gate, f"{gate.id}[{gate.slice.for_each}={v}]", gate.slice.label(v),
+                   cand_slices.get(v, {}).get(gate.metric), base_slices.get(v, {}).get(gate.metric),
+                   has_baseline, min_samples, ref(v), v) for v in values]
+
+
+def evaluate(inputs: EvaluationInputs) -> GateDecision:
+    """Judge every gate of the profile and decide."""
+    policy = inputs.policy
+    changed = {c.kind for c in inputs.changes}
     results: list[GateResult] = []
     families: list[_Family] = []
-    for gate in policy.gates_for(profile):
-        min_samples = gate.min_samples or policy.min_samples
+    for gate in policy.gates_for(inputs.profile):
         if gate.when_changed and not changed.intersection(gate.when_changed):
-            results.append(GateResult(
-                gate_id=gate.id, policy_gate_id=gate.id, name=gate.name, category=gate.category,
-                severity=gate.severity, metric=gate.metric, slice=gate.slice.label(), condition=gate.condition.text,
-                status="skipped", reason=f"runs only when {', '.join(gate.when_changed)} change; none did"))
-            continue
-        if gate.metric.startswith(EVIDENCE_PREFIX):
-            value, why = _evidence_value(gate.metric, evidence)
-            ok = value is not None and gate.condition.holds(value, gate.condition.bound(None) or 0.0)
-            results.append(GateResult(
-                gate_id=gate.id, policy_gate_id=gate.id, name=gate.name, category=gate.category,
-                severity=gate.severity, metric=gate.metric, slice="release evidence", condition=gate.condition.text,
-                status="pass" if ok else "fail", observed=value, threshold=gate.condition.threshold, reason=why))
-            continue
-        key = spec_key(gate.slice)
-        metric_risk = PAIRED_RISK.get(gate.metric) if gate.condition.test else None
-        cand_slices = candidate_values.get(key, {})
-        base_slices = baseline_values.get(key, {})
-        before = len(results)
-        if gate.slice.for_each:
-            values = sorted(set(cand_slices) | set(base_slices))
-            if len(values) > MAX_SLICES_PER_GATE:
-                result = _judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None, min_samples,
-                                _case_filter(candidate.release_id, gate.slice, "", metric_risk))
-                result.reason = (f"{gate.slice.for_each} has {len(values)} values on these releases: more than "
-                                 f"{MAX_SLICES_PER_GATE} slices are too many to judge one by one (docs/policy.md, "
-                                 "Limits)")
-                results.append(result)
-                continue
-            if not values:
-                results.append(_judge(gate, gate.id, gate.slice.label(), None, None, baseline is not None,
-                                      min_samples, _case_filter(candidate.release_id, gate.slice, "", metric_risk)))
-            for v in values:
-                results.append(_judge(
-                    gate, f"{gate.id}[{gate.slice.for_each}={v}]", gate.slice.label(v),
-                    cand_slices.get(v, {}).get(gate.metric), base_slices.get(v, {}).get(gate.metric),
-                    baseline is not None, min_samples, _case_filter(candidate.release_id, gate.slice, v, metric_risk), v))
+            results.append(_skipped_gate(gate))
+        elif gate.metric.startswith(EVIDENCE_PREFIX):
+            results.append(_evidence_gate(gate, inputs.evidence))
         else:
-            results.append(_judge(
-                gate, gate.id, gate.slice.label(), cand_slices.get("", {}).get(gate.metric),
-                base_slices.get("", {}).get(gate.metric), baseline is not None, min_samples,
-                _case_filter(candidate.release_id, gate.slice, "", metric_risk)))
-        if gate.condition.test:
-            families.append(_judge_paired(gate, policy, results[before:], (paired or {}).get(paired_key(gate), {}),
-                                          baseline is not None, base_slices))
+            judged = _slice_gates(gate, inputs)
+            results += [j.result for j in judged]
+            if gate.condition.test and not (len(judged) == 1 and judged[0].code == Reason.TOO_MANY_SLICES):
+                families.append(_judge_paired(gate, policy, judged, inputs.paired.get(paired_key(gate), {}),
+                                              inputs.baseline is not None,
+                                              inputs.baseline_values.get(spec_key(gate.slice), {})))
         if len(results) > MAX_EXPANDED_GATES:
             raise InputRefused(f"policy {policy.policy_id} v{policy.version} expands into more than "
                                f"{MAX_EXPANDED_GATES} gates on these releases (docs/policy.md, Limits)")
     _regression_verdicts(families, policy.alpha)
-    results += _change_requirements(policy, changed, evidence, candidate_suites)
-    results += extra_gates or []
+    results += _change_requirements(policy, changed, inputs.evidence, inputs.candidate_suites)
+    results += inputs.extra_gates
     results.sort(key=lambda g: (g.status != "fail", SEVERITY_ORDER[g.severity], g.category, g.gate_id))
     status, blockers, warnings = decide(results)
     decision = GateDecision(
-        status=status, candidate=candidate, baseline=baseline,
+        status=status, candidate=inputs.candidate, baseline=inputs.baseline,
         policy=PolicyRef(policy_id=policy.policy_id, version=policy.version, digest=policy.digest),
-        profile=profile or policy.default_profile, changed_artifacts=changes, evidence_digest=evidence_digest,
-        data_digests=sorted(data_digests, key=lambda d: (d.release_id, d.run_id)), notes=notes or [],
-        comparability=comparability or [], dataset_changes=dataset_changes or [],
+        profile=inputs.profile or policy.default_profile, changed_artifacts=inputs.changes,
+        evidence_digest=inputs.evidence_digest,
+        data_digests=sorted(inputs.data_digests, key=lambda d: (d.release_id, d.run_id)), notes=inputs.notes,
+        comparability=inputs.comparability, dataset_changes=inputs.dataset_changes,
         gates=results, blockers=blockers, warnings=warnings,
     )
     return decision.with_digest()
@@ -575,20 +678,25 @@ def _change_requirements(policy: GatePolicy, changed: set[str], evidence: Releas
         for req in policy.change_requirements[kind]:
             suites = sorted(set(policy.suite_evidence.get(req, [])) & candidate_suites)
             value, why = _evidence_value(EVIDENCE_PREFIX + req, evidence)
-            if value == 1.0:
-                ok, reason = True, why
-            elif suites:
-                ok, reason = True, f"provided by eval suite {', '.join(suites)}"
-            else:
-                ok = False
-                reason = (f"{kind} changed: required evidence {req!r} failed" if value == 0.0
-                          else f"{kind} changed: required evidence {req!r} is missing")
-            out.append(GateResult(
+            result = GateResult(
                 gate_id=f"change.{kind}.{req}", policy_gate_id=f"change.{kind}.{req}",
                 name=f"{kind} change requires {req}", category=CHANGE_CATEGORY[kind],
                 severity=policy.change_requirement_severity, metric=EVIDENCE_PREFIX + req, slice="release evidence",
-                condition="present and passed", status="pass" if ok else "fail", observed=value, reason=reason))
+                condition="present and passed", status="pass" if value == 1.0 or suites else "fail",
+                observed=value, reason="")
+            if value == 1.0:
+                _say(result, Reason.REQUIREMENT_MET, words=why)
+            elif suites:
+                _say(result, Reason.REQUIREMENT_BY_SUITE, suites=", ".join(suites))
+            else:
+                _say(result, Reason.REQUIREMENT_FAILED if value == 0.0 else Reason.REQUIREMENT_MISSING, kind=kind,
+                     requirement=req)
+            out.append(result)
     return out
+
+
+def _listed(ids: list[str]) -> str:
+    return f"{', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}"
 
 
 def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -> GateResult:
@@ -599,20 +707,20 @@ def dataset_governance_gate(policy: GatePolicy, changes: list[DatasetChanges]) -
     bad = len(removed) + len(downgraded) + len(changed_failing)
     parts = []
     if removed:
-        parts.append(f"{len(removed)} critical case(s) removed ({', '.join(removed[:5])}{', ...' if len(removed) > 5 else ''})")
+        parts.append(f"{len(removed)} critical case(s) removed ({_listed(removed)})")
     if downgraded:
-        parts.append(f"{len(downgraded)} critical case(s) downgraded ({', '.join(downgraded[:5])}"
-                     f"{', ...' if len(downgraded) > 5 else ''})")
+        parts.append(f"{len(downgraded)} critical case(s) downgraded ({_listed(downgraded)})")
     if changed_failing:
         parts.append(f"{len(changed_failing)} critical case(s) changed since the baseline and failing now "
-                     f"({', '.join(changed_failing[:5])}{', ...' if len(changed_failing) > 5 else ''}): a changed "
-                     "case cannot be paired with its old version; review the change")
-    return GateResult(
+                     f"({_listed(changed_failing)}): a changed case cannot be paired with its old version; review "
+                     "the change")
+    result = GateResult(
         gate_id="dataset.critical_cases_kept", policy_gate_id="dataset.critical_cases_kept",
         name="Critical eval cases are neither removed nor downgraded", category="quality",
         severity=policy.dataset_governance_severity, metric="dataset_changes", slice="eval datasets",
-        condition="== 0", status="fail" if bad else "pass", observed=float(bad), threshold=0.0,
-        reason="; ".join(parts) if parts else "no critical case removed or downgraded since the baseline")
+        condition="== 0", status="fail" if bad else "pass", observed=float(bad), threshold=0.0, reason="")
+    return (_say(result, Reason.DATASET_WEAKENED, parts="; ".join(parts)) if parts
+            else _say(result, Reason.DATASET_KEPT)).result
 
 
 _STAT_ORDER = {"lower95": 0, "value": 1, "upper95": 2}  # lower95 <= value <= upper95, always
@@ -748,4 +856,5 @@ def loosened_gates(previous: GatePolicy, current: GatePolicy) -> list[LoosenedGa
     if more_waivers:
         policy_wide.append(f"more roles may waive a blocker: {', '.join(more_waivers)}")
     out += [LoosenedGate(gate_id="(policy)", change=c) for c in policy_wide]
+    out += [LoosenedGate(gate_id=gid, change=c) for gid, c in rollout_loosened(previous.rollout, current.rollout)]
     return out

@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem, parse_yaml, read_input_text
 from dashboard.core.metrics import is_known_metric, metric_def, tool_metric, tool_metric_name
 from dashboard.core.models import ARTIFACT_KINDS, RISK_LEVELS
+from dashboard.core.rollout import RolloutPolicy
 
 Category = Literal["quality", "rag", "agent", "tool", "security", "privacy_governance", "performance", "cost",
                    "observability", "rollback", "human_approval"]
@@ -387,6 +398,20 @@ class GatePolicy(BaseModel):
     suite_evidence: dict[str, list[str]] = Field(
         default_factory=dict, description="Evidence kind -> eval suites whose presence provides it.")
     review: ReviewPolicy = Field(default_factory=ReviewPolicy, description="Readiness-review quorum and waivers.")
+    rollout: RolloutPolicy | None = Field(default=None, description="Rollout safety gates and the release train "
+                                                                    "(docs/policy.md, Rollout safety).")
+    # Not part of the gate policy's digest (exclude): the canary section judges production traffic after the gate
+    # (core/canary.py), never the release decision, so adding one changes no decision digest.
+    canary: CanaryPolicy | None = Field(default=None, exclude=True, description="How a canary of the release is "
+                                        "judged in production (docs/canary.md).")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_rollout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A policy without a rollout section keeps the bytes, and so the digest, it had before the section existed.
+        data = handler(self)
+        if data.get("rollout") is None:
+            data.pop("rollout", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> GatePolicy:
@@ -402,6 +427,17 @@ class GatePolicy(BaseModel):
         for kind in self.change_requirements:
             if kind not in ARTIFACT_KINDS:
                 raise ValueError(f"change_requirements names unknown artifact kind {kind!r}")
+        for tier in self.rollout.tiers if self.rollout else []:
+            if tier.profile is not None and tier.profile not in self.profiles:
+                raise ValueError(f"tier {tier.name!r} names unknown profile {tier.profile!r} "
+                                 f"(profiles: {', '.join(self.profiles)})")
+        for rg in self.rollout.gates if self.rollout else []:
+            if rg.id in {g.id for g in self.gates}:
+                raise ValueError(f"rollout gate id {rg.id!r} is also a gate id")
+            for p in rg.profiles or []:
+                if p not in self.profiles:
+                    raise ValueError(f"rollout gate {rg.id!r} names unknown profile {p!r} "
+                                     f"(profiles: {', '.join(self.profiles)})")
         return self
 
     def gates_for(self, profile: str | None) -> list[Gate]:

@@ -7,7 +7,8 @@ the same bytes. All untrusted text is escaped (html.escape for HTML, core.plain.
 from __future__ import annotations
 
 import html
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -18,6 +19,8 @@ from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.plain import md_text
 from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport, VerifiedReview
+from dashboard.core.rollout_report import RolloutReport, rollback_rows
+from dashboard.core.rollout_report import sections as rollout_sections
 
 # Seed §25: how each kind of artifact is rolled back.
 ROLLBACK_METHOD = {
@@ -64,6 +67,7 @@ class ReportData(BaseModel):
     reviews: list[VerifiedReview]
     log_ok: bool | None
     log_findings: list[str]
+    rollout: RolloutReport | None = None  # set when the policy has a rollout section (issue 17)
 
 
 def _value(row: MetricRow, x: float | None) -> str:
@@ -95,26 +99,205 @@ def _artifact_rows(data: ReportData) -> list[tuple[str, str, str, str, bool]]:
 
     rows = []
     changed = {(c.kind, c.name) for c in data.changes}
-    for kind, field in ARTIFACT_KINDS.items():
-        new = getattr(data.candidate_manifest, field)
-        old = getattr(data.baseline_manifest, field) if data.baseline_manifest else None
+    for kind, attr in ARTIFACT_KINDS.items():
+        new = getattr(data.candidate_manifest, attr)
+        old = getattr(data.baseline_manifest, attr) if data.baseline_manifest else None
         if isinstance(new, dict):
             for name in sorted(set(new) | set(old or {})):
                 rows.append((kind, name, (old or {}).get(name, "–"), new.get(name, "–"), (kind, name) in changed))
         else:
-            rows.append((kind, field, old or "–", new, (kind, field) in changed))
+            rows.append((kind, attr, old or "–", new, (kind, attr) in changed))
     return rows
 
 
+# ----- The report's sections: one model, two renderers --------------------------------------------------
+@dataclass(frozen=True)
+class Text:
+    """Untrusted text (ids, versions, reasons, comments): escaped by each renderer; `style` says how it shows."""
+
+    value: str
+    style: Literal["plain", "mono", "status", "warning"] = "plain"
+
+
+@dataclass(frozen=True)
+class Strong:
+    """Trusted emphasised text."""
+
+    value: str
+
+
+# A cell or inline piece: a plain str is trusted text (numbers, catalogue labels, words of this module).
+Inline = str | Text | Strong
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[Inline]]
+    numeric: frozenset[int] = frozenset()  # right-aligned columns (HTML)
+    empty: str = ""  # said instead of an empty table
+
+
+@dataclass(frozen=True)
+class Items:
+    """A bulleted list; each item is a run of inline pieces."""
+
+    items: list[list[Inline]]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A line that must not be missed."""
+
+    lead: str
+    rest: list[Inline] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A sub-heading inside a section."""
+
+    title: str
+
+
+@dataclass(frozen=True)
+class Para:
+    """A paragraph of inline pieces."""
+
+    pieces: list[Inline]
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Pass rate per slice, baseline vs candidate (drawn in HTML; the table beside it carries the numbers)."""
+
+    bars: list[SliceBar]
+    title: str
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What the report judged, by digest."""
+
+    lines: list[tuple[str, str]]
+
+
+Block = Table | Items | Alert | Heading | Para | Bars | Judged
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    readers: str | None
+    blocks: list[Block]
+
+
+def _joined(texts: list[str], sep: str = "; ") -> list[Inline]:
+    out: list[Inline] = []
+    for i, t in enumerate(texts):
+        out += ([sep] if i else []) + [Text(t)]
+    return out
+
+
+def _rollout_blocks(d: GateDecision, rollout: RolloutReport) -> list[Block]:
+    ev = rollout.evidence
+    blocks: list[Block] = [
+        Alert("No rollout evidence is attached to this release: its rollout gates fail closed.") if ev is None
+        else Para([f"Rollout evidence as of {ev.as_of.isoformat()}, {len(ev.records)} record(s)."])]
+    for title, headers, rows in rollout_sections(d, rollout):
+        blocks += [Heading(title), Table(headers, [[Text(x) for x in row] for row in rows], empty="None.")]
+    return blocks
+
+
+def sections(data: ReportData) -> list[Section]:
+    """The report after its masthead, in reading order: what both renderers show."""
+    d = data.decision
+    out = [Section("Decision", "everyone", [Table(
+        ["severity", "gate", "why"], [[g.severity, Text(g.gate_id), Text(g.reason)] for g in d.failed()],
+        empty="No blocker or warning failed.")])]
+    out.append(Section("Release and artifacts", "engineering", [Table(
+        ["artifact", "name", "baseline", "candidate", "changed"],
+        [[Text(k), Text(n), Text(o, "mono"), Text(v, "mono"), Strong("yes") if c else ""]
+         for k, n, o, v, c in _artifact_rows(data)])]))
+    for area, (title, readers) in AREAS.items():
+        blocks: list[Block] = []
+        if area == "quality":
+            blocks.append(Bars(data.pass_rate_by_task, "Pass rate per task: baseline (grey) vs candidate (blue)"))
+        blocks.append(Table(["metric", "candidate", "95% interval", "baseline", "change", "n"],
+                            [[r.label, _value(r, r.candidate), _interval(r), _value(r, r.baseline), _delta(r), str(r.n)]
+                             for r in data.areas.get(area, [])], numeric=frozenset({1, 3, 5})))
+        out.append(Section(title, readers, blocks))
+    notes: list[list[Inline]] = [[Text(n, "warning")] for n in d.comparability] or [
+        ["Baseline and candidate were judged on the same datasets, judges and scorers."]]
+    notes += [[Text(c.dataset), f": {c.added} added, {c.removed} removed, {c.changed} changed, {c.downgraded} "
+               "downgraded"] for c in d.dataset_changes]
+    notes += [[Text(n)] for n in d.notes]
+    out.append(Section("Comparability and eval-dataset governance", "governance", [Items(notes)]))
+    if data.rollout is None:
+        out.append(Section("Rollback plan", "engineering and on-call", [Table(
+            ["artifact", "name", "roll back to", "how"],
+            [[Text(c.kind), Text(c.name), Text(c.baseline or "remove it", "mono"), ROLLBACK_METHOD[c.kind]]
+             for c in data.changes], empty="Nothing changed since the baseline.")]))
+    else:  # with a rollout policy: each change's latest rollback drill, then rollout safety
+        out.append(Section("Rollback plan", "engineering and on-call", [Table(
+            ["artifact", "name", "roll back to", "how", "latest drill"],
+            [[Text(x) for x in row] for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)],
+            empty="Nothing changed since the baseline.")]))
+        out.append(Section("Rollout safety", "engineering, on-call and governance", _rollout_blocks(d, data.rollout)))
+    reviews: list[Block] = []
+    if data.status is not None and data.status.demo_keys:
+        reviews.append(Alert("Trust root: DEMO KEYS", [" (their passphrase is public; not for real releases)"]))
+    if data.log_ok is False:
+        reviews.append(Alert("The review log does not verify:", [" ", *_joined(data.log_findings)]))
+    reviews.append(Table(["entry", "reviewer", "role", "decision", "reviewed at", "comment"],
+                         [[str(r.seq), Text(r.predicate.reviewer), Text(r.predicate.role), Text(r.predicate.decision),
+                           r.predicate.reviewed_at.isoformat(), Text(r.predicate.comment)] for r in data.reviews],
+                         empty="No signed review yet."))
+    out.append(Section("Signed reviews", "governance", reviews))
+    out.append(Section("All gates", None, [Table(
+        ["status", "severity", "gate", "observed", "baseline", "threshold", "n", "reason"],
+        [[Text(g.status, "status"), g.severity, Text(g.gate_id), fmt_value(g.observed, g.threshold),
+          fmt_value(g.baseline), fmt_value(g.threshold, g.observed) if g.threshold is not None else "–", str(g.n),
+          Text(g.reason)] for g in d.gates], numeric=frozenset({3, 4, 5, 6}))]))
+    out.append(Section("What this report judged", None, [Judged(d.judged())]))
+    return out
+
+
 # ----- Markdown ------------------------------------------------------------------------------------------
+def _md(piece: Inline, cell: bool = False) -> str:
+    if isinstance(piece, Strong):
+        return f"**{piece.value}**"
+    if isinstance(piece, Text):
+        if piece.style == "status":  # pass / fail / skipped: a word of this product
+            return piece.value
+        return ("⚠️ " if piece.style == "warning" else "") + md_text(piece.value, table_cell=cell)
+    return piece
+
+
+def _md_block(block: Block) -> list[str]:
+    if isinstance(block, Table):
+        if not block.rows and block.empty:
+            return [block.empty]
+        return (["| " + " | ".join(block.headers) + " |", "|" + "---|" * len(block.headers)]
+                + ["| " + " | ".join(_md(c, cell=True) for c in row) + " |" for row in block.rows])
+    if isinstance(block, Items):
+        return ["- " + "".join(_md(p) for p in item) for item in block.items]
+    if isinstance(block, Alert):
+        return [f"**{block.lead}**" + "".join(_md(p) for p in block.rest), ""]
+    if isinstance(block, Judged):
+        return [f"- {k}: {md_text(v)}" for k, v in block.lines]
+    if isinstance(block, Heading):
+        return ["", f"### {block.title}", ""]
+    if isinstance(block, Para):
+        return ["".join(_md(p) for p in block.pieces), ""]
+    return []  # Bars: the table that follows carries the numbers
+
+
 def to_markdown(data: ReportData) -> str:
     d = data.decision
 
     def e(x: object) -> str:  # untrusted text in prose
         return md_text(x)
-
-    def et(x: object) -> str:  # untrusted text in a table cell
-        return md_text(x, table_cell=True)
 
     out = [f"# AI release report: {e(d.candidate.release_id)}", "",
            f"**Decision: {STATUS_WORDS[d.status]}** · {len(d.blockers)} blocker(s), {len(d.warnings)} warning(s)  ",
@@ -127,51 +310,14 @@ def to_markdown(data: ReportData) -> str:
         out.append("")
     out += ["Reading guide: engineering → artifacts, RAG, agent, performance, rollback; product → decision, quality, "
             "cost; security → security and privacy, agent; governance → decision, dataset governance, reviews.", ""]
-    out += ["## Decision", ""]
-    for g in d.failed():
-        out.append(f"- **{g.severity}** {e(g.gate_id)}: {e(g.reason)}")
-    if not d.blockers and not d.warnings:
-        out.append("- No blocker or warning failed.")
-    out += ["", "## Release and artifacts", "", "| artifact | name | baseline | candidate | changed |",
-            "|---|---|---|---|---|"]
-    for kind, name, old, new, changed in _artifact_rows(data):
-        out.append(f"| {et(kind)} | {et(name)} | {et(old)} | {et(new)} | {'**yes**' if changed else ''} |")
-    for area, (title, readers) in AREAS.items():
-        out += ["", f"## {title}", "", f"_For {readers}._", "", "| metric | candidate | 95% interval | baseline | change | n |",
-                "|---|---|---|---|---|---|"]
-        for r in data.areas.get(area, []):
-            out.append(f"| {r.label} | {_value(r, r.candidate)} | {_interval(r)} | {_value(r, r.baseline)} "
-                       f"| {_delta(r)} | {r.n} |")
-    out += ["", "## Comparability and eval-dataset governance", ""]
-    out += [f"- ⚠️ {e(n)}" for n in d.comparability] or ["- Baseline and candidate were judged on the same datasets, "
-                                                          "judges and scorers."]
-    for ch in d.dataset_changes:
-        out.append(f"- {e(ch.dataset)}: {ch.added} added, {ch.removed} removed, {ch.changed} changed, "
-                   f"{ch.downgraded} downgraded")
-    out += [f"- {e(n)}" for n in d.notes]
-    out += ["", "## Rollback plan", "", "| artifact | name | roll back to | how |", "|---|---|---|---|"]
-    for c in data.changes:
-        out.append(f"| {et(c.kind)} | {et(c.name)} | {et(c.baseline or 'remove it')} | {ROLLBACK_METHOD[c.kind]} |")
-    if not data.changes:
-        out.append("| – | – | – | nothing changed |")
-    out += ["", "## Signed reviews", ""]
-    if data.status is not None and data.status.demo_keys:
-        out.append("**Trust root: DEMO KEYS** (their passphrase is public; not for real releases)\n")
-    if data.log_ok is False:
-        out.append("**The review log does not verify:** " + "; ".join(e(f) for f in data.log_findings))
-    if data.reviews:
-        out += ["| entry | reviewer | role | decision | reviewed at | comment |", "|---|---|---|---|---|---|"]
-        out += [f"| {r.seq} | {et(r.predicate.reviewer)} | {et(r.predicate.role)} | {et(r.predicate.decision)} | "
-                f"{r.predicate.reviewed_at.isoformat()} | {et(r.predicate.comment)} |" for r in data.reviews]
-    else:
-        out.append("No signed review yet.")
-    out += ["", "## All gates", "", "| status | severity | gate | observed | baseline | threshold | n | reason |",
-            "|---|---|---|---|---|---|---|---|"]
-    out += [f"| {g.status} | {g.severity} | {et(g.gate_id)} | {fmt_value(g.observed, g.threshold)} | "
-            f"{fmt_value(g.baseline)} | {fmt_value(g.threshold, g.observed) if g.threshold is not None else '–'} | "
-            f"{g.n} | {et(g.reason)} |" for g in d.gates]
-    out += ["", "## What this report judged", ""] + [f"- {k}: {e(v)}" for k, v in d.judged()] + [""]
-    return "\n".join(out)
+    for section in sections(data):
+        out += ["", f"## {section.title}", ""][1 if out[-1] == "" else 0:]
+        if section.readers:
+            out += [f"_For {section.readers}._", ""]
+        for block in section.blocks:
+            lines = _md_block(block)
+            out += lines[1:] if lines and not lines[0] and not out[-1] else lines  # one blank line between blocks
+    return "\n".join(out + [""])
 
 
 # ----- HTML ----------------------------------------------------------------------------------------------
@@ -238,6 +384,39 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html(piece: Inline) -> str:
+    if isinstance(piece, Strong):
+        return f"<strong>{_h(piece.value)}</strong>"
+    if isinstance(piece, Text):
+        if piece.style == "mono":
+            return f'<span class="mono">{_h(piece.value)}</span>'
+        if piece.style == "status":
+            return f'<span class="{_h(piece.value)}">{_h(piece.value)}</span>'
+        return _h(piece.value)
+    return _h(piece)
+
+
+def _html_block(block: Block) -> str:
+    if isinstance(block, Table):
+        if not block.rows and block.empty:
+            return f"<p>{_h(block.empty)}</p>"
+        return _table(block.headers, [[_html(c) for c in row] for row in block.rows], set(block.numeric))
+    if isinstance(block, Items):
+        return "<ul>" + "".join(
+            ("<li class='fail'>" if any(isinstance(p, Text) and p.style == "warning" for p in item) else "<li>")
+            + "".join(_html(p) for p in item) + "</li>" for item in block.items) + "</ul>"
+    if isinstance(block, Alert):
+        return f"<p class='fail'>{_h(block.lead)}{''.join(_html(p) for p in block.rest)}</p>"
+    if isinstance(block, Heading):
+        return f"<h3>{_h(block.title)}</h3>"
+    if isinstance(block, Para):
+        return "<p>" + "".join(_html(p) for p in block.pieces) + "</p>"
+    if isinstance(block, Bars):
+        return (_svg_bars(block.bars, block.title) + f'<div class="legend"><span style="background:{BASELINE}">'
+                f'</span>baseline<span style="background:{CANDIDATE}"></span>candidate</div>')
+    return "<pre class='mono'>" + _h("\n".join(f"{k:<9} {v}" for k, v in block.lines)) + "</pre>"
+
+
 def to_html(data: ReportData) -> str:
     d = data.decision
     body: list[str] = [f"<h1>AI release report: {_h(d.candidate.release_id)}</h1>",
@@ -256,50 +435,11 @@ def to_html(data: ReportData) -> str:
     body.append('<p class="for">Reading guide — engineering: artifacts, RAG, agent, performance, rollback · product: '
                 "decision, quality, cost · security: security and privacy, agent · governance: decision, dataset "
                 "governance, reviews.</p>")
-    failed = d.failed()
-    body.append("<h2>Decision</h2><div class='for'>For everyone</div>")
-    body.append(_table(["severity", "gate", "why"], [[_h(g.severity), _h(g.gate_id), _h(g.reason)] for g in failed])
-                if failed else "<p>No blocker or warning failed.</p>")
-    body.append("<h2>Release and artifacts</h2><div class='for'>For engineering</div>")
-    body.append(_table(["artifact", "name", "baseline", "candidate", "changed"],
-                       [[_h(k), _h(n), f'<span class="mono">{_h(o)}</span>', f'<span class="mono">{_h(v)}</span>',
-                         "<strong>yes</strong>" if c else ""] for k, n, o, v, c in _artifact_rows(data)]))
-    for area, (title, readers) in AREAS.items():
-        body.append(f"<h2>{_h(title)}</h2><div class='for'>For {_h(readers)}</div>")
-        if area == "quality":
-            body.append(_svg_bars(data.pass_rate_by_task, "Pass rate per task: baseline (grey) vs candidate (blue)"))
-            body.append(f'<div class="legend"><span style="background:{BASELINE}"></span>baseline'
-                        f'<span style="background:{CANDIDATE}"></span>candidate</div>')
-        body.append(_table(["metric", "candidate", "95% interval", "baseline", "change", "n"],
-                           [[_h(r.label), _value(r, r.candidate), _interval(r), _value(r, r.baseline),
-                             _h(_delta(r)), str(r.n)] for r in data.areas.get(area, [])], numeric={1, 3, 5}))
-    body.append("<h2>Comparability and eval-dataset governance</h2><div class='for'>For governance</div><ul>")
-    body += [f"<li class='fail'>{_h(n)}</li>" for n in d.comparability] or [
-        "<li>Baseline and candidate were judged on the same datasets, judges and scorers.</li>"]
-    body += [f"<li>{_h(c.dataset)}: {c.added} added, {c.removed} removed, {c.changed} changed, {c.downgraded} "
-             "downgraded</li>" for c in d.dataset_changes]
-    body += [f"<li>{_h(n)}</li>" for n in d.notes]
-    body.append("</ul><h2>Rollback plan</h2><div class='for'>For engineering and on-call</div>")
-    body.append(_table(["artifact", "name", "roll back to", "how"],
-                       [[_h(c.kind), _h(c.name), f'<span class="mono">{_h(c.baseline or "remove it")}</span>',
-                         _h(ROLLBACK_METHOD[c.kind])] for c in data.changes]) if data.changes
-                else "<p>Nothing changed since the baseline.</p>")
-    body.append("<h2>Signed reviews</h2><div class='for'>For governance</div>")
-    if data.status is not None and data.status.demo_keys:
-        body.append("<p class='fail'>Trust root: DEMO KEYS (their passphrase is public; not for real releases)</p>")
-    if data.log_ok is False:
-        body.append("<p class='fail'>The review log does not verify: " + _h("; ".join(data.log_findings)) + "</p>")
-    body.append(_table(["entry", "reviewer", "role", "decision", "reviewed at", "comment"],
-                       [[str(r.seq), _h(r.predicate.reviewer), _h(r.predicate.role), _h(r.predicate.decision),
-                         _h(r.predicate.reviewed_at.isoformat()), _h(r.predicate.comment)] for r in data.reviews])
-                if data.reviews else "<p>No signed review yet.</p>")
-    body.append("<h2>All gates</h2>")
-    body.append(_table(["status", "severity", "gate", "observed", "baseline", "threshold", "n", "reason"],
-                       [[f'<span class="{g.status}">{_h(g.status)}</span>', _h(g.severity), _h(g.gate_id),
-                         fmt_value(g.observed, g.threshold), fmt_value(g.baseline),
-                         fmt_value(g.threshold, g.observed) if g.threshold is not None else "–", str(g.n),
-                         _h(g.reason)] for g in d.gates], numeric={3, 4, 5, 6}))
-    body.append("<h2>What this report judged</h2><pre class='mono'>" + _h(d.judged_block()) + "</pre>")
+    for section in sections(data):
+        body.append(f"<h2>{_h(section.title)}</h2>")
+        if section.readers:
+            body.append(f"<div class='for'>For {_h(section.readers)}</div>")
+        body += [_html_block(b) for b in section.blocks]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>AI release report: {_h(d.candidate.release_id)}</title>"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "

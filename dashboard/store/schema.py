@@ -12,6 +12,8 @@ Tables
 - decisions: gate decisions that reviews were signed against, by digest (canonical JSON).
 - decision_cache: gate decisions by the digest of everything they judged (dashboard/service.py:judged_key), so CI's
   `readiness gate` and the dashboard judge a selection once; a row whose JSON does not match its digest is ignored.
+- run_stats: per-run sufficient statistics (dashboard/store/stats.py): every additive metric component per
+  (run, risk, suite, slices) group, written in the ingest's transaction, so gates read groups rather than cases.
 - review_log: the append-only, hash-chained log of signed envelopes (bytes as received): reviews and admin
   events (trust-root changes, governing policies). Format 2: `statement_id` (digest of what was signed) is
   unique, so a re-encoded copy of a statement is a replay; `kind`, `reviewer`, `reviewed_at` are derived
@@ -140,5 +142,68 @@ DDL = [
         evidence_json VARCHAR NOT NULL,
         evidence_digest VARCHAR NOT NULL,
         ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+    # rollout_evidence: a release's rollout records (rollback drills, flags, experiments, incidents, tier runs,
+    # artifact digests); append-only like evidence (dashboard/store/rollout.py).
+    """CREATE TABLE IF NOT EXISTS rollout_evidence (
+        release_id VARCHAR PRIMARY KEY,
+        evidence_json VARCHAR NOT NULL,
+        evidence_digest VARCHAR NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+]
+
+# Production observations (dashboard/core/observations.py, dashboard/store/observations.py): one row per request a
+# release served as baseline, canary or shadow; observation_sources: one row per ingested observation file.
+OBSERVATION_COLUMNS: dict[str, str] = {
+    "release_id": "VARCHAR NOT NULL",
+    "variant": "VARCHAR NOT NULL",
+    "request_id": "VARCHAR NOT NULL",
+    "time": "TIMESTAMPTZ NOT NULL",
+    "tenant": "VARCHAR",
+    "slices": "MAP(VARCHAR, VARCHAR)",
+    "error": "BOOLEAN",
+    "latency_ms": "DOUBLE",
+    "cost_usd": "DOUBLE",
+    "input_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "feedback": "VARCHAR",
+    "citation_failure": "BOOLEAN",
+    "refusal": "BOOLEAN",
+    "tool_error": "BOOLEAN",
+    "safety_alert": "BOOLEAN",
+    "schema_failure": "BOOLEAN",
+    "approval_bypass": "BOOLEAN",
+    "fallback": "BOOLEAN",
+    "scores": "MAP(VARCHAR, DOUBLE)",
+    "answer": "VARCHAR",
+    "retrieved_ids": "VARCHAR[]",
+    "tool_calls": "STRUCT(name VARCHAR, side_effect BOOLEAN, error BOOLEAN)[]",
+    "model": "VARCHAR",
+    "trace_id": "VARCHAR",
+    "span_id": "VARCHAR",
+    "source_digest": "VARCHAR NOT NULL",
+}
+DDL += [
+    "CREATE TABLE IF NOT EXISTS observations (" + ", ".join(f'"{c}" {t}' for c, t in OBSERVATION_COLUMNS.items()) + ")",
+    """CREATE TABLE IF NOT EXISTS observation_sources (
+        release_id VARCHAR NOT NULL,
+        source_digest VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,
+        records BIGINT NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS run_stats (
+        release_id VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL,
+        risk VARCHAR,
+        suite VARCHAR,
+        slices MAP(VARCHAR, VARCHAR),
+        stats_format VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        a DECIMAL(38, 12),
+        b DECIMAL(38, 12),
+        n BIGINT
     )""",
 ]

@@ -13,6 +13,7 @@ pages = {
         st.Page("views/releases.py", title="Releases", icon=":material/view_week:"),
         st.Page("views/gates.py", title="Gates", icon=":material/checklist:"),
         st.Page("views/review.py", title="Review", icon=":material/draw:"),
+        st.Page("views/train.py", title="Release train", icon=":material/train:"),
     ],
     "Compare": [
         st.Page("views/slices.py", title="Slices", icon=":material/grid_on:"),
@@ -22,6 +23,9 @@ pages = {
         st.Page("views/cost_latency.py", title="Cost & latency", icon=":material/speed:"),
         st.Page("views/cases.py", title="Cases", icon=":material/list_alt:"),
         st.Page("views/datasets.py", title="Datasets & history", icon=":material/history:"),
+    ],
+    "After the gate": [
+        st.Page("views/canary.py", title="Canary & shadow", icon=":material/alt_route:"),
     ],
     "Data": [
         st.Page("views/load.py", title="Load data", icon=":material/upload:"),

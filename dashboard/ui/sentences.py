@@ -55,6 +55,8 @@ def plain_reason(g: GateResult) -> str:
     where = "" if not g.slice or g.slice == "all cases" else f" ({g.slice})"
     if g.status == "skipped":
         return f"Not judged{where}: {g.reason}."
+    if g.metric.startswith("rollout."):  # rollout gates (issue 17): the reason is already the plain sentence
+        return (g.reason[:1].upper() + g.reason[1:]).rstrip(".") + "."
     if g.observed is None:
         return f"{label}{where} could not be measured, so the gate fails (fail closed): {g.reason}."
     if g.metric in COUNT_WORDS and g.threshold == 0:

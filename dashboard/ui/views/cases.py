@@ -3,9 +3,7 @@ behind a gate); export the whole filtered list; one case side by side with a tex
 
 The URL keeps the filters and the open case, so a link opens exactly this view."""
 
-import difflib
 import json
-import re
 
 import streamlit as st
 
@@ -15,6 +13,7 @@ from dashboard.store.cases import SORTS, CaseQuery
 from dashboard.ui import components as ui
 from dashboard.ui import data, drill
 from dashboard.ui.state import require_selection
+from dashboard.ui.textdiff import show_text_diff
 
 PAGE_SIZE = 50
 KINDS = {"regressions": "Regressions (baseline passed, candidate failed)",
@@ -203,12 +202,7 @@ if sel.baseline and base_out is not None and cand_out is not None:
         if base_out == cand_out:
             st.write("The outputs are identical.")
         else:
-            def chunks(text: str) -> list[str]:
-                lines = str(text).splitlines() or [""]
-                return [s for line in lines for s in re.split(r"(?<=[.!?;])\s+", line)]
-            diff = difflib.unified_diff(chunks(base_out), chunks(cand_out), "baseline", "candidate", lineterm="", n=2)
-            st.code("\n".join(diff), language="diff")  # shown as text, never interpreted
-            st.caption("Lines starting with − are only in the baseline's output, + only in the candidate's.")
+            show_text_diff(base_out, cand_out, "baseline", "candidate")
 left, right = st.columns(2)
 for col, release, who in ((left, sel.baseline, "Baseline"), (right, sel.candidate, "Candidate")):
     with col:

@@ -11,6 +11,8 @@ from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import load_manifest, load_structured, pydantic_problems
 from dashboard.core.models import ReleaseEvidence
+from dashboard.core.rollout import parse_rollout
+from dashboard.store.rollout import put_rollout, rollout_evidence
 from dashboard.ui import components as ui
 from dashboard.ui import data
 
@@ -43,7 +45,9 @@ with st.form("load_form", clear_on_submit=False):
                             key="load_dataset")
     default_risk = c2.selectbox("Risk of tool cases without a `risk` tag", ["medium", "low", "high", "critical"],
                                 key="load_risk")
-    evidence_file = st.file_uploader("Evidence file (optional)", type=["yaml", "yml", "json"], key="load_evidence")
+    evidence_file = st.file_uploader("Evidence file (optional)", type=["yaml", "yml", "json"], key="load_evidence",
+                                     help="Non-eval evidence, or a rollout evidence file (one with `records`: "
+                                          "rollback drills, flags, experiments, incidents, tier runs).")
     submitted = st.form_submit_button("Validate and store", type="primary")
 
 outcome = st.session_state.pop("load_outcome", None)
@@ -72,12 +76,26 @@ if submitted:
                 manifest = load_manifest(mpath)
             # Evidence is checked before anything is written, so the upload stays all or nothing.
             evidence = None
+            rollout = None  # a rollout evidence file (a file with `records`, issue 17) in the same slot
             if evidence_file is not None:
                 progress.progress(0.15, text="Checking the evidence file")
                 epath = Path(tmp) / Path(evidence_file.name).name
                 epath.write_bytes(evidence_file.getvalue())
+                raw = load_structured(epath)
+                if isinstance(raw, dict) and "records" in raw:
+                    rollout = parse_rollout(raw, evidence_file.name)
+                    if rollout.release_id != release:
+                        raise InputRefused(f"{evidence_file.name}: the rollout evidence is for release "
+                                           f"{rollout.release_id!r}, not {release!r}")
+                    held_rollout = rollout_evidence(data.store(), release)
+                    if held_rollout is not None and held_rollout[1] != digest(rollout):
+                        raise InputRefused(f"{evidence_file.name}: release {release!r} already has other rollout "
+                                           f"evidence ({held_rollout[1]}); it never changes")
+                    if manifest is None and data.store().manifest(release) is None:
+                        raise InputRefused(f"release {release!r} is not in the store: upload its manifest too")
+            if evidence_file is not None and rollout is None:
                 try:
-                    evidence = ReleaseEvidence.model_validate(load_structured(epath))
+                    evidence = ReleaseEvidence.model_validate(raw)
                 except ValidationError as e:
                     raise InputRefused(pydantic_problems(evidence_file.name, "", e)) from e
                 if evidence.release_id != release:
@@ -113,6 +131,12 @@ if submitted:
             stored = "evidence " + data.store().put_evidence(evidence)
         except InputRefused as e:  # only if another writer attached evidence in between
             stored = "the evidence was NOT stored: " + user_message(str(e))
+    if rollout is not None:
+        try:
+            stored = "rollout evidence " + put_rollout(data.store(), rollout, evidence_file.name if evidence_file
+                                                       else "rollout evidence")
+        except InputRefused as e:  # another writer in between, or an incident id stored with other content
+            stored = "the rollout evidence was NOT stored: " + user_message(str(e))
     st.cache_data.clear()
     files = [{"file": Path(f.path).name, "status": f.status, "records": f.records, "runs": ", ".join(f.runs),
               "sha256": f.source_digest, "notes": " ".join(f.notes)} for f in report.files]
