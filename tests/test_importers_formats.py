@@ -453,11 +453,30 @@ def test_promptfoo_per_prompt_counts_and_assertion_passes_equal_its_own_summary(
     ingest(store, path)
     for prompt in json.loads(PF_JSON.read_text())["results"]["prompts"]:
         m = prompt["metrics"]
+        metrics = sorted(m["namedScores"])  # every assertion of this eval names a metric: one check each
         row = store.query("""SELECT count(*) FILTER (WHERE passed), count(*) FILTER (WHERE NOT passed),
-                                    sum(len(list_filter(map_values(checks), lambda v: v))),
-                                    sum(len(list_filter(map_values(checks), lambda v: NOT v)))
-                             FROM cases WHERE slices['prompt'] = ?""", [prompt["label"]])[0]
+                                    sum(len(list_filter(map_entries(checks), lambda e: list_contains($m, e.key)
+                                                                                       AND e.value))),
+                                    sum(len(list_filter(map_entries(checks), lambda e: list_contains($m, e.key)
+                                                                                       AND NOT e.value)))
+                             FROM cases WHERE slices['prompt'] = $p""", {"m": metrics, "p": prompt["label"]})[0]
         assert row == (m["testPassCount"], m["testFailCount"], m["assertPassCount"], m["assertFailCount"])
+
+
+def test_promptfoo_assertion_types_are_checks_too(store):
+    """`check: contains` gates on every contains assertion of a case (all passed), beside the metric names."""
+    ingest(store, PF_JSON)
+    expected = {}
+    for r in json.loads(PF_JSON.read_text())["results"]["results"]:
+        kinds: dict[str, bool] = {}
+        for c in r["gradingResult"]["componentResults"]:
+            kinds[c["assertion"]["type"]] = kinds.get(c["assertion"]["type"], True) and c["pass"]
+        for kind, ok in kinds.items():
+            expected[(f"{r['testCase']['description']}|{r['prompt']['label']}|echo-model", kind)] = ok
+    got = {(case_id, k): v for case_id, k, v in store.query(
+        "SELECT case_id, unnest(map_keys(checks)), unnest(map_values(checks)) FROM cases")
+        if k in ("contains", "icontains", "not-contains")}
+    assert got == expected and ("refund-window|prompt.policy_answer.v7|echo-model", "contains") in got
 
 
 def test_an_experiment_that_grows_adds_its_new_run_and_keeps_the_stored_one(tmp_path):
