@@ -187,12 +187,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
-                  "rollout_evidence", "observation")
+                  "rollout_evidence", "observation", "tool_measure")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
+    from dashboard.core.metrics import ToolMeasure
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
     from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
@@ -201,7 +202,7 @@ def _schema_records() -> dict[str, type[BaseModel]]:
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
         "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
-        "rollout_evidence": RolloutEvidence, "observation": Observation}
+        "rollout_evidence": RolloutEvidence, "observation": Observation, "tool_measure": ToolMeasure}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -360,18 +361,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def _release_measures(args: argparse.Namespace) -> int:
     """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
-    from dashboard.core.metrics import tool_metric_name
-
     with _open_store(args, read_only=True, must_exist=True) as store:
         if store.manifest(args.release) is None:
             raise InputRefused(f"release {args.release!r} is not in the store")
-        rows = store.tool_measures(args.release)
-    for r in rows:
-        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
-        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+        measures = store.tool_measures(args.release)
     if args.format == "json":
-        _print_json(rows)
+        _print_json([m.model_dump(mode="json") for m in measures])
         return EXIT_OK
+    rows = [m.model_dump() for m in measures]
     if not rows:
         _out(f"release {args.release} has no scores or checks in its data")
         return EXIT_OK
@@ -914,8 +911,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
                     help="which record: the native eval case (default), a release manifest, an evidence file, "
-                         "the gate decision, the signed review's predicate, the trusted-reviewers file, a rollout evidence "
-                         "file, or all")
+                         "the gate decision, the signed review's predicate, the trusted-reviewers file, a rollout "
+                         "evidence file, a production observation, a score or check of `readiness metrics --release` "
+                         "(tool_measure), or all")
 
     sp = add("demo", cmd_demo, "Write the demo data set as files (--out) or load it into a store (--db).")
     sp.add_argument("--cases", type=int, default=2000, help="cases per eval run (default 2000)")
