@@ -5,7 +5,7 @@ One observation per trace (spans of one trace may be spread over several lines):
 - request: the trace's root span (no parent in the file): time = its start, latency = its duration, error = its
   status is ERROR (code 2) or it carries `error.type`; `request_id` = its attribute `readiness.request_id`, else the
   trace id (a shadow's trace must carry the id of the production request it mirrors);
-- GenAI semantic conventions: `gen_ai.usage.input_tokens` / `output_tokens` summed over the trace's spans,
+- GenAI semantic conventions: the root span's `gen_ai.operation.name` as the operation, `gen_ai.usage.input_tokens` / `output_tokens` summed over the trace's spans,
   `gen_ai.response.model` (else `gen_ai.request.model`) as the model, every `execute_tool` span
   (`gen_ai.operation.name`) as a tool call named by `gen_ai.tool.name` (side effect: `readiness.tool.side_effect`,
   error: its status), and every `gen_ai.evaluation.result` event as a score (`gen_ai.evaluation.name` ->
@@ -182,6 +182,9 @@ def _observation(trace_id: str, spans: list[dict[str, Any]], res: dict[str, Any]
     model = merged.get("gen_ai.response.model") or merged.get("gen_ai.request.model")
     if model is not None:
         rec["model"] = str(model)
+    operation = root["_attrs"].get("gen_ai.operation.name")
+    if operation is not None:
+        rec["operation"] = str(operation)
     for flag in FLAG_SIGNALS:
         if f"readiness.{flag}" in merged and flag != "error":
             rec[flag] = merged[f"readiness.{flag}"]
