@@ -206,6 +206,12 @@ with shadow_tab:
             "latency Δ ms": None if s.latency_delta_ms.value is None else round(s.latency_delta_ms.value),
             "cost Δ %": pct(s.cost_relative)} for s in [o, *report.slices]])
 
+        if report.scores:
+            st.subheader("Evaluator scores")
+            ui.show_table([{"score": sc["score"], "pairs": sc["n"],
+                            "shadow − production": None if sc["delta"] is None else round(sc["delta"], 4),
+                            "95% interval": "" if sc["low"] is None or sc["high"] is None
+                            else f"{sc['low']:+.4f} to {sc['high']:+.4f}"} for sc in report.scores])
         st.subheader("Most disagreeing requests")
         worst = report.most_disagreeing
         ui.show_table([{"request": w["request_id"], "slices": ", ".join(f"{k}={v}" for k, v in w["slices"].items()),
