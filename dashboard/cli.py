@@ -267,6 +267,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
                 _out("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
                 install_demo_trust(store)
+            from dashboard import demo
+            from dashboard.store.observations import observation_counts
+
+            if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not observation_counts(store):
+                _out("demo store without production observations (made by an older readiness): loading them")
+                demo.load_observations(store)
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),

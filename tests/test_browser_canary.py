@@ -62,9 +62,14 @@ def test_canary_page_rollback_banner_and_timeline(server, page):
 
 def test_canary_page_promote_and_shadow_pair(server, page):
     """Test that rc1's canary is promoted, and the shadow tab opens a request pair with its diff as text."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{server}/canary?canary_release=rel-2026.11.0-rc1")
     wait_for_app(page)
-    body_shows(page, "PROMOTE")
+    body_shows(page, "PROMOTE", "first promote verdict")
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(ARTIFACTS / "page-canary-promote-timeline.png"))
+    page.evaluate("window.scrollTo(0, 0)")
     page.get_by_role("tab", name="Shadow").click()
     body_shows(page, "BLOCKED", "Shadow output must not cause side effects", "Most disagreeing requests",
                "Answer: production → shadow (text diff)")
