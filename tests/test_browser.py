@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
+from tests.browser import ARTIFACTS, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
@@ -18,38 +17,6 @@ PAGES = {"overview": "", "releases": "releases", "gates": "gates", "review": "re
          "datasets": "datasets", "load": "load"}
 
 
-@pytest.fixture(scope="module")
-def server(demo_store, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
-    demo_store.query("CHECKPOINT")
-    db = tmp_path_factory.mktemp("browser") / "browser.duckdb"
-    shutil.copy(demo_store.path, db)
-    with streamlit_server(str(db)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-background-networking",
-                                                               "--disable-component-update", "--no-first-run"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, errors
-
-
-@pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_in_a_real_browser(server, page, name):
     """Test that each page loads without an exception and save its screenshot."""
     page.goto(f"{server}/{PAGES[name]}?candidate=rel-2026.11.0-rc2")
