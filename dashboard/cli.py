@@ -190,12 +190,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 SCHEMA_RECORDS = ("eval_case", "release_manifest", "evidence", "decision", "review", "trusted_reviewers",
-                  "rollout_evidence", "observation")
+                  "rollout_evidence", "observation", "tool_measure")
 
 
 def _schema_records() -> dict[str, type[BaseModel]]:
     """The documented record formats `readiness schema` prints (each field carries its description)."""
     from dashboard.core.gates import GateDecision
+    from dashboard.core.metrics import ToolMeasure
     from dashboard.core.models import EvalCase, ReleaseEvidence, ReleaseManifest
     from dashboard.core.observations import Observation
     from dashboard.core.reviews import ReviewPredicate, TrustedReviewers
@@ -204,7 +205,7 @@ def _schema_records() -> dict[str, type[BaseModel]]:
     models: dict[str, type[BaseModel]] = {
         "eval_case": EvalCase, "release_manifest": ReleaseManifest, "evidence": ReleaseEvidence,
         "decision": GateDecision, "review": ReviewPredicate, "trusted_reviewers": TrustedReviewers,
-        "rollout_evidence": RolloutEvidence, "observation": Observation}
+        "rollout_evidence": RolloutEvidence, "observation": Observation, "tool_measure": ToolMeasure}
     return {name: models[name] for name in SCHEMA_RECORDS}
 
 
@@ -269,6 +270,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not log_trust_roots(store):
                 _out("demo store without a trust root (made by an older readiness): recording the DEMO trust root")
                 install_demo_trust(store)
+            from dashboard import demo
+            from dashboard.store.observations import observation_counts
+
+            if demo_ids and {r.release_id for r in store.releases()} <= demo_ids and not observation_counts(store):
+                _out("demo store without production observations (made by an older readiness): loading them")
+                demo.load_observations(store)
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     if getattr(args, "store", None):
@@ -365,18 +372,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def _release_measures(args: argparse.Namespace) -> int:
     """`readiness metrics --release ID`: the scores and checks in a release's data, and how a gate names each."""
-    from dashboard.core.metrics import tool_metric_name
-
     with _open_store(args, read_only=True, must_exist=True) as store:
         if store.manifest(args.release) is None:
             raise InputRefused(f"release {args.release!r} is not in the store")
-        rows = store.tool_measures(args.release)
-    for r in rows:
-        r["metric"] = tool_metric_name("scores" if r["kind"] == "score" else "checks", r["name"])
-        r["gate"] = {"score": r["name"]} if r["kind"] == "score" else {"check": r["name"]}
+        measures = store.tool_measures(args.release)
     if args.format == "json":
-        _print_json(rows)
+        _print_json([m.model_dump(mode="json") for m in measures])
         return EXIT_OK
+    rows = [m.model_dump() for m in measures]
     if not rows:
         _out(f"release {args.release} has no scores or checks in its data")
         return EXIT_OK
@@ -922,7 +925,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("schema", cmd_schema, "Print the JSON Schema of the native formats.", db=False)
     sp.add_argument("record", nargs="?", choices=[*SCHEMA_RECORDS, "all"], default="eval_case",
                     help="which record: the native eval case (default), a release manifest, an evidence file, "
-                         "the gate decision, the signed review's predicate, the trusted-reviewers file, or all")
+                         "the gate decision, the signed review's predicate, the trusted-reviewers file, a rollout "
+                         "evidence file, a production observation, a score or check of `readiness metrics --release` "
+                         "(tool_measure), or all")
 
     sp = add("demo", cmd_demo, "Write the demo data set as files (--out) or load it into a store (--db).")
     sp.add_argument("--cases", type=int, default=2000, help="cases per eval run (default 2000)")

@@ -104,3 +104,25 @@ SCENARIOS: dict[str, dict[str, float]] = {
 if __name__ == "__main__":
     for name, shift in SCENARIOS.items():
         print(name, simulate(shift, runs=2000))  # noqa: T201
+
+
+def naive_rollback_rate(signal: str = "citation_failure", runs: int = 2000, seed: int = SEED) -> dict[str, float]:
+    """For contrast (docs/canary.md): one unchanged rate signal judged at every look by a fixed-sample two-sided 95%
+    test (roll back when the change is significant and worse), against the judge's always-valid rule on the same
+    data (roll back when the always-valid interval lies above 0: `critical: 0`)."""
+    policy = shipped_policy()
+    sig = next(s for s in policy.signals if s.signal == signal)
+    one = policy.model_copy(update={"signals": [sig.model_copy(update={"critical": 0.0, "allowed": 0.0})],
+                                    "groups": {sig.group: 1.0}})
+    rng = np.random.default_rng(seed)
+    canary = _moments(rng, one, runs, {})
+    baseline = _moments(rng, one, runs, {})
+    n_c, s_c, n_b, s_b = canary[0][..., 0], canary[1][..., 0], baseline[0][..., 0], baseline[1][..., 0]
+    p_c, p_b = s_c / n_c, s_b / n_b
+    pooled = (s_c + s_b) / (n_c + n_b)
+    z = (p_c - p_b) / np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_b))
+    naive = (z > 1.959963984540054).any(1)
+    requests = np.broadcast_to(BLOCK * np.arange(1, LOOKS + 1), (runs, LOOKS))
+    valid = (judge_arrays(one, *canary, *baseline, requests)["verdict"] == V_ROLLBACK).any(1)
+    return {"fixed_sample_every_look": float(naive.mean()), "always_valid": float(valid.mean()),
+            "fixed_sample_last_look_only": float((z[:, -1] > 1.959963984540054).mean())}

@@ -47,3 +47,45 @@ def good_case(**overrides) -> dict:
 def write_jsonl(path: Path, records: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
     return path
+
+
+# ----- real-browser fixtures (tests/test_browser*.py); a module may set VIEWPORT = {"width": ..., "height": ...} -----
+@pytest.fixture(scope="module")
+def server(demo_store, tmp_path_factory):
+    """`streamlit run` on a copy of the demo store, one per test module (a module's uploads stay its own)."""
+    import shutil
+
+    from tests.browser import CHROMIUM, streamlit_server
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
+    demo_store.query("CHECKPOINT")
+    db = tmp_path_factory.mktemp("browser") / "browser.duckdb"
+    shutil.copy(demo_store.path, db)
+    with streamlit_server(str(db)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-background-networking",
+                                                               "--disable-component-update", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context; fails the test on any JavaScript error of the page."""
+    ctx = browser.new_context(viewport=getattr(request.module, "VIEWPORT", {"width": 1400, "height": 1200}))
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, errors

@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
+from tests.browser import ARTIFACTS, body_shows, wait_for_app
 
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 
 
-@pytest.fixture(scope="module")
-def server(demo_store, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
-    demo_store.query("CHECKPOINT")
-    db = tmp_path_factory.mktemp("browser_canary") / "browser.duckdb"
-    shutil.copy(demo_store.path, db)
-    with streamlit_server(str(db)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-background-networking",
-                                                               "--disable-component-update", "--no-first-run"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1600})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, errors
-
+VIEWPORT = {"width": 1400, "height": 1600}
 
 def test_canary_page_rollback_banner_and_timeline(server, page):
     """Test that rc2's canary shows ROLLBACK, the breached signal, the rollback targets and the timeline chart."""
@@ -62,9 +30,14 @@ def test_canary_page_rollback_banner_and_timeline(server, page):
 
 def test_canary_page_promote_and_shadow_pair(server, page):
     """Test that rc1's canary is promoted, and the shadow tab opens a request pair with its diff as text."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{server}/canary?canary_release=rel-2026.11.0-rc1")
     wait_for_app(page)
-    body_shows(page, "PROMOTE")
+    body_shows(page, "PROMOTE", "first promote verdict")
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(ARTIFACTS / "page-canary-promote-timeline.png"))
+    page.evaluate("window.scrollTo(0, 0)")
     page.get_by_role("tab", name="Shadow").click()
     body_shows(page, "BLOCKED", "Shadow output must not cause side effects", "Most disagreeing requests",
                "Answer: production → shadow (text diff)")

@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
+from tests.browser import ARTIFACTS, body_shows, wait_for_app
 
 pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def server(demo_store, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
-    demo_store.query("CHECKPOINT")
-    db = tmp_path_factory.mktemp("browser_rollout") / "browser.duckdb"
-    shutil.copy(demo_store.path, db)
-    with streamlit_server(str(db)) as url:
-        yield url
-
-
-@pytest.fixture
-def page(server):
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-background-networking",
-                                                               "--disable-component-update", "--no-first-run"])
-        ctx = b.new_context(viewport={"width": 1400, "height": 1700})
-        pg = ctx.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        yield pg
-        ctx.close()
-        b.close()
-        assert not errors, errors
+VIEWPORT = {"width": 1400, "height": 1700}
 
 
 def test_release_train_page_in_a_real_browser(server, page):

@@ -172,3 +172,16 @@ def test_synthetic_canary_through_the_store(tmp_path: Path) -> None:
     assert j.signals[0].baseline == pytest.approx(0.02) and j.baseline_requests == 3000
     assert [row["requests"] for row in looks] == [500, 1000, 1500, 2000, 2500, 3000]
     assert looks[0]["status"] == "critical" and looks[-1]["critical_line"] == pytest.approx(0.07)
+
+
+def test_missing_baseline_waits_missing_canary_signal_fails() -> None:
+    """Test that a baseline without data keeps signals waiting (no rollback), while a canary that stopped reporting a
+    must-have signal fails it (fail closed)."""
+    p = CanaryPolicy.model_validate({"signals": [{"signal": "error", "allowed": 0.01}], "marginal_score": 50})
+    good = Moments(n=5000, total=5, squares=5)
+    none = Moments(n=0, total=0, squares=0)
+    j = judge(p, {"error": (good, none)}, "c", "b", 5000, 0, [])
+    assert j.signals[0].status == "waiting" and j.verdict == "continue"
+    assert any("No baseline observations of b" in r for r in j.reasons)
+    j2 = judge(p, {"error": (none, good)}, "c", "b", 5000, 5000, [])
+    assert j2.signals[0].status == "no data" and j2.verdict == "rollback"

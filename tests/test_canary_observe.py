@@ -118,3 +118,24 @@ def test_missing_variant_and_unreadable_files(tmp_path: Path, capsys) -> None:
     assert main(["observe", str(tmp_path / "nope.jsonl"), "--release", "rel-1", "--variant", "canary",
                  "--db", db]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_serve_loads_demo_observations_into_an_older_demo_store(demo_store, tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    """Test that `readiness serve` on a demo store made before observations existed loads them (and only then)."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    db = str(tmp_path / "old.duckdb")
+    shutil.copy(demo_store.path, db)
+    with Store(db) as s:
+        s.query("DELETE FROM observations")
+        s.query("DELETE FROM observation_sources")
+    started: list[list[str]] = []
+    monkeypatch.setattr("os.execvpe", lambda exe, cmd, env: started.append(cmd))
+    main(["serve", "--db", db])
+    assert "loading them" in capsys.readouterr().out and started
+    with Store(db) as s:
+        assert s.query("SELECT count(DISTINCT release_id || variant) FROM observations") == [(4,)]
+    main(["serve", "--db", db])
+    assert "loading them" not in capsys.readouterr().out

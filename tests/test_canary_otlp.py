@@ -30,7 +30,7 @@ def test_sdk_fixtures_import_with_genai_conventions(tmp_path: Path, capsys) -> N
     with Store(db) as s:
         rows = s.query("""SELECT request_id, variant, latency_ms, error, input_tokens, output_tokens, model,
                                  citation_failure, scores, tool_calls[1].name, trace_id, span_id, tenant,
-                                 slices['task'], cost_usd, retrieved_ids
+                                 slices['task'], cost_usd, retrieved_ids, operation
                           FROM observations WHERE release_id = 'rel-2026.11.0-rc2' ORDER BY request_id""")
     assert [r[0] for r in rows] == [f"req-c{i}" for i in range(6)]
     c0, c5 = rows[0], rows[5]
@@ -38,7 +38,7 @@ def test_sdk_fixtures_import_with_genai_conventions(tmp_path: Path, capsys) -> N
     assert c0[4:8] == (2400, 280, "gpt-x-2026-06-0613", True)
     assert c0[8] == {"groundedness": 0.55} and c0[9] == "search_policies"
     assert len(c0[10]) == 32 and int(c0[10], 16) and len(c0[11]) == 16 and int(c0[11], 16)
-    assert c0[12:] == ("globex", "policy_qa", 0.0123, ["POL-0042", "POL-0107"])
+    assert c0[12:] == ("globex", "policy_qa", 0.0123, ["POL-0042", "POL-0107"], "chat")
     assert c5[3] is True  # ERROR status
     assert main(["canary", "judge", "--release", "rel-2026.11.0-rc2", "--baseline", "rel-2026.10.0", "--policy",
                  str(REPO / "data" / "policies" / "case-management.yaml"), "--db", db, "--format", "json"]) == 3

@@ -37,3 +37,13 @@ def test_five_point_rise_in_citation_failures_is_caught() -> None:
 def test_simulation_is_seeded() -> None:
     """Test that the same seed gives the same figures (the docs quote them)."""
     assert simulate({"citation_failure": 0.05}, runs=200) == simulate({"citation_failure": 0.05}, runs=200)
+
+
+def test_a_fixed_sample_test_at_every_look_would_not_keep_its_level() -> None:
+    """Test the reason for the method: a fixed 95% test repeated at 40 looks rolls back an unchanged canary far more
+    often than at one look, while the always-valid rule on the same data stays under its alpha."""
+    from tests.canary_sim import naive_rollback_rate
+
+    r = naive_rollback_rate(runs=2000)
+    assert r["fixed_sample_last_look_only"] < 0.04 < 0.10 < r["fixed_sample_every_look"]
+    assert r["always_valid"] <= 0.05

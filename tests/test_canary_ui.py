@@ -80,3 +80,43 @@ def test_query_string_opens_the_canary(canary_db, monkeypatch) -> None:
     assert not at.exception
     assert at.selectbox(key="canary_release").value == "rel-2026.11.0-rc2"
     data.store.clear()
+
+
+def test_shadow_tab_shows_evaluator_score_deltas(app) -> None:
+    """Test that the online evaluator's score change (shadow − production) is listed with its interval."""
+    app.run()
+    app.switch_page(PAGE).run()
+    scores = next(t.value for t in app.dataframe if "shadow − production" in t.value.columns)
+    assert list(scores["score"]) == ["groundedness"] and scores["shadow − production"].iloc[0] < 0
+
+
+def test_store_without_observations_explains_itself(demo_store, tmp_path, monkeypatch):
+    """Test that a store without observations says how to load them, instead of an empty page."""
+    demo_store.query("CHECKPOINT")
+    db = tmp_path / "none.duckdb"
+    shutil.copy(demo_store.path, db)
+    from dashboard.store.db import Store
+
+    with Store(db) as s:
+        s.query("DELETE FROM observations")
+        s.query("DELETE FROM observation_sources")
+    monkeypatch.setenv("READINESS_DB", str(db))
+    from dashboard.ui import data
+
+    data.store.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("No production observations are stored" in i.value for i in at.info)
+    data.store.clear()
+
+
+def test_policy_without_canary_section_explains_itself(app) -> None:
+    """Test that choosing a policy without a canary section says so (the shadow tab still works)."""
+    app.run()
+    app.selectbox(key="policy").set_value("tiered.yaml").run()
+    app.switch_page(PAGE).run()
+    assert not app.exception
+    assert any("has no `canary` section" in i.value for i in app.info)
+    assert "Shadow output must not cause side effects" in texts(app)

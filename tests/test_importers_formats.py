@@ -207,7 +207,7 @@ def test_an_mlflow_run_without_a_pass_fail_metric_or_meta_is_refused(tmp_path):
     with pytest.raises(InputRefused, match="no metric is pass/fail.*--pass-if"):
         read_mlflow(run, ctx)
     (run / "meta.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(InputRefused, match="meta.yaml: not readable YAML"):
+    with pytest.raises(InputRefused, match="meta.yaml:line 2: invalid YAML"):
         read_mlflow(run, ctx)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputRefused, match="not an MLflow run, experiment or mlruns folder"):
@@ -446,3 +446,58 @@ def test_split_refusals_store_nothing(tmp_path):
     for bad in ("a=rel-a", "a=rel-a,a=rel-b", "a=rel-a,b=rel-a", "a,b=rel-b"):
         with pytest.raises(InputRefused):
             parse_release_map(bad)
+
+
+@pytest.mark.parametrize("path", [PF_JSON, PF_JSONL])
+def test_promptfoo_per_prompt_counts_and_assertion_passes_equal_its_own_summary(store, path):
+    ingest(store, path)
+    for prompt in json.loads(PF_JSON.read_text())["results"]["prompts"]:
+        m = prompt["metrics"]
+        metrics = sorted(m["namedScores"])  # every assertion of this eval names a metric: one check each
+        row = store.query("""SELECT count(*) FILTER (WHERE passed), count(*) FILTER (WHERE NOT passed),
+                                    sum(len(list_filter(map_entries(checks), lambda e: list_contains($m, e.key)
+                                                                                       AND e.value))),
+                                    sum(len(list_filter(map_entries(checks), lambda e: list_contains($m, e.key)
+                                                                                       AND NOT e.value)))
+                             FROM cases WHERE slices['prompt'] = $p""", {"m": metrics, "p": prompt["label"]})[0]
+        assert row == (m["testPassCount"], m["testFailCount"], m["assertPassCount"], m["assertFailCount"])
+
+
+def test_promptfoo_assertion_types_are_checks_too(store):
+    """`check: contains` gates on every contains assertion of a case (all passed), beside the metric names."""
+    ingest(store, PF_JSON)
+    expected = {}
+    for r in json.loads(PF_JSON.read_text())["results"]["results"]:
+        kinds: dict[str, bool] = {}
+        for c in r["gradingResult"]["componentResults"]:
+            kinds[c["assertion"]["type"]] = kinds.get(c["assertion"]["type"], True) and c["pass"]
+        for kind, ok in kinds.items():
+            expected[(f"{r['testCase']['description']}|{r['prompt']['label']}|echo-model", kind)] = ok
+    got = {(case_id, k): v for case_id, k, v in store.query(
+        "SELECT case_id, unnest(map_keys(checks)), unnest(map_values(checks)) FROM cases")
+        if k in ("contains", "icontains", "not-contains")}
+    assert got == expected and ("refund-window|prompt.policy_answer.v7|echo-model", "contains") in got
+
+
+def test_an_experiment_that_grows_adds_its_new_run_and_keeps_the_stored_one(tmp_path):
+    import shutil
+
+    run = _copy_run(tmp_path)
+    with mlflow_store(tmp_path) as s:
+        first = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        assert [f.status for f in first.files] == ["ingested"]
+        later = run.parent / "0123456789abcdef0123456789abcdef"
+        shutil.copytree(run, later)
+        meta = (later / "meta.yaml").read_text().replace(run.name, later.name)
+        (later / "meta.yaml").write_text(meta)
+        second = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        assert [(f.status, f.runs) for f in second.files] == [("ingested", [later.name]), ("unchanged", [run.name])]
+        assert s.query("SELECT count(*) FROM cases")[0][0] == 12
+
+
+def test_options_a_tool_does_not_read_are_refused_not_ignored(store):
+    with pytest.raises(InputRefused, match="--dataset-file joins Ragas results with their dataset; this is promptfoo"):
+        ingest(store, PF_JSON, dataset_file=str(RAGAS_DATASET))
+    with pytest.raises(InputRefused, match="--pass-if judges the cases of tools that only score"):
+        ingest(store, PF_JSON, pass_if="score>=0.5")
+    assert store.table_counts()["cases"] == 0

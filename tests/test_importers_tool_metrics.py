@@ -159,6 +159,6 @@ def test_the_policy_docs_example_per_tool_parses_and_names_what_each_tool_measur
         with Store(tmp_path / f"{g.id}.duckdb") as s:
             s.put_manifest(base)
             s.ingest([fixture], "rel-mlflow-a", dataset="case_policy_golden")
-            measured = {(r["kind"], r["name"]) for r in s.tool_measures("rel-mlflow-a")}
+            measured = {(r.kind, r.name) for r in s.tool_measures("rel-mlflow-a")}
         t = tool_metric(g.metric)
         assert t is not None and ("score" if t.field == "scores" else "check", t.key) in measured, g.id

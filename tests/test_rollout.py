@@ -249,11 +249,17 @@ def test_tier_evidence_fresh_passes_and_reports_stale_failed_missing_and_incompl
                     "release_candidate": "ok", "canary": "missing", "post_release": "missing"}
 
 
-def test_ages_are_measured_at_as_of_not_the_wall_clock():
-    """Test that the same inputs give the same result whatever today is: age counts from as_of."""
+def test_ages_are_measured_at_as_of_or_the_manifest_never_the_wall_clock():
+    """Test that ages count from the later of the file's as_of and the candidate's created_at (the tests run a year
+    after these dates: a wall clock would make every drill stale), so an early as_of cannot hide an old run."""
     pol = only("tier_evidence_fresh", tiers=["nightly"])
-    r1 = judged(pol, inputs(tier_run("nightly", "2026-11-04T06:00:00Z")), [PROMPT])["g"]
-    assert r1["status"] == "pass"
+    assert judged(pol, inputs(tier_run("nightly", "2026-11-04T06:00:00Z")), [PROMPT])["g"]["status"] == "pass"
+    early = inputs(tier_run("nightly", "2026-10-30T06:00:00Z"))
+    early = early.model_copy(update={"evidence": early.evidence.model_copy(
+        update={"as_of": datetime(2026, 10, 30, 7, tzinfo=UTC)})})
+    assert early.as_of == datetime(2026, 11, 5, 9, tzinfo=UTC)  # the manifest is later
+    r = judged(pol, early, [PROMPT])["g"]
+    assert r["status"] == "fail" and "6.1 days old" in r["reason"], r["reason"]
 
 
 # ----- policy --------------------------------------------------------------------------------------------------------
@@ -516,3 +522,23 @@ def test_a_looser_rollout_section_is_named_by_the_policy_comparison():
     cm = parse_policy((REPO / "data" / "policies" / "case-management.yaml").read_text(), "cm")
     gone = [g.change for g in loosened_gates(old, cm)]
     assert "rollout section removed: no rollout gate runs" in gone
+
+
+def test_hostile_text_in_rollout_evidence_stays_text_in_the_report(small):
+    """Test that an incident description, a flag name and a population with HTML, Markdown and links are escaped in
+    the Markdown and HTML reports (rollout evidence is untrusted text)."""
+    from dashboard.core.report import to_html, to_markdown
+    from dashboard.reporting import report_data
+
+    evil = "<script>alert(1)</script> **bold** [x](javascript:alert(1))"
+    _attach(small, RC5.release_id, evidence(
+        dict(INC, description=evil), flag(flag=evil, artifact="policy_answer", artifact_kind="prompts"),
+        experiment("answer_style") | {"population": evil}, release=RC5.release_id))
+    d = gate_release(small, ROLLOUT_POLICY, RC5.release_id, cache=False)
+    data = report_data(small, ROLLOUT_POLICY, RC5.release_id, decision=d)
+    page = to_html(data)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    import re
+
+    outside_code = re.sub(r"(`+) (.*?) \1", "", to_markdown(data))  # untrusted text goes in code spans only
+    assert "<script>" not in outside_code and "javascript:" not in outside_code and "**bold**" not in outside_code

@@ -110,3 +110,12 @@ def test_load_page_attaches_a_rollout_file_or_refuses_it_naming_the_record(tmp_p
     assert not at.exception and "rollout evidence stored" in texts(at), texts(at)
     assert rollout_evidence(data.store(), rid) is not None
     data.store.clear()
+
+
+def test_train_view_judges_the_candidate_under_each_tiers_profile(app):
+    """Test that every tier with a profile shows the decision of that profile's gates on the candidate."""
+    _open(app, "rel-2026.11.0-rc6")
+    table = next(f.value for f in app.dataframe if "decision" in f.value.columns and "tier" in f.value.columns)
+    assert list(table["profile"]) == ["pr_fast", "pr_medium", "nightly", "weekly", "release", "canary", "post_release"]
+    assert all("BLOCKED" in x for x in table["decision"])  # rc6's exposure gate runs in every profile
+    assert all("rollout.exposure_limited" in x for x in table["blockers"])

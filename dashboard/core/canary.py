@@ -167,7 +167,10 @@ def judge_arrays(policy: CanaryPolicy, n_c: Any, s_c: Any, ss_c: Any, n_b: Any, 
         low, high = worse - half, worse + half
 
     enough = (n_c >= min_n) & (n_b >= min_n)
-    nodata = ((n_c == 0) | (n_b == 0)) & (requests[..., None] >= min_n)
+    # No data: the canary served min_n requests and none carries the signal (its telemetry is broken or the signal
+    # is not emitted at all): fails closed. A baseline without the signal only keeps it waiting (nothing to compare
+    # with is not the canary's fault).
+    nodata = (n_c == 0) & (requests[..., None] >= min_n)
     status = np.full(np.broadcast_shapes(n_c.shape, n_b.shape), UNDECIDED, dtype=np.int8)
     status[high <= allowed_abs] = PASS
     status[low > allowed_abs] = FAIL
@@ -234,7 +237,7 @@ def _signal_reason(s: CanarySignal, r: dict[str, Any], min_n: int) -> str:
     if status == "waiting":
         return f"waiting: {r['canary_n']:,} canary / {r['baseline_n']:,} baseline observations, {min_n:,} needed"
     if status in ("no data", "ignored"):
-        return ("no data: the canary or the baseline served enough requests but none carries this signal"
+        return ("no data: the canary served enough requests but none carries this signal"
                 + (" (fails closed)" if status == "no data" else " (ignored: must_have_data is false)"))
     limit = f"allowed {_diff(r['allowed'], rate)}"
     if status == "critical":
@@ -290,6 +293,9 @@ def judge(policy: CanaryPolicy, stats: dict[str, tuple[Moments, Moments]], canar
         reasons.append(f"Critical signal {r.signal} breached after {canary_requests:,} canary requests: {r.reason}.")
     if canary_requests == 0:
         reasons.append("No canary observations in the window: nothing to judge yet.")
+    elif baseline_requests == 0:
+        reasons.append(f"No baseline observations of {baseline_release} in the canary's time window: nothing to "
+                       "compare with (store production's observations with --variant baseline).")
     elif verdict == "rollback" and not critical:
         reasons.append(f"Score at most {hi:.0f} (undecided signals counted as passed) is below the marginal score "
                        f"{policy.marginal_score:g}.")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dashboard.core.stats import wilson_interval
 
@@ -197,6 +197,20 @@ def tool_metric_name(field: Literal["scores", "checks"], key: str, threshold: fl
     if field == "checks":
         return f"{CHECK_PREFIX}{key}"
     return f"{SCORE_PREFIX}{key}" + (f">={threshold:g}" if threshold is not None else "")
+
+
+class ToolMeasure(BaseModel):
+    """A score or check present in a release's data (`readiness metrics --release`): what its eval tools measured."""
+
+    kind: Literal["score", "check"] = Field(description="score (scores.<name>, a number) or check (checks.<name>).")
+    name: str = Field(description="The score's or check's name, as the tool wrote it.")
+    metric: str = Field(description="The metric a gate names for it: score:<name> (mean) or check:<name> (rate).")
+    cases: int = Field(description="Records of the release that carry it.")
+    mean: float | None = Field(None, description="Scores: the mean value.")
+    min: float | None = Field(None, description="Scores: the smallest value.")
+    max: float | None = Field(None, description="Scores: the largest value.")
+    binary: bool | None = Field(None, description="Scores: every value is 0 or 1 (a pass/fail score).")
+    passed: int | None = Field(None, description="Checks: records whose check is true.")
 
 
 def metric_def(name: str) -> MetricDef | None:

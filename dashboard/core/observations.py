@@ -84,6 +84,8 @@ class Observation(_Strict):
     retrieved_ids: list[str] | None = Field(default=None, description="Retrieved evidence ids in rank order.")
     tool_calls: list[ToolCall] = Field(default_factory=list, description="Tools the request ran.")
     model: str | None = Field(default=None, description="The model that answered (gen_ai.response.model).")
+    operation: str | None = Field(default=None, description="The GenAI operation of the request's root span "
+                                  "(gen_ai.operation.name: chat, invoke_agent, ...).")
     trace_id: str | None = Field(default=None, description="The OpenTelemetry trace id (32 hex digits).")
     span_id: str | None = Field(default=None, description="The OpenTelemetry span id (16 hex digits).")
 

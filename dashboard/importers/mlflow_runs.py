@@ -22,14 +22,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dashboard.core.errors import (
     MAX_TOOL_FILE_BYTES,
     InputRefused,
     Problem,
     decode_text,
     parse_json,
+    parse_yaml,
     read_input_bytes,
 )
 from dashboard.importers.verdicts import binary_metrics, judged, no_verdict_message
@@ -60,6 +59,9 @@ def run_folders(path: Path) -> list[Path]:
     table (training runs) too. None found is a refusal naming the folder."""
     if is_run_folder(path):
         return [path]
+    if not path.is_dir() or path.is_symlink():
+        raise _refuse(path, "", "not an MLflow run: give the run folder (mlruns/<experiment>/<run>), an experiment "
+                      f"folder or a whole mlruns/ tree (layout tested with {MLFLOW_TESTED})")
     found: list[Path] = []
     for depth in (1, 2):  # experiment folder: <exp>/<run>; mlruns tree: <mlruns>/<exp>/<run>
         pattern = "/".join(["*"] * depth)
@@ -68,10 +70,11 @@ def run_folders(path: Path) -> list[Path]:
                 continue
             if candidate.is_dir() and is_run_folder(candidate) and not _deleted(candidate):
                 found.append(candidate)
+                if len(found) > MAX_RUNS:
+                    raise _refuse(path, "", f"more than {MAX_RUNS:,} runs in one folder: ingest experiments one "
+                                  "at a time")
         if found:
             break
-        if len(found) > MAX_RUNS:
-            raise _refuse(path, "", f"more than {MAX_RUNS:,} runs in one folder")
     if not found:
         raise _refuse(path, "", "cannot read eval file: it is a directory; only regular files are read, or a "
                       "folder of MLflow runs, and this is not an MLflow run, experiment or mlruns folder with "
@@ -106,11 +109,7 @@ def _run_files(run: Path) -> list[Path]:
 
 
 def _yaml(path: Path) -> Any:
-    text = decode_text(read_input_bytes(path, "file", MAX_SMALL_FILE), path)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise _refuse(path, "", f"not readable YAML (truncated or corrupt): {str(e)[:200]}") from e
+    return parse_yaml(decode_text(read_input_bytes(path, "file", MAX_SMALL_FILE), path), path)
 
 
 def _key_values(folder: Path) -> dict[str, str]:
@@ -234,13 +233,13 @@ def _check_summary(run: Path, metrics: list[str], records: list[dict[str, Any]])
         f = run / "metrics" / m / "mean"
         if not f.is_file():
             continue
-        lines = decode_text(read_input_bytes(f, "file", MAX_SMALL_FILE), f).split()
-        try:
-            logged = float(lines[1])
+        lines = [ln for ln in decode_text(read_input_bytes(f, "file", MAX_SMALL_FILE), f).splitlines() if ln.strip()]
+        try:  # one line per logged value: '<timestamp ms> <value> <step>[ ...]'; the last one logged counts
+            logged = float(lines[-1].split()[1])
         except (IndexError, ValueError) as e:
-            raise _refuse(f, "line 1", "not an MLflow metric line '<timestamp> <value> <step>'") from e
+            raise _refuse(f, f"line {len(lines)}", "not an MLflow metric line '<timestamp> <value> <step>'") from e
         values = [r["scores"][m] for r in records if m in r.get("scores", {})]
-        if values and not math.isclose(sum(values) / len(values), logged, rel_tol=1e-9, abs_tol=1e-12):
+        if values and math.isfinite(logged) and not math.isclose(sum(values) / len(values), logged, rel_tol=1e-9, abs_tol=1e-12):
             raise _refuse(run / TABLE, "", f"the table's mean {m} is {sum(values) / len(values):.6g}, the run "
                           f"logged {logged:.6g} ({f.relative_to(run).as_posix()}): the table does not match its run")
 

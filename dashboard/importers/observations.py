@@ -43,7 +43,9 @@ def _records_jsonl(path: Path, data: bytes) -> list[tuple[str, Any]]:
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        out.append((f"line {i}", parse_json(line, path, f"line {i}")))
+        # No depth walk per line: a nested value can only sit in a field the model refuses (or a flat map), and
+        # json.loads' own recursion limit is reported as "nested too deeply" by parse_json.
+        out.append((f"line {i}", parse_json(line, path, f"line {i}", walk=False)))
     return out
 
 

@@ -5,7 +5,7 @@ One observation per trace (spans of one trace may be spread over several lines):
 - request: the trace's root span (no parent in the file): time = its start, latency = its duration, error = its
   status is ERROR (code 2) or it carries `error.type`; `request_id` = its attribute `readiness.request_id`, else the
   trace id (a shadow's trace must carry the id of the production request it mirrors);
-- GenAI semantic conventions: `gen_ai.usage.input_tokens` / `output_tokens` summed over the trace's spans,
+- GenAI semantic conventions: the root span's `gen_ai.operation.name` as the operation, `gen_ai.usage.input_tokens` / `output_tokens` summed over the trace's spans,
   `gen_ai.response.model` (else `gen_ai.request.model`) as the model, every `execute_tool` span
   (`gen_ai.operation.name`) as a tool call named by `gen_ai.tool.name` (side effect: `readiness.tool.side_effect`,
   error: its status), and every `gen_ai.evaluation.result` event as a score (`gen_ai.evaluation.name` ->
@@ -65,10 +65,10 @@ def any_value(v: Any, field: str) -> Any:
             raise _Bad(field, f"doubleValue {x!r} is not a number")
         return float(x)
     if "arrayValue" in v:
-        values = (v["arrayValue"] or {}).get("values") or []
+        values = _list(_obj(v["arrayValue"], field, {}).get("values"), field)
         return [any_value(x, field) for x in values]
     if "kvlistValue" in v:
-        return attributes((v["kvlistValue"] or {}).get("values") or [], field)
+        return attributes(_list(_obj(v["kvlistValue"], field, {}).get("values"), field), field)
     if "bytesValue" in v:
         return str(v["bytesValue"])
     return None
@@ -95,27 +95,62 @@ def _nanos(v: Any, field: str) -> int:
     return n
 
 
+def _obj(v: Any, field: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    if v is None and default is not None:
+        return default
+    if not isinstance(v, dict):
+        raise _Bad(field, "must be an object")
+    return v
+
+
+def _list(v: Any, field: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise _Bad(field, "must be a list")
+    return v
+
+
 def _spans(line: dict[str, Any], keys: tuple[str, str]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(path, span, resource attributes) of every span in one TracesData."""
+    """(path, span, resource attributes) of every span in one TracesData, each checked for shape: ids, times,
+    status, attributes and events; anything malformed raises _Bad with its path."""
     rs = line.get("resourceSpans")
     if not isinstance(rs, list):
         raise _Bad("resourceSpans", "missing: one OTLP TracesData object per line")
     out = []
     for i, r in enumerate(rs):
-        if not isinstance(r, dict):
-            raise _Bad(f"resourceSpans.{i}", "must be an object")
-        res = attributes((r.get("resource") or {}).get("attributes") or [], f"resourceSpans.{i}.resource.attributes")
-        for j, ss in enumerate(r.get("scopeSpans") or []):
-            for k, span in enumerate((ss or {}).get("spans") or []):
+        r = _obj(r, f"resourceSpans.{i}")
+        resource = _obj(r.get("resource"), f"resourceSpans.{i}.resource", {})
+        res = attributes(_list(resource.get("attributes"), f"resourceSpans.{i}.resource.attributes"),
+                         f"resourceSpans.{i}.resource.attributes")
+        for j, ss in enumerate(_list(r.get("scopeSpans"), f"resourceSpans.{i}.scopeSpans")):
+            ss = _obj(ss, f"resourceSpans.{i}.scopeSpans.{j}")
+            for k, span in enumerate(_list(ss.get("spans"), f"resourceSpans.{i}.scopeSpans.{j}.spans")):
                 path = f"resourceSpans.{i}.scopeSpans.{j}.spans.{k}"
-                if not isinstance(span, dict):
-                    raise _Bad(path, "a span must be an object")
+                span = dict(_obj(span, path))
                 for idf, pattern in _HEX.items():
                     value = span.get(idf, "")
                     if idf != "parentSpanId" or value:
                         if not isinstance(value, str) or not pattern.match(value):
                             raise _Bad(f"{path}.{idf}", f"{value!r} is not a hex id (OTLP JSON writes trace and span "
                                        f"ids as hex: {32 if idf == 'traceId' else 16} hex digits, not base64)")
+                start = _nanos(span.get("startTimeUnixNano"), f"{path}.startTimeUnixNano")
+                end = _nanos(span.get("endTimeUnixNano"), f"{path}.endTimeUnixNano")
+                if end < start:
+                    raise _Bad(f"{path}.endTimeUnixNano", "the span ends before it starts")
+                if start >= 10**19:
+                    raise _Bad(f"{path}.startTimeUnixNano", "not a time in nanoseconds since the epoch")
+                span["_start"], span["_end"] = start, end
+                status = _obj(span.get("status"), f"{path}.status", {})
+                span["_error"] = status.get("code") in (2, "2", "STATUS_CODE_ERROR")
+                span["_attrs"] = attributes(_list(span.get("attributes"), f"{path}.attributes"), f"{path}.attributes")
+                events = []
+                for e_i, event in enumerate(_list(span.get("events"), f"{path}.events")):
+                    event = _obj(event, f"{path}.events.{e_i}")
+                    if event.get("name") == EVALUATION_EVENT:
+                        events.append(attributes(_list(event.get("attributes"), f"{path}.events.{e_i}.attributes"),
+                                                 f"{path}.events.{e_i}.attributes"))
+                span["_evaluations"] = events
                 out.append((path, span, res))
     return out
 
@@ -124,9 +159,8 @@ def _observation(trace_id: str, spans: list[dict[str, Any]], res: dict[str, Any]
                  where: str) -> dict[str, Any]:
     ids = {s["spanId"] for s in spans}
     roots = [s for s in spans if not s.get("parentSpanId") or s["parentSpanId"] not in ids]
-    root = min(roots or spans, key=lambda s: (int(s.get("startTimeUnixNano") or 0), s["spanId"]))
-    start = _nanos(root.get("startTimeUnixNano"), "startTimeUnixNano")
-    end = _nanos(root.get("endTimeUnixNano"), "endTimeUnixNano")
+    root = min(roots or spans, key=lambda s: (s["_start"], s["spanId"]))
+    start, end = root["_start"], root["_end"]
     merged: dict[str, Any] = {}
     for s in sorted(spans, key=lambda s: s is not root):  # the root's attributes win
         for k, v in s["_attrs"].items():
@@ -139,8 +173,7 @@ def _observation(trace_id: str, spans: list[dict[str, Any]], res: dict[str, Any]
         rec["release_id"] = str(res[keys[0]])
     if keys[1] in res:
         rec["variant"] = str(res[keys[1]])
-    status = (root.get("status") or {}).get("code")
-    rec["error"] = status in (2, "STATUS_CODE_ERROR") or "error.type" in root["_attrs"]
+    rec["error"] = root["_error"] or "error.type" in root["_attrs"]
     for side in ("input", "output"):
         tokens = [s["_attrs"][f"gen_ai.usage.{side}_tokens"] for s in spans
                   if isinstance(s["_attrs"].get(f"gen_ai.usage.{side}_tokens"), int)]
@@ -149,6 +182,9 @@ def _observation(trace_id: str, spans: list[dict[str, Any]], res: dict[str, Any]
     model = merged.get("gen_ai.response.model") or merged.get("gen_ai.request.model")
     if model is not None:
         rec["model"] = str(model)
+    operation = root["_attrs"].get("gen_ai.operation.name")
+    if operation is not None:
+        rec["operation"] = str(operation)
     for flag in FLAG_SIGNALS:
         if f"readiness.{flag}" in merged and flag != "error":
             rec[flag] = merged[f"readiness.{flag}"]
@@ -161,21 +197,19 @@ def _observation(trace_id: str, spans: list[dict[str, Any]], res: dict[str, Any]
     if slices:
         rec["slices"] = slices
     tools = []
-    for s in sorted(spans, key=lambda s: (int(s.get("startTimeUnixNano") or 0), s["spanId"])):
+    for s in sorted(spans, key=lambda s: (s["_start"], s["spanId"])):
         if s["_attrs"].get("gen_ai.operation.name") == TOOL_OPERATION:
             tools.append({"name": str(s["_attrs"].get("gen_ai.tool.name") or s.get("name") or "tool"),
                           "side_effect": s["_attrs"].get("readiness.tool.side_effect", False),
-                          "error": (s.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR")})
+                          "error": s["_error"]})
     if tools:
         rec["tool_calls"] = tools
     scores: dict[str, Any] = {}
     for s in spans:
-        for e_i, event in enumerate(s.get("events") or []):
-            if isinstance(event, dict) and event.get("name") == EVALUATION_EVENT:
-                attrs = attributes(event.get("attributes") or [], f"events.{e_i}.attributes")
-                name, value = attrs.get("gen_ai.evaluation.name"), attrs.get("gen_ai.evaluation.score.value")
-                if name is not None and value is not None:
-                    scores[str(name)] = value
+        for attrs in s["_evaluations"]:
+            name, value = attrs.get("gen_ai.evaluation.name"), attrs.get("gen_ai.evaluation.score.value")
+            if name is not None and value is not None:
+                scores[str(name)] = value
     if scores:
         rec["scores"] = scores
     return rec
@@ -199,8 +233,7 @@ def otlp_records(path: Path, data: bytes, resource_keys: tuple[str, str] | None 
         if not isinstance(value, dict):
             raise InputRefused([Problem(str(path), where, "", "one OTLP TracesData object per line")])
         try:
-            for span_path, span, res in _spans(value, keys):
-                span["_attrs"] = attributes(span.get("attributes") or [], f"{span_path}.attributes")
+            for _, span, res in _spans(value, keys):
                 tid = span["traceId"].lower()
                 traces.setdefault(tid, []).append(span)
                 first.setdefault(tid, where)

@@ -363,11 +363,17 @@ def _promptfoo_record(path: Path, where: str, r: Any, run_id: str, prompts: list
     slices["prompt"], slices["provider"] = str(prompt_label), str(provider_id)
     grading = _obj(path, where, "gradingResult", r.get("gradingResult"))
     checks: dict[str, bool] = {}
+    by_type: dict[str, bool] = {}
     for j, comp in enumerate(_seq(path, where, "gradingResult.componentResults", grading.get("componentResults"))):
         comp = _obj(path, where, f"gradingResult.componentResults[{j}]", comp)
         assertion = _obj(path, where, f"gradingResult.componentResults[{j}].assertion", comp.get("assertion"))
         name = str(assertion.get("metric") or assertion.get("type") or f"assertion_{j}")
         checks[name if name not in checks else f"{name}_{j}"] = bool(comp.get("pass"))
+        if assertion.get("metric") and assertion.get("type"):  # the assertion type too: all of that type passed
+            kind = str(assertion["type"])
+            by_type[kind] = by_type.get(kind, True) and bool(comp.get("pass"))
+    for kind, ok in by_type.items():
+        checks.setdefault(kind, ok)  # a metric of the same name keeps its own value
     named = _obj(path, where, "namedScores", r.get("namedScores"))
     scores = {str(k): float(v) for k, v in named.items() if _number(v) is not None}
     if _number(r.get("score")) is not None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from dashboard.core.metrics import CHECK_TRUE_IS_GOOD
+from dashboard.core.metrics import CHECK_TRUE_IS_GOOD, tool_metric
 from dashboard.core.policy import SliceSpec
 from dashboard.store.metrics import _TRACE_COMPLETE, RELEVANT, RETRIEVED, RISKY, STEPS
 
@@ -110,6 +110,13 @@ def gate_predicate(metric: str) -> tuple[str, bool] | None:
         return BAD_CASE_AGG_SQL[metric], True
     if metric in BAD_CASE_SQL:
         return BAD_CASE_SQL[metric], False
+    tool = tool_metric(metric)
+    if tool is not None:  # a tool's own metric: its name ($gk) and threshold ($gt) are parameters
+        if tool.field == "checks":
+            return "checks[$gk] = false", False
+        if tool.threshold is not None:
+            return "scores[$gk] < $gt", False
+        return "scores[$gk] < coalesce($thr, 1.0)", False
     return None
 
 
@@ -158,6 +165,11 @@ def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
                       if pred else "FALSE")
         if pred and "$thr" in pred[0]:
             params["thr"] = q.gate_threshold
+        tool = tool_metric(q.gate_metric)
+        if pred and tool is not None:
+            params["gk"] = tool.key
+            if "$gt" in pred[0]:
+                params["gt"] = tool.threshold
     # The one definition of "the same case" (store.db._case_pairs_sql): one designated repeat per case, and a
     # regression or fix only where suite, case id and that repeat's content digest agree.
     keep = " AND ".join(having)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from dashboard.core.canonical import canonical_json, digest, file_digest
 from dashboard.core.errors import InputRefused, Problem, ReadinessError, check_input_file
 from dashboard.core.gates import GateDecision
-from dashboard.core.metrics import MetricValue, metric_value, tool_metric
+from dashboard.core.metrics import MetricValue, ToolMeasure, metric_value, tool_metric, tool_metric_name
 from dashboard.core.models import (
     FINAL_STATUSES,
     MAX_MAP_KEYS,
@@ -265,6 +265,16 @@ class _ImportOptions:
     dataset_file: str | None = None
     pass_if: tuple[tuple[str, str, float], ...] = ()
 
+    def check_options(self, source: str, tool: str) -> None:
+        """Options that only some tools read are refused for the others (never silently ignored)."""
+        if self.dataset_file and tool != "ragas":
+            raise InputRefused([Problem(source, "", "", f"--dataset-file joins Ragas results with their dataset; "
+                                        f"this is {tool if tool != 'native' else 'a native eval-run file'}")])
+        if self.pass_if and tool not in ("mlflow", "ragas"):
+            raise InputRefused([Problem(source, "", "", "--pass-if judges the cases of tools that only score (MLflow, "
+                                        f"Ragas); {tool if tool != 'native' else 'a native file'} has its own "
+                                        "verdicts")])
+
     def context(self, source: str, manifest: ReleaseManifest) -> ImportContext:
         datasets = manifest.eval_dataset_versions
         name = self.dataset
@@ -481,12 +491,20 @@ class Store:
             raise InputRefused([Problem(src, "", "", f"--split reads an eval tool's file; this looks like "
                                         f"{'a native eval-run file' if tool == 'native' else tool + ' output'}"
                                         + (f", not {imports.fmt}" if imports.fmt != "auto" else ""))])
+        imports.check_options(src, tool)
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         named = run_release(path) if tool == "mlflow" else None
+        done = {rel: self._already_stored(cur, rel, source_digest, src, tool) for rel in release_map.values()}
+        if all(done.values()):  # the same file again, in every release: nothing to convert
+            return {rel: r for rel, r in done.items() if r is not None}
         out: dict[str, FileResult] = {}
+        converted: dict[tuple[str, str], tuple[ImportContext, dict[str, list[dict[str, Any]]]]] = {}
         for rel in release_map.values():
             ctx = imports.context(src, stored[rel])
-            groups = split_records(src, tool, READERS[tool](path, ctx), split, release_map)
+            key = (ctx.dataset, ctx.dataset_version)  # read once unless the releases' manifests differ here
+            if key not in converted:
+                converted[key] = (ctx, split_records(src, tool, READERS[tool](path, ctx), split, release_map))
+            ctx, groups = converted[key]
             records = groups[rel]
             if not records:
                 continue
@@ -556,6 +574,7 @@ class Store:
         if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
             raise InputRefused([Problem(src, "", "", f"this is not a {imports.fmt} file: it looks like "
                                         f"{'a native eval-run file' if detected == 'native' else detected + ' output'}")])
+        imports.check_options(src, tool)
         source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
         if tool == "mlflow":
             named = run_release(path)
@@ -564,6 +583,9 @@ class Store:
                                             f"the MLflow run names release {named!r}, not {release_id!r}: ingest it "
                                             "into its own release (or split an experiment with --split)")])
         if tool != "native":
+            done = self._already_stored(cur, release_id, source_digest, src, tool)
+            if done is not None:  # the same tool file again: nothing to convert
+                return done
             with tempfile.TemporaryDirectory() as tmp:
                 native = Path(tmp) / "converted.jsonl"
                 ctx = imports.context(src, manifest)
@@ -572,6 +594,20 @@ class Store:
                                              recorded_path=path, recorded_format=tool)
                 return result.model_copy(update={"notes": list(ctx.notes)})
         return self._ingest_native(cur, path, detect_format(path), release_id, manifest, progress, source_digest)
+
+    @staticmethod
+    def _already_stored(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str, src: str,
+                        fmt: str) -> FileResult | None:
+        """The 'unchanged' result when this source is stored in the release already, else None."""
+        seen = cur.execute("SELECT records FROM sources WHERE release_id = ? AND source_digest = ?",
+                           [release_id, source_digest]).fetchall()
+        if not seen:
+            return None
+        runs = [r[0] for r in cur.execute(
+            "SELECT run_id FROM runs WHERE release_id = ? AND source_digest = ? ORDER BY run_id",
+            [release_id, source_digest]).fetchall()]
+        return FileResult(path=src, format=fmt, source_digest=source_digest, status="unchanged",
+                          records=seen[0][0], runs=runs)
 
     def _ingest_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
                        manifest: ReleaseManifest, progress: bool, source_digest: str,
@@ -736,7 +772,7 @@ class Store:
                     out[value][m] = metric_value(m, n_cases, row[2 + 3 * i], row[3 + 3 * i], int(row[4 + 3 * i] or 0))
         return out
 
-    def tool_measures(self, release_id: str) -> list[dict[str, Any]]:
+    def tool_measures(self, release_id: str) -> list[ToolMeasure]:
         """The scores and checks present in a release's data (what its eval tools measured), one aggregate query:
         name, kind (score | check), cases carrying it, and for scores mean / min / max and whether every value is
         0 or 1, for checks how many passed. Names a policy can gate on (`score:` / `check:`)."""
@@ -750,8 +786,9 @@ class Store:
                UNION ALL
                SELECT 'check', k, count(*), NULL, NULL, NULL, NULL, count(*) FILTER (WHERE v) FROM c GROUP BY k
                ORDER BY 1, 2""", {"r": release_id})
-        return [{"kind": kind, "name": k, "cases": int(n), "mean": mean, "min": lo, "max": hi,
-                 "binary": binary, "passed": None if passed is None else int(passed)}
+        return [ToolMeasure(kind=kind, name=k, metric=tool_metric_name("scores" if kind == "score" else "checks", k),
+                            cases=int(n), mean=mean, min=lo, max=hi, binary=binary,
+                            passed=None if passed is None else int(passed))
                 for kind, k, n, mean, lo, hi, binary, passed in rows]
 
     def paired(self, candidate_id: str, baseline_id: str, spec: SliceSpec,

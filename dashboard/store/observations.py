@@ -44,7 +44,7 @@ _ARROW: dict[str, pa.DataType] = {
     **{f: pa.bool_() for f in FLAG_SIGNALS if f != "error"},
     "scores": pa.map_(pa.string(), pa.float64()), "answer": pa.string(), "retrieved_ids": pa.list_(pa.string()),
     "tool_calls": pa.list_(pa.struct([("name", pa.string()), ("side_effect", pa.bool_()), ("error", pa.bool_())])),
-    "model": pa.string(), "trace_id": pa.string(), "span_id": pa.string(), "source_digest": pa.string(),
+    "model": pa.string(), "operation": pa.string(), "trace_id": pa.string(), "span_id": pa.string(), "source_digest": pa.string(),
 }
 
 

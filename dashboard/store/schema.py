@@ -180,6 +180,7 @@ OBSERVATION_COLUMNS: dict[str, str] = {
     "retrieved_ids": "VARCHAR[]",
     "tool_calls": "STRUCT(name VARCHAR, side_effect BOOLEAN, error BOOLEAN)[]",
     "model": "VARCHAR",
+    "operation": "VARCHAR",
     "trace_id": "VARCHAR",
     "span_id": "VARCHAR",
     "source_digest": "VARCHAR NOT NULL",

@@ -32,7 +32,7 @@ pages = {
     ],
 }
 identity.require_login()  # only with [auth] in .streamlit/secrets.toml (dashboard/ui/identity.py)
-navigation = st.navigation(pages)
+navigation = st.navigation(pages, expanded=True)  # every page visible: a meeting must not hunt for "View more"
 try:
     with st.sidebar:
         st.title("Readiness")

@@ -4,7 +4,7 @@ parameters (so the link reproduces the view) and, on the Cases page, one `CaseQu
 from __future__ import annotations
 
 from dashboard.core.gates import GateResult
-from dashboard.core.metrics import CATALOGUE, LABELS
+from dashboard.core.metrics import CATALOGUE, LABELS, metric_def
 from dashboard.core.policy import SliceSpec
 from dashboard.store.cases import PASS_RATE_METRICS, gate_predicate
 
@@ -37,7 +37,9 @@ def gate_params(gate: GateResult, has_baseline: bool) -> dict[str, str | list[st
 
 def gate_explanation(gate: GateResult, has_baseline: bool) -> str:
     """A plain sentence saying which cases are listed (shown above the list)."""
-    label = LABELS.get(gate.metric, gate.metric.replace("_", " "))
+    found = metric_def(gate.metric)
+    label = LABELS.get(gate.metric) or (found.description.rstrip(".") if found and gate.metric not in CATALOGUE
+                                        else gate.metric.replace("_", " "))
     where = gate.slice if gate.slice and gate.slice != "all cases" else "all cases"
     if gate_predicate(gate.metric) is None:
         return f"{label} is not computed from eval cases, so no case is behind this gate."
@@ -46,7 +48,7 @@ def gate_explanation(gate: GateResult, has_baseline: bool) -> str:
         return f"The cases in {where} that passed in the baseline and fail in the candidate."
     if kind == "failed":
         return f"The cases in {where} that fail in the candidate."
-    desc = CATALOGUE[gate.metric].description.rstrip(".") if gate.metric in CATALOGUE else label
+    desc = found.description.rstrip(".") if found is not None else label
     limit = f" (the gate's bound is {gate.threshold:g})" if gate.threshold is not None else ""
     return f"The candidate's cases in {where} that count against “{desc}”{limit}."
 

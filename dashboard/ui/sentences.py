@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dashboard.core.gates import GateResult
-from dashboard.core.metrics import CATALOGUE, LABELS
+from dashboard.core.metrics import LABELS, metric_def, tool_metric
 
 # Counts that a policy usually allows none of: "<n> <what happened>".
 COUNT_WORDS = {
@@ -27,7 +27,7 @@ COUNT_WORDS = {
 def _fmt(metric: str, x: float | None) -> str:
     if x is None:
         return "n/a"
-    d = CATALOGUE.get(metric)
+    d = metric_def(metric)
     if d is not None and d.kind == "rate":
         return f"{x * 100:.2f}%"
     if d is not None and d.unit == "USD":
@@ -37,9 +37,21 @@ def _fmt(metric: str, x: float | None) -> str:
     return f"{x:,.4g}"
 
 
+def _tool_label(metric: str) -> str | None:
+    """A tool's own metric in words: the check 'x' pass rate, the score 'x' (mean), the score 'x' >= t rate."""
+    t = tool_metric(metric)
+    if t is None:
+        return None
+    if t.field == "checks":
+        return f"The tool's check {t.key!r} pass rate"
+    if t.threshold is None:
+        return f"The tool's mean score {t.key!r}"
+    return f"The share of cases scoring {t.key!r} at least {t.threshold:g}"
+
+
 def plain_reason(g: GateResult) -> str:
     """One plain sentence: what the gate saw, against what the policy allows."""
-    label = LABELS.get(g.metric, g.metric.replace("_", " "))
+    label = LABELS.get(g.metric) or _tool_label(g.metric) or g.metric.replace("_", " ")
     where = "" if not g.slice or g.slice == "all cases" else f" ({g.slice})"
     if g.status == "skipped":
         return f"Not judged{where}: {g.reason}."
@@ -58,7 +70,8 @@ def plain_reason(g: GateResult) -> str:
             return f"{label}{where} did not get significantly worse than the baseline."
         return (f"{label}{where} fell from {_fmt(g.metric, g.baseline)} to {_fmt(g.metric, g.observed)}: "
                 f"{p.regressions:,} cases that passed in the baseline now fail ({p.fixes:,} were fixed).")
-    better = CATALOGUE[g.metric].higher_is_better if g.metric in CATALOGUE else True
+    found = metric_def(g.metric)
+    better = found.higher_is_better if found is not None else True
     base = f" (baseline {_fmt(g.metric, g.baseline)})" if g.baseline is not None else ""
     if g.threshold is None:
         return f"{label}{where} is {_fmt(g.metric, g.observed)}{base}."

@@ -124,7 +124,10 @@ with canary_tab:
             x = frame["requests"]
 
             def y(col: str) -> list[float | None]:
-                return [None if v is None or pd.isna(v) else v * scale for v in frame[col]]
+                values = [None if v is None or pd.isna(v) else v * scale for v in frame[col]]
+                if rate:  # a share lies in 0..100%: the interval's band is drawn within it
+                    values = [None if v is None else min(100.0, max(0.0, v)) for v in values]
+                return values
 
             fig.add_scatter(x=x, y=y("canary_high"), mode="lines", line={"width": 0}, showlegend=False,
                             hoverinfo="skip")
@@ -139,10 +142,11 @@ with canary_tab:
             if frame["critical_line"].notna().any():
                 fig.add_scatter(x=x, y=y("critical_line"), mode="lines", name="critical limit",
                                 line={"color": "#d62728", "width": 2, "dash": "dashdot"})
-            first_rb = frame[frame["verdict"] == "rollback"]
-            if not first_rb.empty:
-                fig.add_vline(x=int(first_rb["requests"].iloc[0]), line={"color": "#d62728", "width": 1},
-                              annotation_text="first rollback verdict", annotation_position="top left")
+            for verdict, colour in (("rollback", "#d62728"), ("promote", "#2ca02c")):
+                first = frame[frame["verdict"] == verdict]
+                if not first.empty:
+                    fig.add_vline(x=int(first["requests"].iloc[0]), line={"color": colour, "width": 1},
+                                  annotation_text=f"first {verdict} verdict", annotation_position="top left")
         fig.update_layout(title={"text": f"{ui.label(signal)}: canary vs baseline as traffic arrives",
                                  "font": {"size": 18}},
                           height=420, font={"size": 14}, xaxis_title="canary requests judged",
@@ -202,6 +206,12 @@ with shadow_tab:
             "latency Δ ms": None if s.latency_delta_ms.value is None else round(s.latency_delta_ms.value),
             "cost Δ %": pct(s.cost_relative)} for s in [o, *report.slices]])
 
+        if report.scores:
+            st.subheader("Evaluator scores")
+            ui.show_table([{"score": sc["score"], "pairs": sc["n"],
+                            "shadow − production": None if sc["delta"] is None else round(sc["delta"], 4),
+                            "95% interval": "" if sc["low"] is None or sc["high"] is None
+                            else f"{sc['low']:+.4f} to {sc['high']:+.4f}"} for sc in report.scores])
         st.subheader("Most disagreeing requests")
         worst = report.most_disagreeing
         ui.show_table([{"request": w["request_id"], "slices": ", ".join(f"{k}={v}" for k, v in w["slices"].items()),

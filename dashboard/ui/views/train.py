@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.core import render
 from dashboard.core.rollout import Experiment, FeatureFlag, Incident, RollbackDrill, RolloutEvidence
 from dashboard.train import missing_before_judging, release_train, required_tiers
 from dashboard.ui import components as ui
@@ -69,6 +70,19 @@ if missing:
 else:
     st.success(f"Every required tier ran for {ui.esc(sel.candidate)}, passed and is fresh.",
                icon=":material/check_circle:")
+
+profiled = [t for t in rollout.tiers if t.profile]
+if profiled:  # tiers are policy profiles: what each tier's gates decide on the candidate's stored eval data
+    st.subheader(f"{ui.esc(sel.candidate)} under each tier's profile")
+    rows_by_tier = []
+    for t in profiled:
+        dt = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, t.profile)
+        rows_by_tier.append({"tier": t.name, "profile": t.profile,
+                             "decision": f"{render.STATUS_ICONS[dt.status]} {render.STATUS_WORDS[dt.status]}",
+                             "blockers": ", ".join(dt.blockers), "warnings": ", ".join(dt.warnings)})
+    ui.show_table(rows_by_tier)
+    st.caption("The policy's gates of each profile, judged now on the candidate's stored eval data and evidence; "
+               "the tier runs above are what CI recorded.")
 
 d = data.decision(sel.generation, sel.candidate, sel.baseline, sel.policy_path, sel.policy.digest, sel.profile)
 mine = [g for g in d.gates if g.metric.startswith("rollout.")]
