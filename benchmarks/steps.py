@@ -79,12 +79,17 @@ def make_gate_store(db: str, cases: str) -> None:
     _result(0.0)
 
 
-def gate(db: str, policy_path: str, repeats: str = "3") -> None:
+def gate(db: str, policy_path: str, repeats: str = "3", stats: str = "stats") -> None:
     """Cold first decision, then the best of `repeats` warm ones (same process, same store), always computed (the
-    decision cache is bypassed: this is the cost of judging)."""
+    decision cache is bypassed: this is the cost of judging). `stats` = "nostats" ignores the per-run statistics
+    (as for a store written before them: every metric aggregated from the cases)."""
     from dashboard.core.policy import load_policy
     from dashboard.service import gate_release
+    from dashboard.store import stats as run_stats
     from dashboard.store.db import Store
+
+    if stats == "nostats":
+        run_stats.usable = lambda *_a: False  # type: ignore[assignment]
 
     store = Store(db, read_only=True)
     policy = load_policy(policy_path)
@@ -95,7 +100,7 @@ def gate(db: str, policy_path: str, repeats: str = "3") -> None:
         times.append(time.perf_counter() - t)
         digests.add(decision.digest)
     _result(times[0], warm_s=min(times[1:] or times), gates=len(decision.gates), status=decision.status,
-            same_digest=len(digests) == 1)
+            same_digest=len(digests) == 1, digest=decision.digest)
 
 
 def clear_decision_cache(db: str) -> None:

@@ -269,3 +269,44 @@ def test_paired_outcomes_and_regressions_without_the_per_case_group_by_are_the_s
             for c, b in pairs]
     assert fast == slow
     assert any(p.changed for paired, _c, _r in fast for p in paired.values())
+
+
+def test_paired_test_p_values_without_scipy_stats_are_scipy_stats_bit_for_bit(monkeypatch):
+    """Test that the exact McNemar p-value (two-sided binomial test), the one-sided binomial tail and the normal CDF
+    computed through scipy.special's ufuncs are the very floats scipy.stats gives, over every k for small n and
+    around the middle and the tails for large n."""
+    import random
+
+    import numpy as np
+    import scipy.stats
+
+    from dashboard.core import stats as core_stats
+
+    u = core_stats._ufuncs()
+    assert u is not None
+    rnd = random.Random(15)
+    pairs = [(k, n) for n in range(1, 120) for k in range(n + 1)]
+    for n in (1_000, 9_999, 100_000, 1_000_003, 4_999_999):
+        mid = n // 2
+        pairs += [(k, n) for k in (0, 1, 2, n - 1, n, mid - 1, mid, mid + 1, *(rnd.randint(0, n) for _ in range(25)),
+                                   *(mid + rnd.randint(-3 * int(n ** 0.5), 3 * int(n ** 0.5)) for _ in range(25)))
+                  if 0 <= k <= n]
+    for k, n in pairs:
+        want = scipy.stats.binomtest(k, n, 0.5, alternative="two-sided").pvalue
+        got = core_stats._binomtest_two_sided(u, k, n, 0.5)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes(), (k, n, got, want)
+        assert core_stats.mcnemar_exact(k, n - k) == float(want)
+        for j in (k - 1, k):
+            assert np.float64(core_stats._binom_sf1(u, j, n, 0.5)).tobytes() == \
+                np.float64(scipy.stats.binom.sf(j, n, 0.5)).tobytes(), (j, n)
+    for x in [rnd.uniform(-40, 40) for _ in range(2000)] + [0.0, -0.0, 1e-300, -8.3, 38.5, float("inf"), -float("inf")]:
+        assert np.float64(u.ndtr(x)).tobytes() == np.float64(scipy.stats.norm.cdf(x)).tobytes(), x
+    paired = [core_stats.Paired(50, 9, 3, 8), core_stats.Paired(10, 0, 0, 3), core_stats.Paired(900, 40, 52, 8),
+              core_stats.Paired(0, 0, 0, 0), core_stats.Paired(5, 1, 0, 0), core_stats.Paired(10**6, 120, 95, 4000)]
+    margins = (0.0, 0.01, 0.05)
+    fast = [(core_stats.regression_p_value(p, m), core_stats.mcnemar_exact(p.regressions, p.fixes))
+            for p in paired for m in margins]
+    monkeypatch.setattr(core_stats, "_ufuncs", lambda: None)  # the scipy.stats path, as before issue 15
+    slow = [(core_stats.regression_p_value(p, m), core_stats.mcnemar_exact(p.regressions, p.fixes))
+            for p in paired for m in margins]
+    assert fast == slow

@@ -7,6 +7,7 @@ are computed exactly or draw from a fixed seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -30,6 +31,74 @@ def _binom_sf(k: int, n: int, p: np.ndarray) -> np.ndarray:
     except ImportError:  # pragma: no cover (another SciPy layout)
         return np.asarray(_scipy_stats().binom.sf(k, n, p))
     return np.asarray(sf(float(k), float(n), p))
+
+
+def _ufuncs() -> ModuleType | None:
+    """scipy.special's compiled functions behind scipy.stats.binom and scipy.stats.norm (issue 15: importing
+    scipy.stats costs 0.4-0.8 s of a cold judgement on this host; scipy.special about half of that). None when a SciPy
+    release moves them: the callers then use scipy.stats itself."""
+    try:
+        from scipy.special import _ufuncs as u
+    except ImportError:  # pragma: no cover (another SciPy layout)
+        return None
+    return u if all(hasattr(u, f) for f in ("_binom_pmf", "_binom_cdf", "_binom_sf", "ndtr")) else None
+
+
+# scipy.stats.binom.pmf / cdf / sf and norm.cdf for one point, step for step as scipy.stats' rv_discrete and
+# rv_continuous compute them (support checks, floor, clip to [0, 1], the same ufunc): the same floats bit for bit
+# (tests/test_speed_stats.py compares them over grids). n >= 1 an integer, 0 <= p <= 1.
+def _binom_pmf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    if not 0 <= k <= n or math.floor(k) != k:
+        return 0.0
+    return float(np.clip(u._binom_pmf(float(k), float(n), float(p)), 0, 1))
+
+
+def _binom_cdf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    if k >= n:
+        return 1.0
+    if k < 0:
+        return 0.0
+    return float(np.clip(u._binom_cdf(float(math.floor(k)), float(n), float(p)), 0, 1))
+
+
+def _binom_sf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    if k < 0:
+        return 1.0
+    if k >= n:
+        return 0.0
+    return float(np.clip(u._binom_sf(float(math.floor(k)), float(n), float(p)), 0, 1))
+
+
+def _binomtest_two_sided(u: ModuleType, k: int, n: int, p: float) -> float:
+    """scipy.stats.binomtest(k, n, p, alternative="two-sided").pvalue (SciPy 1.17's algorithm, unchanged)."""
+    d = _binom_pmf1(u, k, n, p)
+    rerr = 1 + 1e-7
+    pval: float
+    if k == p * n:
+        pval = 1.0
+    elif k < p * n:
+        ix = _search_binom(lambda x1: -_binom_pmf1(u, x1, n, p), -d * rerr, float(np.ceil(p * n)), n)
+        y = n - ix + int(d * rerr == _binom_pmf1(u, ix, n, p))
+        pval = _binom_cdf1(u, k, n, p) + _binom_sf1(u, n - y, n, p)
+    else:
+        ix = _search_binom(lambda x1: _binom_pmf1(u, x1, n, p), d * rerr, 0, float(np.floor(p * n)))
+        y = ix + 1
+        pval = _binom_cdf1(u, y - 1, n, p) + _binom_sf1(u, k - 1, n, p)
+    return min(1.0, pval)
+
+
+def _search_binom(a: Callable[[float], float], d: float, lo: float, hi: float) -> float:
+    """scipy.stats._binomtest._binary_search_for_binom_tst: i in [lo, hi] with a(i) <= d < a(i + 1)."""
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        midval = a(mid)
+        if midval < d:
+            lo = mid + 1
+        elif midval > d:
+            hi = mid - 1
+        else:
+            return mid
+    return lo if a(lo) <= d else lo - 1
 
 
 Z95 = 1.959963984540054  # float(scipy.stats.norm.ppf(0.975)), exactly (tests/test_stats.py)
@@ -78,7 +147,10 @@ def mcnemar_exact(regressions: int, fixes: int) -> float:
     k = regressions + fixes
     if k == 0:
         return 1.0
-    return float(_scipy_stats().binomtest(regressions, k, 0.5, alternative="two-sided").pvalue)
+    u = _ufuncs()
+    if u is None:  # pragma: no cover (another SciPy layout)
+        return float(_scipy_stats().binomtest(regressions, k, 0.5, alternative="two-sided").pvalue)
+    return float(_binomtest_two_sided(u, regressions, k, 0.5))
 
 
 def paired_diff_interval(p: Paired, z: float = Z95) -> tuple[float, float] | None:
@@ -103,12 +175,18 @@ def regression_p_value(p: Paired, margin: float = 0.0) -> float:
         return 1.0
     if margin <= 0:
         k = p.regressions + p.fixes
-        return float(_scipy_stats().binom.sf(p.regressions - 1, k, 0.5)) if k else 1.0
+        if not k:
+            return 1.0
+        u = _ufuncs()
+        return float(_binom_sf1(u, p.regressions - 1, k, 0.5) if u is not None
+                     else _scipy_stats().binom.sf(p.regressions - 1, k, 0.5))
     n11, n10, n01, n00 = (x + 0.5 for x in (p.both_pass, p.regressions, p.fixes, p.both_fail))
     n = n11 + n10 + n01 + n00
     d = (n01 - n10) / n
     se = math.sqrt(max(((n10 + n01) - (n01 - n10) ** 2 / n) / n**2, 1e-18))
-    return float(_scipy_stats().norm.cdf((d + margin) / se))
+    u = _ufuncs()
+    x = (d + margin) / se
+    return float(u.ndtr(x) if u is not None else _scipy_stats().norm.cdf(x))
 
 
 def changed_p_value(p: Paired, margin: float = 0.0) -> float:
