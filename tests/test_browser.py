@@ -7,6 +7,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.ingesting import ingest
 from tests.browser import ARTIFACTS, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -112,8 +113,8 @@ def hostile_server(tmp_path_factory):
     records = [good_case(case_id=f"c{i}", slices={"task": HOSTILE_TASK if i % 2 else "plain"},
                          output="<script>alert('owned')</script>**bold** [link](javascript:alert(1))",
                          passed=i % 3 != 0) for i in range(60)]
-    store.ingest([write_jsonl(tmp / "b.jsonl", [dict(r, passed=True) for r in records])], base.release_id)
-    store.ingest([write_jsonl(tmp / "c.jsonl", records)], HOSTILE_RELEASE)
+    ingest(store, [write_jsonl(tmp / "b.jsonl", [dict(r, passed=True) for r in records])], base.release_id)
+    ingest(store, [write_jsonl(tmp / "c.jsonl", records)], HOSTILE_RELEASE)
     store.close()
     with streamlit_server(str(tmp / "hostile.duckdb")) as url:
         yield url
@@ -410,8 +411,8 @@ def links_server(tmp_path_factory):
     store.put_manifest(base.model_copy(update={"release_id": "rc-links", "baseline_release_id": base.release_id}))
     records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1", output=f"answer {i}.",
                          error=FORMULAS[i % len(FORMULAS)] if i < 8 else None) for i in range(40)]
-    store.ingest([write_jsonl(tmp / "b.jsonl", records)], base.release_id)
-    store.ingest([write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
+    ingest(store, [write_jsonl(tmp / "b.jsonl", records)], base.release_id)
+    ingest(store, [write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
                                                      output=LINK_CORPUS if i % 2 else f"{r['output']} Changed now.",
                                                      passed=i % 5 != 0)
                                                 for i, r in enumerate(records)])], "rc-links")
