@@ -15,9 +15,10 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 PAGES = {"overview": "", "releases": "releases", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
          "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
-         "datasets": "datasets", "load": "load"}
+         "datasets": "datasets", "train": "train", "canary": "canary", "load": "load"}
 
 
+@pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_in_a_real_browser(server, page, name):
     """Test that each page loads without an exception and save its screenshot."""
     page.goto(f"{server}/{PAGES[name]}?candidate=rel-2026.11.0-rc2")
