@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dashboard import ingesting
+
 
 def _result(wall: float, **extra: object) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -52,7 +54,7 @@ def ingest(path: str) -> None:
         store = Store(Path(tmp) / "s.duckdb")
         store.put_manifest(demo.manifest_for(demo.STORIES[0]))
         t = time.perf_counter()
-        report = store.ingest([path], demo.BASELINE_ID)
+        report = ingesting.ingest(store, [path], demo.BASELINE_ID)
         wall = time.perf_counter() - t
         store.close()
     _result(wall, records=report.files[0].records)
@@ -74,7 +76,7 @@ def make_gate_store(db: str, cases: str) -> None:
                 path = Path(tmp) / f"{story.release_id}-{suite.name}.parquet"
                 store.write_table(demo.eval_run(story, suite, k, manifest), path, "parquet")
                 files.append(path)
-            store.ingest(files, story.release_id, manifest)
+            ingesting.ingest(store, files, story.release_id, manifest)
     store.close()
     _result(0.0)
 

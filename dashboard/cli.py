@@ -18,6 +18,7 @@ from dashboard.core.errors import (
     read_input_bytes,
 )
 from dashboard.core.render import terminal_safe
+from dashboard.ingesting import ingest, ingest_split
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -84,7 +85,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise UsageError("one --manifest per release: several only with --split")
     manifest = load_manifest(args.manifest[0]) if args.manifest else None
     with _open_store(args) as store:
-        report = store.ingest(args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
+        report = ingest(store, args.files, args.release, manifest, progress=sys.stderr.isatty(), fmt=args.input_format,
                               dataset=args.dataset, dataset_version=args.dataset_version,
                               default_risk=args.default_risk, dataset_file=args.dataset_file, pass_if=args.pass_if)
     if args.format == "json":
@@ -115,7 +116,7 @@ def _ingest_split(args: argparse.Namespace) -> int:
     release_map = parse_release_map(args.release_map)
     manifests = [load_manifest(m) for m in args.manifest or []]
     with _open_store(args) as store:
-        reports = store.ingest_split(args.files, args.split, release_map, manifests,
+        reports = ingest_split(store, args.files, args.split, release_map, manifests,
                                      progress=sys.stderr.isatty(), fmt=args.input_format, dataset=args.dataset,
                                      dataset_version=args.dataset_version, default_risk=args.default_risk,
                                      dataset_file=args.dataset_file, pass_if=args.pass_if)
@@ -246,7 +247,7 @@ def load_bundled_demo(store: Store) -> list[str]:
         loaded = []
         for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             manifest = load_manifest(release_dir / "manifest.yaml")
-            store.ingest(sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+            ingest(store, sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
             demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
             loaded.append(manifest.release_id)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
@@ -795,11 +796,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_observe(args: argparse.Namespace) -> int:
-    from dashboard.store.observations import ingest_observations
+    from dashboard.ingesting import observe
 
     keys = (args.release_attribute, args.variant_attribute)
     with _open_store(args) as store:
-        report = ingest_observations(store, args.files, args.release, args.variant, keys)
+        report = observe(store, args.files, args.release, args.variant, keys)
     if args.format == "json":
         _print_json(report.model_dump(mode="json"))
         return EXIT_OK

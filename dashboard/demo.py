@@ -21,6 +21,7 @@ import pyarrow as pa
 from scipy.special import ndtri
 
 from dashboard.core.models import ReleaseManifest
+from dashboard.ingesting import ingest
 
 NONE = np.array(None, dtype=object)
 
@@ -566,7 +567,7 @@ def load_demo(store: Store, cases: int = 2000) -> list[str]:
             folder = Path(tmp) / story.release_id
             manifest = manifest_for(story)
             files = sorted(folder.glob("*.parquet"))
-            store.ingest(files, story.release_id, manifest)
+            ingest(store, files, story.release_id, manifest)
             load_rollout(store, folder)
             loaded.append(story.release_id)
     load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
@@ -720,11 +721,11 @@ def load_observations(store: Store) -> int:
     """Ingest the demo's production observations (idempotent: a file already stored is skipped)."""
     import tempfile
 
-    from dashboard.store.observations import ingest_observations
+    from dashboard.ingesting import observe
 
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
         for path, release, variant in observation_files(Path(tmp)):
-            report = ingest_observations(store, [path], release, variant)
+            report = observe(store, [path], release, variant)
             total += sum(f.records for f in report.files)
     return total

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from dashboard import demo
 from dashboard.core.models import ReleaseEvidence
+from dashboard.ingesting import ingest
 from dashboard.store.db import Store
 
 BASE = demo.STORIES[0]
@@ -41,7 +42,7 @@ def load_story(store: Store, story: demo.Story, cases: int, tmp_path, evidence: 
         path = tmp_path / f"{story.release_id}-{suite.name}.parquet"
         store.write_table(table, path, "parquet")
         files.append(path)
-    store.ingest(files, story.release_id, manifest)
+    ingest(store, files, story.release_id, manifest)
     if evidence:
         store.put_evidence(ReleaseEvidence.model_validate({
             "release_id": story.release_id, "release_owner": "ana@example.com", "rollback_owner": "raj@example.com",

@@ -7,6 +7,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.ingesting import ingest
 from tests.browser import ARTIFACTS, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -14,9 +15,10 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 PAGES = {"overview": "", "releases": "releases", "gates": "gates", "review": "review", "slices": "slices", "quality_rag": "quality_rag",
          "agent_tools": "agent_tools", "security": "security", "cost_latency": "cost_latency", "cases": "cases",
-         "datasets": "datasets", "load": "load"}
+         "datasets": "datasets", "train": "train", "canary": "canary", "load": "load"}
 
 
+@pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_in_a_real_browser(server, page, name):
     """Test that each page loads without an exception and save its screenshot."""
     page.goto(f"{server}/{PAGES[name]}?candidate=rel-2026.11.0-rc2")
@@ -112,8 +114,8 @@ def hostile_server(tmp_path_factory):
     records = [good_case(case_id=f"c{i}", slices={"task": HOSTILE_TASK if i % 2 else "plain"},
                          output="<script>alert('owned')</script>**bold** [link](javascript:alert(1))",
                          passed=i % 3 != 0) for i in range(60)]
-    store.ingest([write_jsonl(tmp / "b.jsonl", [dict(r, passed=True) for r in records])], base.release_id)
-    store.ingest([write_jsonl(tmp / "c.jsonl", records)], HOSTILE_RELEASE)
+    ingest(store, [write_jsonl(tmp / "b.jsonl", [dict(r, passed=True) for r in records])], base.release_id)
+    ingest(store, [write_jsonl(tmp / "c.jsonl", records)], HOSTILE_RELEASE)
     store.close()
     with streamlit_server(str(tmp / "hostile.duckdb")) as url:
         yield url
@@ -410,8 +412,8 @@ def links_server(tmp_path_factory):
     store.put_manifest(base.model_copy(update={"release_id": "rc-links", "baseline_release_id": base.release_id}))
     records = [good_case(case_id=f"c{i}", judge_model="judge-a", scorer_version="s1", output=f"answer {i}.",
                          error=FORMULAS[i % len(FORMULAS)] if i < 8 else None) for i in range(40)]
-    store.ingest([write_jsonl(tmp / "b.jsonl", records)], base.release_id)
-    store.ingest([write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
+    ingest(store, [write_jsonl(tmp / "b.jsonl", records)], base.release_id)
+    ingest(store, [write_jsonl(tmp / "c.jsonl", [dict(r, judge_model=LINK_CORPUS, scorer_version=LINK_CORPUS,
                                                      output=LINK_CORPUS if i % 2 else f"{r['output']} Changed now.",
                                                      passed=i % 5 != 0)
                                                 for i, r in enumerate(records)])], "rc-links")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.ingesting import ingest_split
 from tests.browser import ARTIFACTS, CHROMIUM, body_shows, streamlit_server, wait_for_app
 
 pytestmark = pytest.mark.browser
@@ -32,7 +33,7 @@ def test_gates_page_on_a_split_promptfoo_eval(tmp_path):
     ma, mb = _manifests(tmp_path, "rel-a", "rel-b")
     db = tmp_path / "b.duckdb"
     with Store(db) as s:
-        s.ingest_split([PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "prompt.policy_answer.v8": "rel-b"},
+        ingest_split(s, [PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "prompt.policy_answer.v8": "rel-b"},
                        [load_manifest(ma), load_manifest(mb)], dataset="case_policy_golden")
     (tmp_path / "side.yaml").write_text(POLICY)
     with streamlit_server(str(db), {"READINESS_POLICIES": str(tmp_path / "side.yaml")}) as url, \

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dashboard.core.errors import ReadinessError
+from dashboard.ingesting import observe
 from dashboard.store.db import Store
-from dashboard.store.observations import ingest_observations
 from tests.conftest import REPO
 from tests.test_fuzz import fuzz, mutated, only_success_or_refusal
 
@@ -33,7 +33,7 @@ def obs_store(tmp_path_factory):
 
 
 def _observe(store: Store, path: Path) -> Any:
-    result = only_success_or_refusal(ingest_observations, store, [path], "rel-2026.10.0")
+    result = only_success_or_refusal(observe, store, [path], "rel-2026.10.0")
     if not isinstance(result, ReadinessError):
         store.query("DELETE FROM observations"), store.query("DELETE FROM observation_sources")
     return result

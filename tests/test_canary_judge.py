@@ -13,8 +13,8 @@ from dashboard.cli import main
 from dashboard.core.canary import Moments, judge
 from dashboard.core.canary_policy import CanaryPolicy
 from dashboard.core.manifests import ArtifactChange
+from dashboard.ingesting import observe
 from dashboard.store.db import Store
-from dashboard.store.observations import ingest_observations
 from tests.conftest import REPO, write_jsonl
 
 POLICY = str(REPO / "data" / "policies" / "case-management.yaml")
@@ -163,8 +163,8 @@ def test_synthetic_canary_through_the_store(tmp_path: Path) -> None:
     recs_c = [{"request_id": f"c{i}", "time": f"2026-11-20T10:{i // 100:02d}:{i % 60:02d}Z", "error": i % 5 == 0}
               for i in range(3000)]
     with Store(tmp_path / "s.duckdb") as s:
-        ingest_observations(s, [write_jsonl(tmp_path / "b.jsonl", recs_b)], "base", "baseline")
-        ingest_observations(s, [write_jsonl(tmp_path / "c.jsonl", recs_c)], "cand", "canary")
+        observe(s, [write_jsonl(tmp_path / "b.jsonl", recs_b)], "base", "baseline")
+        observe(s, [write_jsonl(tmp_path / "c.jsonl", recs_c)], "cand", "canary")
         from dashboard.canarying import judge_canary
 
         j, looks = judge_canary(s, _policy(), "cand", "base", look_every=500)

@@ -11,8 +11,9 @@ import pytest
 
 from dashboard.cli import main
 from dashboard.core.errors import InputRefused
+from dashboard.ingesting import observe
 from dashboard.store.db import Store
-from dashboard.store.observations import ingest_observations, observation_counts
+from dashboard.store.observations import observation_counts
 from tests.conftest import write_jsonl
 
 
@@ -85,7 +86,7 @@ def test_bad_records_name_file_line_field(tmp_path: Path, record, where: str) ->
     f = write_jsonl(tmp_path / "bad.jsonl", [obs(0), record])
     with Store(tmp_path / "s.duckdb") as s:
         with pytest.raises(InputRefused) as e:
-            ingest_observations(s, [f], "rel-1", "baseline")
+            observe(s, [f], "rel-1", "baseline")
         assert f"{f}:{where}" in str(e.value)
         assert s.query("SELECT count(*) FROM observations") == [(0,)]
 
@@ -96,12 +97,12 @@ def test_one_transaction_and_stored_request_never_changes(tmp_path: Path) -> Non
     bad = write_jsonl(tmp_path / "bad.jsonl", [obs(7), obs(8, cost_usd="free")])
     with Store(tmp_path / "s.duckdb") as s:
         with pytest.raises(InputRefused, match="bad.jsonl:line 2: cost_usd"):
-            ingest_observations(s, [good, bad], "rel-1", "baseline")
+            observe(s, [good, bad], "rel-1", "baseline")
         assert s.query("SELECT count(*) FROM observations") == [(0,)]
-        ingest_observations(s, [good], "rel-1", "baseline")
+        observe(s, [good], "rel-1", "baseline")
         again = write_jsonl(tmp_path / "again.jsonl", [obs(5), obs(2, latency_ms=1.0)])
         with pytest.raises(InputRefused, match=r"again.jsonl:line 2: request_id: 'req-2' \(baseline\) is already stored"):
-            ingest_observations(s, [again], "rel-1", "baseline")
+            observe(s, [again], "rel-1", "baseline")
         assert s.query("SELECT count(*) FROM observations") == [(3,)]
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from dashboard.cli import main
 from dashboard.core.errors import InputRefused
+from dashboard.ingesting import observe
 from dashboard.store.db import Store
-from dashboard.store.observations import ingest_observations
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "otlp"
@@ -82,7 +82,7 @@ def test_base64_ids_and_broken_lines_are_refused_with_line_and_field(tmp_path: P
     with Store(tmp_path / "s.duckdb") as s:
         for path, message in cases:
             with pytest.raises(InputRefused) as e:
-                ingest_observations(s, [path], "rel-2026.10.0")
+                observe(s, [path], "rel-2026.10.0")
             assert message in str(e.value)
         assert s.query("SELECT count(*) FROM observations") == [(0,)]
 
@@ -90,4 +90,4 @@ def test_base64_ids_and_broken_lines_are_refused_with_line_and_field(tmp_path: P
 def test_no_trace_of_the_release(tmp_path: Path) -> None:
     """Test that observing an OTLP file for a release it does not hold is refused, not silently empty."""
     with Store(tmp_path / "s.duckdb") as s, pytest.raises(InputRefused, match="no trace in the file is of release"):
-        ingest_observations(s, [CANARY], "rel-other")
+        observe(s, [CANARY], "rel-other")

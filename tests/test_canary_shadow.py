@@ -11,8 +11,9 @@ import pytest
 
 from dashboard.canarying import compare_shadow
 from dashboard.cli import main
+from dashboard.ingesting import observe
 from dashboard.store.db import Store
-from dashboard.store.observations import ingest_observations, shadow_pair
+from dashboard.store.observations import shadow_pair
 from tests.conftest import write_jsonl
 
 SHADOW, BASE = "rel-2026.11.0-index-v4", "rel-2026.10.0"
@@ -38,8 +39,8 @@ def small(tmp_path: Path) -> Store:
               rec(3, "Open per POL-2", ["Q", "Z", "Y"], latency_ms=900.0, cost_usd=0.02),
               rec(7, "unpaired", ["A"])]
     s = Store(tmp_path / "s.duckdb")
-    ingest_observations(s, [write_jsonl(tmp_path / "p.jsonl", prod)], BASE, "baseline")
-    ingest_observations(s, [write_jsonl(tmp_path / "s.jsonl", shadow)], SHADOW, "shadow")
+    observe(s, [write_jsonl(tmp_path / "p.jsonl", prod)], BASE, "baseline")
+    observe(s, [write_jsonl(tmp_path / "s.jsonl", shadow)], SHADOW, "shadow")
     yield s
     s.close()
 
@@ -73,7 +74,7 @@ def test_nothing_paired_fails_closed_and_no_shadow_is_input_error(tmp_path: Path
     """Test that a shadow with no production counterpart is a blocker, and a release without shadow rows exit 2."""
     db = str(tmp_path / "s.duckdb")
     with Store(db) as s:
-        ingest_observations(s, [write_jsonl(tmp_path / "s.jsonl", [rec(1, "a", ["A"])])], SHADOW, "shadow")
+        observe(s, [write_jsonl(tmp_path / "s.jsonl", [rec(1, "a", ["A"])])], SHADOW, "shadow")
     assert main(["shadow", "compare", "--release", SHADOW, "--baseline", BASE, "--db", db]) == 1
     assert "No shadow request could be paired" in capsys.readouterr().out
     assert main(["shadow", "compare", "--release", "nope", "--baseline", BASE, "--db", db]) == 2

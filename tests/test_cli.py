@@ -256,7 +256,8 @@ def test_every_judging_command_takes_baseline_none(capsys, tmp_path, demo_store,
 
 
 def test_core_is_pure_and_only_the_store_speaks_sql():
-    """Test the layering: core imports neither Streamlit nor DuckDB; nothing outside the store imports DuckDB."""
+    """Test the layering: core imports neither Streamlit nor DuckDB; nothing outside the store imports DuckDB or
+    speaks SQL; the store reads no file format (it imports no importer: dashboard/ingesting.py hands it records)."""
     import re
 
     package = REPO / "dashboard"
@@ -266,6 +267,8 @@ def test_core_is_pure_and_only_the_store_speaks_sql():
         imports_duckdb = re.search(r"^\s*(import duckdb|from duckdb)", text, re.M)
         if rel.startswith("core/"):
             assert not imports_duckdb and not re.search(r"^\s*(import streamlit|from streamlit)", text, re.M), rel
+        if rel.startswith("store/"):
+            assert not re.search(r"^\s*from dashboard\.importers|^\s*import dashboard\.importers", text, re.M), rel
         if not rel.startswith("store/"):
             assert not imports_duckdb, rel
             assert not _sql_in(text), (rel, _sql_in(text))

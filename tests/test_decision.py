@@ -13,6 +13,7 @@ import pytest
 from dashboard import demo
 from dashboard.core.gates import loosened_gates
 from dashboard.core.policy import load_policy, parse_policy
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from tests.conftest import REPO, good_case, write_jsonl
@@ -34,8 +35,8 @@ def _store(path, base: list[dict], cand: list[dict]) -> Store:
     bm = demo.manifest_for(demo.STORIES[0])
     store.put_manifest(bm)
     store.put_manifest(bm.model_copy(update={"release_id": "cand", "baseline_release_id": bm.release_id}))
-    store.ingest([write_jsonl(path.parent / "b.jsonl", base)], bm.release_id)
-    store.ingest([write_jsonl(path.parent / "c.jsonl", cand)], "cand")
+    ingest(store, [write_jsonl(path.parent / "b.jsonl", base)], bm.release_id)
+    ingest(store, [write_jsonl(path.parent / "c.jsonl", cand)], "cand")
     return store
 
 

@@ -13,6 +13,7 @@ from dashboard.cli import main
 from dashboard.core import render
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import load_policy
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release, judged_key
 from dashboard.store.db import Store
 from tests.conftest import REPO
@@ -30,7 +31,7 @@ def _ingest(store: Store, story: demo.Story, suites: list[demo.Suite], tmp: Path
         path = tmp / f"{story.release_id}-{suite.name}.parquet"
         store.write_table(demo.eval_run(story, suite, cases, manifest), path, "parquet")
         files.append(path)
-    store.ingest(files, story.release_id, manifest)
+    ingest(store, files, story.release_id, manifest)
 
 
 @pytest.fixture

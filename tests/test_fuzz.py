@@ -33,6 +33,7 @@ from dashboard.core.policy import load_policy
 from dashboard.core.render import to_junit, to_markdown, to_text
 from dashboard.importers.native import diagnose
 from dashboard.importers.tools import READERS, ImportContext, detect_tool
+from dashboard.ingesting import ingest
 from dashboard.store.db import Store
 from tests.conftest import REPO, good_case
 from tests.test_importers import DEEPEVAL, INSPECT_EVAL, INSPECT_JSON, LM_EVAL, PROMPTFOO
@@ -204,7 +205,7 @@ def fuzz_store(tmp_path_factory):
 
 
 def _ingest(store: Store, path: Path) -> Any:
-    result = only_success_or_refusal(store.ingest, [path], BASE.release_id)
+    result = only_success_or_refusal(ingest, store, [path], BASE.release_id)
     if not isinstance(result, ReadinessError):  # keep the store small: forget what was stored
         store.query("DELETE FROM cases"), store.query("DELETE FROM runs"), store.query("DELETE FROM sources")
     return result
@@ -343,7 +344,7 @@ def test_hostile_names_survive_ingest_gate_and_reports(tmp_path_factory, suite, 
                            passed=i % 3 != 0) for i in range(6)]
         path = folder / "cases.jsonl"
         path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
-        report = store.ingest([path], release, manifest)
+        report = ingest(store, [path], release, manifest)
         assert report.files[0].runs == [run]
         assert [r.suite for r in store.runs(release)] == [suite]
         policy = parse_policy(yaml.safe_dump({
@@ -371,7 +372,7 @@ def test_tool_files_through_the_whole_ingest_are_stored_or_refused(fuzz_store, t
     doc = {"promptfoo": PROMPTFOO_DOC, "deepeval": DEEPEVAL_DOC, "inspect": INSPECT_DOC}[fmt]
     path = tmp_path_factory.mktemp("tool") / f"{fmt}.json"
     path.write_text(json.dumps(data.draw(mutated(doc))), encoding="utf-8")
-    result = only_success_or_refusal(fuzz_store.ingest, [path], BASE.release_id, None, False, "auto",
+    result = only_success_or_refusal(ingest, fuzz_store, [path], BASE.release_id, None, False, "auto",
                                      "case_policy_golden")
     if isinstance(result, ReadinessError):
         assert "converted.jsonl" not in str(result)

@@ -13,6 +13,7 @@ from dashboard import demo
 from dashboard.core.errors import InputRefused
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import load_policy, parse_condition, parse_policy
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from tests.conftest import REPO, good_case, write_jsonl
@@ -119,8 +120,8 @@ def _store_with(tmp_path, records: list[dict], baseline_records: list[dict] | No
                                             "baseline_release_id": BASE.release_id if baseline_records else None})
     store.put_manifest(cand)
     if baseline_records:
-        store.ingest([write_jsonl(tmp_path / "b.jsonl", baseline_records)], BASE.release_id)
-    store.ingest([write_jsonl(tmp_path / "c.jsonl", records)], "cand")
+        ingest(store, [write_jsonl(tmp_path / "b.jsonl", baseline_records)], BASE.release_id)
+    ingest(store, [write_jsonl(tmp_path / "c.jsonl", records)], "cand")
     return store
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import demo
+from dashboard import demo, ingesting
 from dashboard.core.errors import InputRefused
 from dashboard.core.policy import parse_policy
 from dashboard.importers.tools import detect_tool
@@ -34,7 +34,7 @@ def store(tmp_path):
 
 
 def ingest(store, path, **kw):
-    return store.ingest([path], BASE.release_id, dataset="case_policy_golden", **kw)
+    return ingesting.ingest(store, [path], BASE.release_id, dataset="case_policy_golden", **kw)
 
 
 def outcomes(store) -> tuple[int, int]:
@@ -150,7 +150,7 @@ def test_unsupported_versions_are_refused(store, tmp_path):
 
 def test_tool_files_need_a_dataset_when_the_manifest_has_several(store):
     with pytest.raises(InputRefused, match="does not say which eval dataset it ran: name it"):
-        store.ingest([PROMPTFOO], BASE.release_id)
+        ingesting.ingest(store, [PROMPTFOO], BASE.release_id)
 
 
 def test_cli_ingests_a_tool_file(tmp_path, capsys):

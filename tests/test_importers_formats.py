@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import demo
+from dashboard import demo, ingesting
 from dashboard.core.errors import InputRefused
 from dashboard.importers.tools import detect_tool
 from dashboard.store.db import Store
@@ -31,7 +31,7 @@ def store(tmp_path):
 
 
 def ingest(store, path, **kw):
-    return store.ingest([path], BASE.release_id, dataset="case_policy_golden", **kw)
+    return ingesting.ingest(store, [path], BASE.release_id, dataset="case_policy_golden", **kw)
 
 
 def per_case(store) -> dict[str, tuple[bool, float]]:
@@ -138,7 +138,7 @@ def test_an_mlflow_run_matches_its_table_and_logged_means(tmp_path):
     run = _mlflow_runs()["baseline"]
     rows = _table(run)
     with mlflow_store(tmp_path) as s:
-        report = s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden")
+        report = ingesting.ingest(s, [run], "rel-mlflow-a", dataset="case_policy_golden")
         f = report.files[0]
         assert f.format == "mlflow" and f.records == len(rows) == 6 and f.runs == [run.name]
         expected_passed = sum(r["exact_match/score"] == 1 and r["cites_policy/score"] == 1 for r in rows)
@@ -153,14 +153,14 @@ def test_an_mlflow_run_matches_its_table_and_logged_means(tmp_path):
         assert row == ("critical", "status_update", "baseline", "case-assistant-policy", "case-assistant-v1",
                        "policy_answer.v7")
         counts = s.table_counts()
-        assert s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden").files[0].status == "unchanged"
+        assert ingesting.ingest(s, [run], "rel-mlflow-a", dataset="case_policy_golden").files[0].status == "unchanged"
         assert s.table_counts() == counts
 
 
 def test_an_mlflow_run_naming_another_release_is_refused_and_nothing_is_stored(tmp_path):
     with mlflow_store(tmp_path) as s:
         with pytest.raises(InputRefused, match="names release 'rel-mlflow-b', not 'rel-mlflow-a'"):
-            s.ingest([MLRUNS], "rel-mlflow-a", dataset="case_policy_golden")  # the tree holds both runs
+            ingesting.ingest(s, [MLRUNS], "rel-mlflow-a", dataset="case_policy_golden")  # the tree holds both runs
         assert s.table_counts()["cases"] == 0
 
 
@@ -188,7 +188,7 @@ def test_broken_mlflow_runs_are_refused_naming_the_file_and_row(tmp_path, mutate
     mutate(table)
     with mlflow_store(tmp_path) as s:
         with pytest.raises(InputRefused, match=expected) as e:
-            s.ingest([run], "rel-mlflow-a", dataset="case_policy_golden")
+            ingesting.ingest(s, [run], "rel-mlflow-a", dataset="case_policy_golden")
         assert str(run) in str(e.value)
         assert s.table_counts()["cases"] == 0
 
@@ -430,17 +430,17 @@ def test_split_refusals_store_nothing(tmp_path):
     manifests = [load_manifest(ma), load_manifest(mb)]
     with Store(tmp_path / "r.duckdb") as s:
         with pytest.raises(InputRefused, match=r"does not name 'prompt.policy_answer.v8' \(5 records\)"):
-            s.ingest_split([PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "other": "rel-b"}, manifests,
+            ingesting.ingest_split(s, [PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "other": "rel-b"}, manifests,
                            dataset="case_policy_golden")
         with pytest.raises(InputRefused, match="no record has 'gpt'"):
-            s.ingest_split([PF_JSON], "provider", {"echo-model": "rel-a", "gpt": "rel-b"}, manifests,
+            ingesting.ingest_split(s, [PF_JSON], "provider", {"echo-model": "rel-a", "gpt": "rel-b"}, manifests,
                            dataset="case_policy_golden")
         with pytest.raises(InputRefused, match="record 1: slices.nope: --split nope: this promptfoo record has no"):
-            s.ingest_split([PF_JSON], "nope", {"a": "rel-a", "b": "rel-b"}, manifests, dataset="case_policy_golden")
+            ingesting.ingest_split(s, [PF_JSON], "nope", {"a": "rel-a", "b": "rel-b"}, manifests, dataset="case_policy_golden")
         with pytest.raises(InputRefused, match="manifests follow the --release-map order"):
-            s.ingest_split([PF_JSON], "prompt", {"a": "rel-b", "b": "rel-a"}, manifests, dataset="case_policy_golden")
+            ingesting.ingest_split(s, [PF_JSON], "prompt", {"a": "rel-b", "b": "rel-a"}, manifests, dataset="case_policy_golden")
         with pytest.raises(InputRefused, match="names release 'rel-mlflow-[ab]', but --split tag.role maps it to 'rel-[ab]'"):
-            s.ingest_split([MLRUNS], "tag.role", {"baseline": "rel-a", "candidate": "rel-b"}, manifests,
+            ingesting.ingest_split(s, [MLRUNS], "tag.role", {"baseline": "rel-a", "candidate": "rel-b"}, manifests,
                            dataset="case_policy_golden")
         assert s.table_counts()["cases"] == 0 and s.table_counts()["releases"] == 0
     for bad in ("a=rel-a", "a=rel-a,a=rel-b", "a=rel-a,b=rel-a", "a,b=rel-b"):
@@ -484,13 +484,13 @@ def test_an_experiment_that_grows_adds_its_new_run_and_keeps_the_stored_one(tmp_
 
     run = _copy_run(tmp_path)
     with mlflow_store(tmp_path) as s:
-        first = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        first = ingesting.ingest(s, [tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
         assert [f.status for f in first.files] == ["ingested"]
         later = run.parent / "0123456789abcdef0123456789abcdef"
         shutil.copytree(run, later)
         meta = (later / "meta.yaml").read_text().replace(run.name, later.name)
         (later / "meta.yaml").write_text(meta)
-        second = s.ingest([tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
+        second = ingesting.ingest(s, [tmp_path / "mlruns"], "rel-mlflow-a", dataset="case_policy_golden")
         assert [(f.status, f.runs) for f in second.files] == [("ingested", [later.name]), ("unchanged", [run.name])]
         assert s.query("SELECT count(*) FROM cases")[0][0] == 12
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import load_manifest
 from dashboard.core.policy import Gate, parse_policy
+from dashboard.ingesting import ingest, ingest_split
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from tests.test_importers_formats import MLRUNS, PF_JSON, _manifests, _mlflow_runs, _table
@@ -60,7 +61,7 @@ def test_a_policy_file_with_tool_metrics_names_the_line_when_wrong(tmp_path):
 def _split_store(tmp_path) -> Store:
     ma, mb = _manifests(tmp_path, "rel-a", "rel-b")
     s = Store(tmp_path / "t.duckdb")
-    s.ingest_split([PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "prompt.policy_answer.v8": "rel-b"},
+    ingest_split(s, [PF_JSON], "prompt", {"prompt.policy_answer.v7": "rel-a", "prompt.policy_answer.v8": "rel-b"},
                    [load_manifest(ma), load_manifest(mb)], dataset="case_policy_golden")
     return s
 
@@ -158,7 +159,7 @@ def test_the_policy_docs_example_per_tool_parses_and_names_what_each_tool_measur
     for g, fixture in zip(policy.gates, fixtures, strict=True):
         with Store(tmp_path / f"{g.id}.duckdb") as s:
             s.put_manifest(base)
-            s.ingest([fixture], "rel-mlflow-a", dataset="case_policy_golden")
+            ingest(s, [fixture], "rel-mlflow-a", dataset="case_policy_golden")
             measured = {(r.kind, r.name) for r in s.tool_measures("rel-mlflow-a")}
         t = tool_metric(g.metric)
         assert t is not None and ("score" if t.field == "scores" else "check", t.key) in measured, g.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from dashboard.ingesting import ingest_split
 from tests.conftest import REPO
 
 APP = str(REPO / "dashboard" / "ui" / "app.py")
@@ -52,7 +53,7 @@ def test_gates_page_shows_gates_on_an_mlflow_comparison_in_words(tmp_path, monke
     ma, mb = _manifests(tmp_path, "rel-mlflow-a", "rel-mlflow-b")
     db = tmp_path / "ui.duckdb"
     with Store(db) as s:
-        s.ingest_split([MLRUNS], "tag.role", {"baseline": "rel-mlflow-a", "candidate": "rel-mlflow-b"},
+        ingest_split(s, [MLRUNS], "tag.role", {"baseline": "rel-mlflow-a", "candidate": "rel-mlflow-b"},
                        [load_manifest(ma), load_manifest(mb)], dataset="case_policy_golden")
     (tmp_path / "tool.yaml").write_text(TOOL_POLICY)
     monkeypatch.setenv("READINESS_DB", str(db))

@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import demo
 from dashboard.core.errors import InputRefused
+from dashboard.ingesting import ingest
 from dashboard.store.db import Store
 from tests.conftest import BASELINE, good_case, write_jsonl
 
@@ -49,7 +50,7 @@ def test_bad_input_is_refused_clearly_and_nothing_is_written(store, tmp_path, na
     bad = write_jsonl(tmp_path / "bad.jsonl", records)
     before = store.table_counts()
     with pytest.raises(InputRefused) as err:
-        store.ingest([ok, bad], BASELINE)  # the good file is rolled back with the bad one
+        ingest(store, [ok, bad], BASELINE)  # the good file is rolled back with the bad one
     message = str(err.value)
     assert str(bad) in message
     assert where in message
@@ -61,7 +62,7 @@ def test_good_file_is_stored_with_runs_and_digests(store, tmp_path):
     """Test that a valid file lands with per-run counts, a source digest and computed content digests."""
     recs = [good_case(case_id=f"c{i}", passed=i % 4 != 0) for i in range(20)]
     path = write_jsonl(tmp_path / "run.jsonl", recs)
-    report = store.ingest([path], BASELINE)
+    report = ingest(store, [path], BASELINE)
     assert report.files[0].status == "ingested" and report.files[0].records == 20
     runs = store.runs(BASELINE)
     assert len(runs) == 1
@@ -75,19 +76,19 @@ def test_good_file_is_stored_with_runs_and_digests(store, tmp_path):
 def test_reingesting_the_same_file_is_a_no_op(store, tmp_path):
     """Test that the same bytes ingested twice are stored once and reported as unchanged."""
     path = write_jsonl(tmp_path / "run.jsonl", [good_case()])
-    store.ingest([path], BASELINE)
+    ingest(store, [path], BASELINE)
     counts = store.table_counts()
-    again = store.ingest([path], BASELINE)
+    again = ingest(store, [path], BASELINE)
     assert again.files[0].status == "unchanged"
     assert store.table_counts() == counts
 
 
 def test_a_changed_file_for_a_stored_run_is_refused(store, tmp_path):
     """Test that a different file claiming an already stored run id is refused as a conflict."""
-    store.ingest([write_jsonl(tmp_path / "a.jsonl", [good_case(run_id="r1")])], BASELINE)
+    ingest(store, [write_jsonl(tmp_path / "a.jsonl", [good_case(run_id="r1")])], BASELINE)
     counts = store.table_counts()
     with pytest.raises(InputRefused, match="already stored from another file"):
-        store.ingest([write_jsonl(tmp_path / "b.jsonl", [good_case(run_id="r1", passed=False)])], BASELINE)
+        ingest(store, [write_jsonl(tmp_path / "b.jsonl", [good_case(run_id="r1", passed=False)])], BASELINE)
     assert store.table_counts() == counts
 
 
@@ -102,7 +103,7 @@ def test_a_different_manifest_for_a_stored_release_is_refused(store):
 def test_unknown_release_without_manifest_is_refused(store, tmp_path):
     path = write_jsonl(tmp_path / "run.jsonl", [good_case()])
     with pytest.raises(InputRefused, match="not in the store"):
-        store.ingest([path], "rel-unknown")
+        ingest(store, [path], "rel-unknown")
 
 
 def test_csv_and_parquet_hold_the_same_records_as_jsonl(tmp_path):
@@ -115,7 +116,7 @@ def test_csv_and_parquet_hold_the_same_records_as_jsonl(tmp_path):
         s.put_manifest(manifest)
         path = tmp_path / f"run.{fmt}"
         s.write_table(table, path, fmt)
-        s.ingest([path], manifest.release_id)
+        ingest(s, [path], manifest.release_id)
         rows[fmt] = s.query("SELECT * EXCLUDE (source_digest) FROM cases ORDER BY case_id")
         s.close()
     assert len(rows["jsonl"]) == 300
@@ -131,7 +132,7 @@ def test_csv_errors_name_the_line_and_field(store, tmp_path):
         "c2,rag_policy_qa,case_policy_golden,eval.case_policy_golden.v9,high,true,slow,policy_qa\n"
     )
     with pytest.raises(InputRefused, match=r"bad.csv:line 3: latency_ms"):
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)
     assert store.table_counts()["cases"] == 0
 
 
@@ -139,7 +140,7 @@ def test_unreadable_parquet_is_refused(store, tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1" + b"\x00" * 64)
     with pytest.raises(InputRefused, match="broken.parquet"):
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)
     assert store.table_counts()["cases"] == 0
 
 
@@ -176,7 +177,7 @@ def test_a_utf8_bom_in_a_csv_is_accepted(store, tmp_path):
     """Excel writes a byte-order mark: the first column is `case_id`, not `\\ufeffcase_id`."""
     path = tmp_path / "excel.csv"
     path.write_bytes(("\ufeff" + CSV_HEADER + "\n" + CSV_ROW + "\n").encode("utf-8"))
-    assert store.ingest([path], BASELINE).files[0].records == 1
+    assert ingest(store, [path], BASELINE).files[0].records == 1
     from dashboard.importers.native import diagnose
 
     assert diagnose(path, "csv", "sha256:" + "0" * 64) == []
@@ -187,7 +188,7 @@ def test_a_csv_in_another_encoding_is_refused_clearly(store, tmp_path, encoding,
     path = tmp_path / "legacy.csv"
     path.write_bytes((CSV_HEADER + "\n" + CSV_ROW.replace("c1", "café") + "\n").encode(encoding))
     with pytest.raises(InputRefused) as e:
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)
     assert str(path) in str(e.value) and where in str(e.value) and what in str(e.value)
     assert store.table_counts()["cases"] == 0
 
@@ -197,19 +198,19 @@ def test_names_are_data_commas_quotes_and_dollars(store, tmp_path):
     score, not a piece of SQL."""
     path = write_jsonl(tmp_path / "comma.jsonl", [good_case(suite="support bot (baseline, prompt v1)", run_id=None),
                                                   good_case(case_id="c2", suite="support bot (baseline, prompt v1)")])
-    report = store.ingest([path], BASELINE)
+    report = ingest(store, [path], BASELINE)
     assert [r.suite for r in store.runs(BASELINE)] == ["support bot (baseline, prompt v1)"]
     assert report.files[0].runs[0].startswith("support bot (baseline, prompt v1)@")
     csv_path = tmp_path / "dollar.csv"
     csv_path.write_text(CSV_HEADER.replace("case_id", "run_id,case_id") + ',scores.$default_run,slices.a"b\'c\n'
                         + "r-csv," + CSV_ROW + ",0.25,x\n", encoding="utf-8")
-    store.ingest([csv_path], BASELINE)
+    ingest(store, [csv_path], BASELINE)
     assert store.query("SELECT scores['$default_run'], slices['a\"b''c'] FROM cases WHERE run_id = 'r-csv'") == [
         (0.25, "x")]
     mixed = write_jsonl(tmp_path / "mixed.jsonl", [good_case(run_id="m", suite="a"),
                                                    good_case(run_id="m", case_id="c2", suite="b")])
     with pytest.raises(InputRefused, match="mixes suites"):
-        store.ingest([mixed], BASELINE)
+        ingest(store, [mixed], BASELINE)
 
 
 def test_distinct_keys_per_file_are_capped(store, tmp_path, monkeypatch):
@@ -218,7 +219,7 @@ def test_distinct_keys_per_file_are_capped(store, tmp_path, monkeypatch):
     monkeypatch.setattr(db, "MAX_DISTINCT_KEYS", 5)
     path = write_jsonl(tmp_path / "many.jsonl", [good_case(case_id=f"c{i}", slices={f"d{i}": "v"}) for i in range(6)])
     with pytest.raises(InputRefused, match="slices: the file names 6 distinct slice dimensions, more than the limit of 5"):
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)
     assert store.table_counts()["cases"] == 0
 
 
@@ -268,7 +269,7 @@ def test_eval_and_evidence_files_must_be_regular_files(store, tmp_path):
     os.mkfifo(fifo)
     for target, kind in (("/dev/zero", "a device"), (str(fifo), "a pipe (FIFO)"), (str(tmp_path), "a directory")):
         with pytest.raises(InputRefused) as e:
-            store.ingest([target], BASELINE)
+            ingest(store, [target], BASELINE)
         assert f"{target}: cannot read eval file: it is {kind}; only regular files are read" in str(e.value)
         with pytest.raises(InputRefused) as e:
             load_structured(target)
@@ -316,9 +317,9 @@ def test_a_parquet_struct_with_an_empty_key_is_refused_and_the_store_survives(st
     path = tmp_path / "empty-key.parquet"
     pq.write_table(pa.Table.from_pylist([good_case(counters={"": 1, "x": None})]), path)
     with pytest.raises(InputRefused, match="empty-key.parquet"):  # named by the record-level diagnosis
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)
     ok = write_jsonl(tmp_path / "ok.jsonl", [good_case()])
-    assert store.ingest([ok], BASELINE).files[0].records == 1  # the store still works
+    assert ingest(store, [ok], BASELINE).files[0].records == 1  # the store still works
 
 
 @pytest.mark.parametrize("raw", [b"\r\x00", b"a\x00b\n1\n", b'"\n'])
@@ -326,4 +327,4 @@ def test_a_csv_header_the_csv_module_rejects_is_refused(store, tmp_path, raw):
     path = tmp_path / "odd.csv"
     path.write_bytes(raw)
     with pytest.raises(InputRefused, match="odd.csv"):
-        store.ingest([path], BASELINE)
+        ingest(store, [path], BASELINE)

@@ -11,6 +11,7 @@ import pytest
 
 from dashboard.core.plain import md_text
 from dashboard.core.policy import load_policy
+from dashboard.ingesting import ingest
 from dashboard.reporting import find_chromium, render, report_data
 from tests.conftest import REPO
 
@@ -96,8 +97,8 @@ def test_untrusted_text_is_escaped(demo_store, tmp_path):
     store.put_manifest(base.model_copy(update={"release_id": evil, "baseline_release_id": base.release_id,
                                                "code_commit": "<img src=x onerror=alert(1)>"}))
     recs = [good_case(case_id=f"c{i}", slices={"task": "[x](javascript:alert(1))"}) for i in range(40)]
-    store.ingest([write_jsonl(tmp_path / "b.jsonl", recs)], base.release_id)
-    store.ingest([write_jsonl(tmp_path / "c.jsonl", recs)], evil)
+    ingest(store, [write_jsonl(tmp_path / "b.jsonl", recs)], base.release_id)
+    ingest(store, [write_jsonl(tmp_path / "c.jsonl", recs)], evil)
     data = report_data(store, POLICY, evil)
     page = render(data, "html").decode()
     assert "<script>alert" not in page and "<img src=x" not in page

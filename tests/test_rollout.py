@@ -24,6 +24,7 @@ from dashboard.core.rollout import (
     parse_rollout,
     train_status,
 )
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from dashboard.store.rollout import put_rollout, rollout_evidence
@@ -288,7 +289,7 @@ def _ingest(store: Store, story: demo.Story, tmp: Path, cases: int = 40) -> None
         path = tmp / f"{story.release_id}-{suite.name}.parquet"
         store.write_table(demo.eval_run(story, suite, cases, manifest), path, "parquet")
         files.append(path)
-    store.ingest(files, story.release_id, manifest)
+    ingest(store, files, story.release_id, manifest)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from dashboard import demo
 from dashboard.core.errors import InputRefused
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.policy import SliceSpec, load_policy
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store import stats
 from dashboard.store.db import Store
@@ -56,7 +57,7 @@ def _files(tmp: Path, story: demo.Story, repeat: bool = False) -> list[Path]:
 def _build(path: Path, tmp: Path, repeat: bool = False) -> Store:
     store = Store(path)
     for story in (BASE, RC2):
-        store.ingest(_files(tmp, story, repeat and story is RC2), story.release_id, demo.manifest_for(story))
+        ingest(store, _files(tmp, story, repeat and story is RC2), story.release_id, demo.manifest_for(story))
     return store
 
 
@@ -162,8 +163,8 @@ def test_dataset_changes_plain_path_sees_added_removed_and_downgraded(tmp_path):
     cand[0]["risk"] = "low"  # c1 downgraded
     cand[1]["input"] = "another question"  # c2 changed
     cand.append(good_case(case_id="c9", input="new"))  # added
-    store.ingest([write_jsonl(tmp_path / "b.jsonl", base)], bm.release_id)
-    store.ingest([write_jsonl(tmp_path / "c.jsonl", cand)], "cand")
+    ingest(store, [write_jsonl(tmp_path / "b.jsonl", base)], bm.release_id)
+    ingest(store, [write_jsonl(tmp_path / "c.jsonl", cand)], "cand")
     assert store._one_run_per_dataset_suite("cand")
     old = store.query(OLD_DATASET_CHANGES, {"cand": "cand", "base": bm.release_id,
                                             "order": ["critical", "high", "medium", "low"]})
@@ -193,7 +194,7 @@ def test_store_written_before_run_stats_is_judged_on_the_fly(tmp_path):
                                  pa.array(["late-run"] * extra.num_rows))
         path = tmp_path / "late.parquet"
         rw.write_table(extra, path, "parquet")
-        rw.ingest([path], RC2.release_id)
+        ingest(rw, [path], RC2.release_id)
         assert rw.query("SELECT count(DISTINCT run_id) FROM run_stats")[0][0] == 1  # only the new run
         assert not stats.usable(rw, RC2.release_id)  # 1 of 4 runs: computed from the cases
 
@@ -214,12 +215,12 @@ def test_statistics_are_part_of_the_ingest_transaction_and_idempotent(store, tmp
     good = write_jsonl(tmp_path / "good.jsonl", [good_case(case_id=f"c{i}", input=f"q{i}") for i in range(40)])
     bad = write_jsonl(tmp_path / "bad.jsonl", [good_case(case_id="x", risk="nope")])
     with pytest.raises(InputRefused):
-        store.ingest([good, bad], demo.BASELINE_ID)
+        ingest(store, [good, bad], demo.BASELINE_ID)
     assert store.query("SELECT count(*) FROM run_stats")[0][0] == 0
-    store.ingest([good], demo.BASELINE_ID)
+    ingest(store, [good], demo.BASELINE_ID)
     rows = store.query("SELECT count(*) FROM run_stats")[0][0]
     assert rows == len(stats.ADDITIVE)  # one (run, risk, suite, slices) group, one row per additive metric
-    assert store.ingest([good], demo.BASELINE_ID).files[0].status == "unchanged"
+    assert ingest(store, [good], demo.BASELINE_ID).files[0].status == "unchanged"
     assert store.query("SELECT count(*) FROM run_stats")[0][0] == rows
     assert stats.usable(store, demo.BASELINE_ID)
 
@@ -229,7 +230,7 @@ def test_too_many_slice_combinations_store_no_statistics(store, tmp_path):
     not be smaller than the cases) and is judged from its cases."""
     cases = [good_case(case_id=f"c{i}", input=f"q{i}", slices={"task": "policy_qa", "user": f"u{i}"})
              for i in range(200)]
-    store.ingest([write_jsonl(tmp_path / "u.jsonl", cases)], demo.BASELINE_ID)
+    ingest(store, [write_jsonl(tmp_path / "u.jsonl", cases)], demo.BASELINE_ID)
     assert store.query("SELECT count(*) FROM run_stats")[0][0] == 0
     assert not stats.usable(store, demo.BASELINE_ID)
     values = store.slice_metrics(demo.BASELINE_ID, SliceSpec(for_each="task"), ["pass_rate", "cases"])

@@ -18,6 +18,7 @@ from dashboard.core.stats import (
     ratio_interval,
     wilson_interval,
 )
+from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from tests.conftest import good_case, write_jsonl
@@ -136,9 +137,9 @@ def _two_releases(tmp_path, base_records, cand_records, cand_dataset_version=Non
         versions["case_policy_golden"] = cand_dataset_version
     store.put_manifest(bm.model_copy(update={"release_id": "cand", "baseline_release_id": bm.release_id,
                                              "eval_dataset_versions": versions}))
-    store.ingest([write_jsonl(tmp_path / "b.jsonl", base_records)], bm.release_id)
+    ingest(store, [write_jsonl(tmp_path / "b.jsonl", base_records)], bm.release_id)
     if cand_records:
-        store.ingest([write_jsonl(tmp_path / "c.jsonl", cand_records)], "cand")
+        ingest(store, [write_jsonl(tmp_path / "c.jsonl", cand_records)], "cand")
     return store
 
 
@@ -218,7 +219,7 @@ def test_flaky_cases_across_repeats_are_reported_and_gated(tmp_path):
     for rep in range(3):
         runs.append(write_jsonl(tmp_path / f"r{rep}.jsonl", [
             dict(r, run_id=f"rep{rep}", passed=not (i < 8 and rep == 1)) for i, r in enumerate(_cases(40))]))
-    store.ingest(runs, "cand")
+    ingest(store, runs, "cand")
     policy = parse_policy(HEAD + "  - {id: flaky, name: flaky, category: quality, severity: warning, "
                           "metric: flaky_case_rate, condition: '<= 0.05'}\n"
                           "  - {id: passk, name: pass^k, category: quality, severity: blocker, metric: pass_hat_k, "

@@ -37,6 +37,10 @@ ARTIFACT_KINDS: dict[str, str] = {
 }
 
 
+# The native eval-case record's nested fields: string maps (read as DuckDB MAPs) and JSON text.
+MAP_FIELDS = ("slices", "scores", "checks", "counters")
+JSON_TEXT_FIELDS = ("retrieval", "trajectory", "trace")
+
 class _Strict(BaseModel):
     """Unknown fields are rejected, never dropped; NaN and infinity are not numbers here."""
 

@@ -18,10 +18,9 @@ from pydantic import ValidationError
 
 from dashboard.core.errors import InputRefused, Problem, decode_text
 from dashboard.core.manifests import pydantic_problems
-from dashboard.core.models import EvalCase
+from dashboard.core.models import JSON_TEXT_FIELDS, MAP_FIELDS, EvalCase
 
-MAP_FIELDS = ("slices", "scores", "checks", "counters")
-JSON_TEXT_FIELDS = ("retrieval", "trajectory", "trace")
+__all__ = ["JSON_TEXT_FIELDS", "MAP_FIELDS", "csv_header", "detect_format", "diagnose"]
 MAX_PROBLEMS = 20
 
 

@@ -6,13 +6,10 @@ of the call is stored, or nothing is.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +18,14 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel
 
-from dashboard.core.canonical import canonical_json, digest, file_digest
-from dashboard.core.errors import InputRefused, Problem, ReadinessError, check_input_file
+from dashboard.core.canonical import canonical_json, digest
+from dashboard.core.errors import InputRefused, Problem, ReadinessError
 from dashboard.core.gates import GateDecision
 from dashboard.core.metrics import MetricValue, ToolMeasure, metric_value, tool_metric, tool_metric_name
 from dashboard.core.models import (
     FINAL_STATUSES,
+    JSON_TEXT_FIELDS,
+    MAP_FIELDS,
     MAX_MAP_KEYS,
     MAX_SLICE_KEYS,
     RISK_LEVELS,
@@ -36,18 +35,6 @@ from dashboard.core.models import (
 from dashboard.core.policy import SliceSpec
 from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
 from dashboard.core.stats import Paired
-from dashboard.importers.mlflow_runs import run_digest, run_release
-from dashboard.importers.native import JSON_TEXT_FIELDS, MAP_FIELDS, csv_header, detect_format, diagnose
-from dashboard.importers.split import missing_values, split_records
-from dashboard.importers.tools import (
-    READERS,
-    TOOL_FORMATS,
-    ImportContext,
-    detect_tool,
-    expand_input,
-    to_native_jsonl,
-)
-from dashboard.importers.verdicts import parse_pass_if
 from dashboard.store import connections, stats
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL, tool_metric_sql, tool_outcome_sql
 from dashboard.store.schema import CASE_COLUMNS, DDL
@@ -256,42 +243,9 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-@dataclass(frozen=True)
-class _ImportOptions:
-    fmt: str
-    dataset: str | None
-    dataset_version: str | None
-    default_risk: str
-    dataset_file: str | None = None
-    pass_if: tuple[tuple[str, str, float], ...] = ()
-
-    def check_options(self, source: str, tool: str) -> None:
-        """Options that only some tools read are refused for the others (never silently ignored)."""
-        if self.dataset_file and tool != "ragas":
-            raise InputRefused([Problem(source, "", "", f"--dataset-file joins Ragas results with their dataset; "
-                                        f"this is {tool if tool != 'native' else 'a native eval-run file'}")])
-        if self.pass_if and tool not in ("mlflow", "ragas"):
-            raise InputRefused([Problem(source, "", "", "--pass-if judges the cases of tools that only score (MLflow, "
-                                        f"Ragas); {tool if tool != 'native' else 'a native file'} has its own "
-                                        "verdicts")])
-
-    def context(self, source: str, manifest: ReleaseManifest) -> ImportContext:
-        datasets = manifest.eval_dataset_versions
-        name = self.dataset
-        if name is None:
-            if len(datasets) != 1:
-                raise InputRefused([Problem(source, "", "", "an eval tool's file does not say which eval dataset it "
-                                            "ran: name it (--dataset on the command line; the manifest lists "
-                                            f"{', '.join(sorted(datasets)) or 'none'})")])
-            name = next(iter(datasets))
-        version = self.dataset_version or datasets.get(name)
-        if version is None:
-            raise InputRefused([Problem(source, "", "", f"the manifest does not list eval dataset {name!r}: pass "
-                                        "--dataset-version or fix the manifest")])
-        if self.default_risk not in RISK_LEVELS:
-            raise InputRefused(f"--default-risk {self.default_risk!r}: use {', '.join(RISK_LEVELS)}")
-        return ImportContext(dataset=name, dataset_version=version, default_risk=self.default_risk,
-                             dataset_file=Path(self.dataset_file) if self.dataset_file else None, pass_if=self.pass_if)
+class NativeLoadFailed(Exception):
+    """The bulk load refused a native file (rolled back with its transaction); the ingest operation diagnoses it
+    record by record to say where."""
 
 
 class _Refuse(Exception):
@@ -393,135 +347,6 @@ class Store:
         return [RunRow.model_validate(dict(zip(names, r, strict=True))) for r in rows]
 
     # ----- ingest ----------------------------------------------------------------------------------
-    def ingest(
-        self,
-        files: Sequence[str | Path],
-        release_id: str,
-        manifest: ReleaseManifest | None = None,
-        progress: bool = False,
-        fmt: str = "auto",
-        dataset: str | None = None,
-        dataset_version: str | None = None,
-        default_risk: str = "medium",
-        dataset_file: str | None = None,
-        pass_if: str | None = None,
-    ) -> IngestReport:
-        """Store eval-run files (and optionally the release's manifest) in one transaction.
-
-        `fmt` is auto, native, or an eval tool (promptfoo, inspect, lm-eval, deepeval); a tool's file names no
-        eval dataset, so `dataset` / `dataset_version` say which of the manifest's it ran (defaults: the
-        manifest's only dataset, at the manifest's version). `dataset_file` (Ragas) joins ids, slices and risk
-        back by row order; `pass_if` ('metric>=0.8,...') judges cases of tools that only score (MLflow, Ragas)."""
-        if fmt not in ("auto", "native", *TOOL_FORMATS):
-            raise InputRefused(f"unknown format {fmt!r} (auto, native, {', '.join(TOOL_FORMATS)})")
-        if manifest is not None and manifest.release_id != release_id:
-            raise InputRefused(f"the manifest is for release {manifest.release_id!r}, not {release_id!r}")
-        with self._transaction() as cur:
-            manifest_status = self._put_manifest(cur, release_id, manifest)
-            stored = self._manifest_in(cur, release_id)
-            if stored is None:
-                raise InputRefused(f"release {release_id!r} is not in the store: pass its manifest with --manifest")
-            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk, dataset_file, parse_pass_if(pass_if))
-            results = [self._ingest_file(cur, source, release_id, stored, progress, imports)
-                       for f in files for source in expand_input(Path(f))]
-        return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
-
-    def ingest_split(
-        self,
-        files: Sequence[str | Path],
-        split: str,
-        release_map: dict[str, str],
-        manifests: Sequence[ReleaseManifest] = (),
-        progress: bool = False,
-        fmt: str = "auto",
-        dataset: str | None = None,
-        dataset_version: str | None = None,
-        default_risk: str = "medium",
-        dataset_file: str | None = None,
-        pass_if: str | None = None,
-    ) -> list[IngestReport]:
-        """One eval tool's file(s) as several releases, in one transaction (split.py): the records whose
-        `split` dimension has value v go to release `release_map[v]`; `manifests` are those releases' manifests
-        in the map's order (needed the first time)."""
-        releases = list(release_map.values())
-        if fmt not in ("auto", *TOOL_FORMATS):
-            raise InputRefused(f"--split reads eval tools' files: format {fmt!r} is not one "
-                               f"({', '.join(TOOL_FORMATS)})")
-        if manifests and len(manifests) != len(releases):
-            raise InputRefused(f"--split with {len(releases)} releases takes {len(releases)} manifests (one per "
-                               f"release, in the map's order), not {len(manifests)}")
-        for m, rel in zip(manifests, releases, strict=False):
-            if m.release_id != rel:
-                raise InputRefused(f"the manifests follow the --release-map order: manifest {m.release_id!r} was "
-                                   f"given where release {rel!r} is mapped")
-        with self._transaction() as cur:
-            given: list[ReleaseManifest | None] = list(manifests) or [None] * len(releases)
-            statuses = {rel: self._put_manifest(cur, rel, m) for rel, m in zip(releases, given, strict=True)}
-            stored: dict[str, ReleaseManifest] = {}
-            for rel in releases:
-                got = self._manifest_in(cur, rel)
-                if got is None:
-                    raise InputRefused(f"release {rel!r} is not in the store: pass its manifest with --manifest "
-                                       "(one per release, in the --release-map order)")
-                stored[rel] = got
-            imports = _ImportOptions(fmt, dataset, dataset_version, default_risk, dataset_file,
-                                     parse_pass_if(pass_if))
-            results: dict[str, list[FileResult]] = {rel: [] for rel in releases}
-            counts: dict[str, int] = {}
-            for f in files:
-                for source in expand_input(Path(f)):
-                    for rel, result in self._ingest_split_source(cur, source, split, release_map, stored, progress,
-                                                                 imports).items():
-                        results[rel].append(result)
-                        counts[rel] = counts.get(rel, 0) + result.records
-            empty = missing_values(release_map, counts)
-            if empty:
-                raise InputRefused(f"--split {split}: no record has {', '.join(map(repr, empty))} (values of the "
-                                   f"split in the file(s) are what --release-map must name)")
-        return [IngestReport(release_id=rel, manifest=statuses[rel], files=results[rel]) for rel in releases]
-
-    def _ingest_split_source(self, cur: duckdb.DuckDBPyConnection, path: Path, split: str,
-                             release_map: dict[str, str], stored: dict[str, ReleaseManifest], progress: bool,
-                             imports: _ImportOptions) -> dict[str, FileResult]:
-        src = str(path)
-        if not path.is_dir():
-            check_input_file(path, "eval file")
-        tool = detect_tool(path)
-        if tool == "native" or (imports.fmt != "auto" and tool != imports.fmt):
-            raise InputRefused([Problem(src, "", "", f"--split reads an eval tool's file; this looks like "
-                                        f"{'a native eval-run file' if tool == 'native' else tool + ' output'}"
-                                        + (f", not {imports.fmt}" if imports.fmt != "auto" else ""))])
-        imports.check_options(src, tool)
-        source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
-        named = run_release(path) if tool == "mlflow" else None
-        done = {rel: self._already_stored(cur, rel, source_digest, src, tool) for rel in release_map.values()}
-        if all(done.values()):  # the same file again, in every release: nothing to convert
-            return {rel: r for rel, r in done.items() if r is not None}
-        out: dict[str, FileResult] = {}
-        converted: dict[tuple[str, str], tuple[ImportContext, dict[str, list[dict[str, Any]]]]] = {}
-        for rel in release_map.values():
-            ctx = imports.context(src, stored[rel])
-            key = (ctx.dataset, ctx.dataset_version)  # read once unless the releases' manifests differ here
-            if key not in converted:
-                converted[key] = (ctx, split_records(src, tool, READERS[tool](path, ctx), split, release_map))
-            ctx, groups = converted[key]
-            records = groups[rel]
-            if not records:
-                continue
-            if named is not None and named != rel:
-                raise InputRefused([Problem(src, "", "tags.readiness.release",
-                                            f"the MLflow run names release {named!r}, but --split {split} maps it "
-                                            f"to {rel!r}")])
-            with tempfile.TemporaryDirectory() as tmp:
-                native = Path(tmp) / "converted.jsonl"
-                with open(native, "w", encoding="utf-8") as fh:
-                    for r in records:
-                        fh.write(json.dumps(r, sort_keys=True) + "\n")
-                result = self._ingest_native(cur, native, "jsonl", rel, stored[rel], progress, source_digest,
-                                             recorded_path=path, recorded_format=tool)
-            out[rel] = result.model_copy(update={"notes": list(dict.fromkeys(ctx.notes))})
-        return out
-
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One serialised write transaction: committed if the block returns, rolled back if it raises."""
@@ -538,7 +363,15 @@ class Store:
                 cur.close()
 
     def put_manifest(self, manifest: ReleaseManifest) -> str:
-        return self.ingest([], manifest.release_id, manifest).manifest
+        with self.writing() as batch:
+            return batch.put_manifest(manifest.release_id, manifest)
+
+    @contextmanager
+    def writing(self) -> Iterator[Batch]:
+        """One write transaction for an ingest operation (dashboard/ingesting.py): what it may write, all or
+        nothing."""
+        with self._transaction() as cur:
+            yield Batch(self, cur)
 
     @staticmethod
     def _manifest_in(cur: duckdb.DuckDBPyConnection, release_id: str) -> ReleaseManifest | None:
@@ -564,37 +397,6 @@ class Store:
         )
         return "stored"
 
-    def _ingest_file(self, cur: duckdb.DuckDBPyConnection, path: Path, release_id: str,
-                     manifest: ReleaseManifest, progress: bool, imports: _ImportOptions) -> FileResult:
-        src = str(path)
-        if not path.is_dir():  # a folder is an MLflow run (expand_input found it); its files are checked as read
-            check_input_file(path, "eval file")  # a regular file: never a FIFO or a device
-        detected = detect_tool(path)
-        tool = detected if imports.fmt == "auto" else imports.fmt
-        if imports.fmt != "auto" and detected != imports.fmt and (detected != "native" or imports.fmt == "native"):
-            raise InputRefused([Problem(src, "", "", f"this is not a {imports.fmt} file: it looks like "
-                                        f"{'a native eval-run file' if detected == 'native' else detected + ' output'}")])
-        imports.check_options(src, tool)
-        source_digest = run_digest(path) if path.is_dir() else file_digest(str(path))
-        if tool == "mlflow":
-            named = run_release(path)
-            if named is not None and named != release_id:
-                raise InputRefused([Problem(src, "", "tags.readiness.release",
-                                            f"the MLflow run names release {named!r}, not {release_id!r}: ingest it "
-                                            "into its own release (or split an experiment with --split)")])
-        if tool != "native":
-            done = self._already_stored(cur, release_id, source_digest, src, tool)
-            if done is not None:  # the same tool file again: nothing to convert
-                return done
-            with tempfile.TemporaryDirectory() as tmp:
-                native = Path(tmp) / "converted.jsonl"
-                ctx = imports.context(src, manifest)
-                to_native_jsonl(path, tool, ctx, native)
-                result = self._ingest_native(cur, native, "jsonl", release_id, manifest, progress, source_digest,
-                                             recorded_path=path, recorded_format=tool)
-                return result.model_copy(update={"notes": list(ctx.notes)})
-        return self._ingest_native(cur, path, detect_format(path), release_id, manifest, progress, source_digest)
-
     @staticmethod
     def _already_stored(cur: duckdb.DuckDBPyConnection, release_id: str, source_digest: str, src: str,
                         fmt: str) -> FileResult | None:
@@ -610,32 +412,20 @@ class Store:
                           records=seen[0][0], runs=runs)
 
     def _ingest_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
-                       manifest: ReleaseManifest, progress: bool, source_digest: str,
+                       manifest: ReleaseManifest, progress: bool, source_digest: str, header: list[str] | None,
                        recorded_path: Path | None = None, recorded_format: str | None = None) -> FileResult:
         src = str(recorded_path or path)
-        seen = cur.execute("SELECT records FROM sources WHERE release_id = ? AND source_digest = ?",
-                           [release_id, source_digest]).fetchall()
-        if seen:
-            runs = [r[0] for r in cur.execute(
-                "SELECT run_id FROM runs WHERE release_id = ? AND source_digest = ? ORDER BY run_id",
-                [release_id, source_digest]).fetchall()]
-            return FileResult(path=src, format=recorded_format or fmt, source_digest=source_digest, status="unchanged",
-                              records=seen[0][0], runs=runs)
+        done = self._already_stored(cur, release_id, source_digest, src, recorded_format or fmt)
+        if done is not None:
+            return done
         big = progress and path.stat().st_size >= PROGRESS_BAR_BYTES
         cur.execute(f"SET enable_progress_bar = {'true' if big else 'false'}")
         try:
-            self._load_native(cur, path, fmt, release_id, source_digest)
+            self._load_native(cur, path, fmt, release_id, source_digest, header)
             records = self._check_loaded(cur, release_id, source_digest)
         except (duckdb.Error, UnicodeDecodeError, _Refuse) as e:  # the caller's transaction rolls back; a
             # DuckDB message quoting invalid UTF-8 cannot even be decoded (UnicodeDecodeError)
-            problems = diagnose(path, fmt, source_digest)
-            if not problems:  # the record-level check found nothing: report what the bulk pass saw
-                problems = [Problem(src, "", "", _clean_duckdb_message(e).replace(str(path), src))]
-            if recorded_path is not None:  # a tool's file, converted: name it, never the temporary file
-                problems = [Problem(src, p.location.replace("line ", "record ", 1), p.field,
-                                    p.message.replace(str(path), src).replace("(first at line ", "(first at record "))
-                            for p in problems]
-            raise InputRefused(problems) from e
+            raise NativeLoadFailed(_clean_duckdb_message(e).replace(str(path), src)) from e
         self._check_manifest_match(cur, Path(src), release_id, source_digest, manifest)
         runs = self._record_runs(cur, Path(src), recorded_format or fmt, release_id, source_digest, records)
         stats.record(cur, release_id, source_digest, records)  # per-run sufficient statistics (issue 15)
@@ -643,7 +433,7 @@ class Store:
                           records=records, runs=runs)
 
     def _load_native(self, cur: duckdb.DuckDBPyConnection, path: Path, fmt: str, release_id: str,
-                     source_digest: str) -> None:
+                     source_digest: str, header: list[str] | None) -> None:
         params: dict[str, Any] = {"release": release_id, "source": source_digest, "path": str(path)}
         if fmt == "jsonl":
             unknown = cur.execute(_UNKNOWN_KEYS_SQL, {"path": str(path), "known": list(CASE_COLUMNS)}).fetchall()
@@ -652,7 +442,9 @@ class Store:
             source = "SELECT * FROM read_json($path, format = 'newline_delimited', columns = $columns)"
             params["columns"] = CASE_COLUMNS
         elif fmt == "csv":
-            source = _csv_source_sql(csv_header(path))
+            if header is None:
+                raise _Refuse("a CSV file needs its header")
+            source = _csv_source_sql(header)
         else:
             _refuse_unsafe_parquet(path)
             cols = [r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($path)",
@@ -1192,3 +984,31 @@ def _clean_duckdb_message(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text.removeprefix("Invalid Input Error: ").removeprefix("Conversion Error: ")
 
+
+class Batch:
+    """The writes of one ingest transaction (`Store.writing`): manifests and native eval-run files. The ingest
+    operation (dashboard/ingesting.py) reads files with the importers and hands them over here."""
+
+    def __init__(self, store: Store, cursor: duckdb.DuckDBPyConnection):
+        self._store = store
+        self.cursor = cursor  # for the store package's other writers (store/observations.py)
+
+    def put_manifest(self, release_id: str, manifest: ReleaseManifest | None) -> str:
+        """'stored', 'unchanged' or 'none'; a different manifest for a stored release is refused."""
+        return self._store._put_manifest(self.cursor, release_id, manifest)
+
+    def manifest(self, release_id: str) -> ReleaseManifest | None:
+        return Store._manifest_in(self.cursor, release_id)
+
+    def already_stored(self, release_id: str, source_digest: str, src: str, fmt: str) -> FileResult | None:
+        """The 'unchanged' result when this source is in the release already (re-ingest is idempotent)."""
+        return Store._already_stored(self.cursor, release_id, source_digest, src, fmt)
+
+    def load_native(self, path: Path, fmt: str, release_id: str, manifest: ReleaseManifest, source_digest: str, *,
+                    progress: bool = False, csv_header: list[str] | None = None, recorded_path: Path | None = None,
+                    recorded_format: str | None = None) -> FileResult:
+        """Load one native file (jsonl, csv with its header, parquet) as source `source_digest` of the release;
+        `recorded_path` / `recorded_format` name an eval tool's original file when `path` is its conversion.
+        Raises NativeLoadFailed when the bulk load refuses the file."""
+        return self._store._ingest_native(self.cursor, path, fmt, release_id, manifest, progress, source_digest,
+                                          csv_header, recorded_path, recorded_format)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from dashboard.core.canonical import file_digest
 from dashboard.core.errors import InputRefused, Problem
 from dashboard.core.observations import FLAG_SIGNALS, Observation
-from dashboard.store.db import Store
+from dashboard.store.db import Batch, Store
 from dashboard.store.schema import OBSERVATION_COLUMNS
 
 
@@ -65,52 +65,42 @@ def observations_table(observations: Sequence[Observation], source_digest: str) 
     return pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in cols.items()})
 
 
-def ingest_observations(store: Store, files: Sequence[str | Path], release_id: str, variant: str | None = None,
-                        resource_keys: tuple[str, str] | None = None) -> ObserveReport:
-    """Validate and store observation files for a release in one transaction: all files or none. A file whose
-    bytes were stored for the release before is `unchanged`; a request id already stored for the release and
-    variant (from another file) is refused, naming the line: a stored observation never changes."""
-    from dashboard.importers.observations import read_observations
-
-    if not release_id:
-        raise InputRefused("--release must not be empty")
-    results: list[ObservationFile] = []
-    with store._transaction() as cur:  # noqa: SLF001 (the store package's one write path)
-        for f in files:
-            path = Path(f)
-            fmt, rows = read_observations(path, release_id, variant, resource_keys)
-            digest = file_digest(str(path))
-            seen = cur.execute("SELECT records, format FROM observation_sources WHERE release_id = ? AND "
-                               "source_digest = ?", [release_id, digest]).fetchall()
-            counts: dict[str, int] = {}
-            for _, o in rows:
-                counts[str(o.variant)] = counts.get(str(o.variant), 0) + 1
-            if seen:
-                results.append(ObservationFile(path=str(path), format=fmt, source_digest=digest, status="unchanged",
-                                               records=int(seen[0][0]), variants=counts))
-                continue
-            table = observations_table([o for _, o in rows], digest)
-            cur.register("new_observations", table)
-            try:
-                clash = cur.execute(
-                    """SELECT n.variant, n.request_id FROM new_observations n JOIN observations o
-                       ON o.release_id = n.release_id AND o.variant = n.variant AND o.request_id = n.request_id
-                       LIMIT 1""").fetchall()
-                if clash:
-                    where = next(w for w, o in rows if (o.variant, o.request_id) == tuple(clash[0]))
-                    raise InputRefused([Problem(str(path), where, "request_id",
-                                                f"{clash[0][1]!r} ({clash[0][0]}) is already stored for release "
-                                                f"{release_id!r} from another file; a stored observation never "
-                                                "changes")])
-                cols = ", ".join(f'"{c}"' for c in OBSERVATION_COLUMNS)
-                cur.execute(f"INSERT INTO observations ({cols}) SELECT {cols} FROM new_observations")  # noqa: S608
-            finally:
-                cur.unregister("new_observations")
-            cur.execute("INSERT INTO observation_sources VALUES (?, ?, ?, ?, ?, ?)",
-                        [release_id, digest, str(path), fmt, len(rows), datetime.now(UTC)])
-            results.append(ObservationFile(path=str(path), format=fmt, source_digest=digest, status="ingested",
-                                           records=len(rows), variants=counts))
-    return ObserveReport(release_id=release_id, files=results)
+def put_observation_file(batch: Batch, release_id: str, path: Path, fmt: str,
+                         rows: list[tuple[str, Observation]]) -> ObservationFile:
+    """Store one file's observations (read by dashboard/importers/observations.py) inside an ingest transaction.
+    A file whose bytes were stored for the release before is `unchanged`; a request id already stored for the
+    release and variant (from another file) is refused, naming the line: a stored observation never changes."""
+    cur = batch.cursor
+    digest = file_digest(str(path))
+    seen = cur.execute("SELECT records, format FROM observation_sources WHERE release_id = ? AND "
+                       "source_digest = ?", [release_id, digest]).fetchall()
+    counts: dict[str, int] = {}
+    for _, o in rows:
+        counts[str(o.variant)] = counts.get(str(o.variant), 0) + 1
+    if seen:
+        return ObservationFile(path=str(path), format=fmt, source_digest=digest, status="unchanged",
+                               records=int(seen[0][0]), variants=counts)
+    table = observations_table([o for _, o in rows], digest)
+    cur.register("new_observations", table)
+    try:
+        clash = cur.execute(
+            """SELECT n.variant, n.request_id FROM new_observations n JOIN observations o
+               ON o.release_id = n.release_id AND o.variant = n.variant AND o.request_id = n.request_id
+               LIMIT 1""").fetchall()
+        if clash:
+            where = next(w for w, o in rows if (o.variant, o.request_id) == tuple(clash[0]))
+            raise InputRefused([Problem(str(path), where, "request_id",
+                                        f"{clash[0][1]!r} ({clash[0][0]}) is already stored for release "
+                                        f"{release_id!r} from another file; a stored observation never "
+                                        "changes")])
+        cols = ", ".join(f'"{c}"' for c in OBSERVATION_COLUMNS)
+        cur.execute(f"INSERT INTO observations ({cols}) SELECT {cols} FROM new_observations")  # noqa: S608
+    finally:
+        cur.unregister("new_observations")
+    cur.execute("INSERT INTO observation_sources VALUES (?, ?, ?, ?, ?, ?)",
+                [release_id, digest, str(path), fmt, len(rows), datetime.now(UTC)])
+    return ObservationFile(path=str(path), format=fmt, source_digest=digest, status="ingested",
+                           records=len(rows), variants=counts)
 
 
 def observation_generation(store: Store) -> str:

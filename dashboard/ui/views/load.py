@@ -12,6 +12,7 @@ from dashboard.core.errors import InputRefused
 from dashboard.core.manifests import load_manifest, load_structured, pydantic_problems
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.rollout import parse_rollout
+from dashboard.ingesting import ingest
 from dashboard.store.rollout import put_rollout, rollout_evidence
 from dashboard.ui import components as ui
 from dashboard.ui import data
@@ -115,8 +116,8 @@ if submitted:
             progress.progress(0.3, text=f"Validating and storing {len(paths)} eval file(s), "
                                         f"{total / (1 << 20):.1f} MB (one transaction)")
             with data.writer() as store:  # opened for this one transaction (other processes wait, bounded)
-                report = store.ingest(paths, release, manifest, dataset=dataset.strip() or None,
-                                      default_risk=str(default_risk))
+                report = ingest(store, paths, release, manifest, dataset=dataset.strip() or None,
+                                default_risk=str(default_risk))
         except InputRefused as e:
             status.update(label="Refused; nothing was stored", state="error", expanded=False)
             refused = [user_message(str(p).replace(tmp + "/", "")) for p in e.problems]
