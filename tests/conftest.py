@@ -49,20 +49,46 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+def demo_copy(demo_store: Store, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A private copy of the demo store's file (for a server or an AppTest that may write to it)."""
+    import shutil
+
+    demo_store.query("CHECKPOINT")
+    path = tmp_path_factory.mktemp(name) / f"{name}.duckdb"
+    shutil.copy(demo_store.path, path)
+    return path
+
+
+# ----- AppTest fixtures (tests/test_*ui.py); a module may set APP_TIMEOUT (seconds) --------------------------------
+@pytest.fixture(scope="module")
+def ui_db(demo_store, tmp_path_factory) -> str:
+    return str(demo_copy(demo_store, tmp_path_factory, "ui"))
+
+
+@pytest.fixture
+def app(ui_db, monkeypatch, request):
+    """The dashboard as an AppTest on the module's copy of the demo store."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.ui import data
+
+    monkeypatch.setenv("READINESS_DB", ui_db)
+    data.store.clear()
+    at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "app.py"),
+                           default_timeout=getattr(request.module, "APP_TIMEOUT", 60))
+    yield at
+    data.store.clear()
+
+
 # ----- real-browser fixtures (tests/test_browser*.py); a module may set VIEWPORT = {"width": ..., "height": ...} -----
 @pytest.fixture(scope="module")
 def server(demo_store, tmp_path_factory):
     """`streamlit run` on a copy of the demo store, one per test module (a module's uploads stay its own)."""
-    import shutil
-
     from tests.browser import CHROMIUM, streamlit_server
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is missing: scripts/test.sh installs it with apt-get")
-    demo_store.query("CHECKPOINT")
-    db = tmp_path_factory.mktemp("browser") / "browser.duckdb"
-    shutil.copy(demo_store.path, db)
-    with streamlit_server(str(db)) as url:
+    with streamlit_server(str(demo_copy(demo_store, tmp_path_factory, "browser"))) as url:
         yield url
 
 

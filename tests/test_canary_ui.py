@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
@@ -12,25 +11,6 @@ from tests.test_ui import texts
 
 APP = str(REPO / "dashboard" / "ui" / "app.py")
 PAGE = "views/canary.py"
-
-
-@pytest.fixture(scope="module")
-def canary_db(demo_store, tmp_path_factory):
-    demo_store.query("CHECKPOINT")
-    path = tmp_path_factory.mktemp("canary_ui") / "ui.duckdb"
-    shutil.copy(demo_store.path, path)
-    return str(path)
-
-
-@pytest.fixture
-def app(canary_db, monkeypatch):
-    monkeypatch.setenv("READINESS_DB", canary_db)
-    from dashboard.ui import data
-
-    data.store.clear()
-    at = AppTest.from_file(APP, default_timeout=60)
-    yield at
-    data.store.clear()
 
 
 def test_canary_verdicts_timeline_and_rollback_targets(app) -> None:
@@ -67,9 +47,9 @@ def test_shadow_tab_blocker_slices_and_pair_diff(app) -> None:
     assert all("<script>" not in m.value for m in app.markdown)  # answers only as text / code
 
 
-def test_query_string_opens_the_canary(canary_db, monkeypatch) -> None:
+def test_query_string_opens_the_canary(ui_db, monkeypatch) -> None:
     """Test that a link naming the canary opens it."""
-    monkeypatch.setenv("READINESS_DB", canary_db)
+    monkeypatch.setenv("READINESS_DB", ui_db)
     from dashboard.ui import data
 
     data.store.clear()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
@@ -13,25 +10,7 @@ from tests.test_ui import texts
 APP = str(REPO / "dashboard" / "ui" / "app.py")
 
 
-@pytest.fixture(scope="module")
-def ui_db(demo_store, tmp_path_factory):
-    demo_store.query("CHECKPOINT")
-    path = tmp_path_factory.mktemp("ui_rollout") / "ui.duckdb"
-    shutil.copy(demo_store.path, path)
-    return str(path)
-
-
-@pytest.fixture
-def app(ui_db, monkeypatch):
-    monkeypatch.setenv("READINESS_DB", ui_db)
-    from dashboard.ui import data
-
-    data.store.clear()
-    at = AppTest.from_file(APP, default_timeout=90)
-    yield at
-    data.store.clear()
-
-
+APP_TIMEOUT = 90
 def _open(app: AppTest, candidate: str, policy: str = "rollout.yaml", page: str = "views/train.py") -> str:
     app.query_params["candidate"] = candidate
     app.query_params["policy"] = policy

@@ -15,25 +15,6 @@ PAGES = ["views/overview.py", "views/releases.py", "views/gates.py", "views/revi
          "views/security.py", "views/cost_latency.py", "views/cases.py", "views/datasets.py", "views/load.py"]
 
 
-@pytest.fixture(scope="module")
-def ui_db(demo_store, tmp_path_factory):
-    demo_store.query("CHECKPOINT")
-    path = tmp_path_factory.mktemp("ui") / "ui.duckdb"
-    shutil.copy(demo_store.path, path)
-    return str(path)
-
-
-@pytest.fixture
-def app(ui_db, monkeypatch):
-    monkeypatch.setenv("READINESS_DB", ui_db)
-    from dashboard.ui import data
-
-    data.store.clear()
-    at = AppTest.from_file(APP, default_timeout=60)
-    yield at
-    data.store.clear()
-
-
 def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.title] + [e.value for e in at.subheader]
     for kind in ("error", "warning", "success", "info", "caption", "code", "text"):
