@@ -267,6 +267,31 @@ def entry_hash(seq: int, prev_hash: str, env_hash: str, received_at: datetime) -
     return hashlib.sha256(LOG_DOMAIN + f"{seq}\n{prev_hash}\n{env_hash}\n{when}".encode()).hexdigest()
 
 
+
+def next_log_entry(release_id: str, envelope: bytes, when: datetime, *, duplicate_of: int | None,
+                   newer: tuple[int, datetime] | None, last: tuple[int, str, datetime] | None,
+                   reviewer: str | None, reviewed_at: datetime | None, expect_previous: str | None) -> LogEntry:
+    """The rules of appending to the review log, from what the store found under its append lock: the entry
+    already holding this statement (`duplicate_of`: a replay, however encoded), the reviewer's review of the release
+    that is not older than this one (`newer`), and the chain's last entry (seq, hash, time). Every store that keeps
+    a review log appends exactly this entry."""
+    if duplicate_of is not None:
+        raise InputRefused(f"replay refused: this signed statement is already in the log as entry {duplicate_of} "
+                           "(a copy, however it is encoded, is not a new review)")
+    if newer is not None and reviewed_at is not None:
+        raise InputRefused(f"review refused (out of order): {reviewer} already has a review of {release_id} signed at "
+                           f"{newer[1].astimezone(UTC).isoformat()} (entry {newer[0]}); a review signed at "
+                           f"{reviewed_at.astimezone(UTC).isoformat()} is not newer and cannot supersede it")
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    if expect_previous is not None and prev != expect_previous:
+        raise InputRefused("the review log changed while the admin event was signed: run the command again")
+    when = when.astimezone(UTC)
+    if last and when < last[2]:
+        when = last[2].astimezone(UTC)  # the log's times never go backwards
+    env_hash = envelope_hash(envelope)
+    return LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope, envelope_hash=env_hash,
+                    received_at=when, entry_hash=entry_hash(seq, prev, env_hash, when))
+
 class Finding(BaseModel):
     seq: int | None
     level: Literal["error", "warning"]

@@ -33,7 +33,7 @@ from dashboard.core.models import (
     ReleaseManifest,
 )
 from dashboard.core.policy import SliceSpec
-from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
+from dashboard.core.reviews import LogEntry, envelope_hash, next_log_entry
 from dashboard.core.stats import Paired
 from dashboard.store import connections, stats
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL, tool_metric_sql, tool_outcome_sql
@@ -888,27 +888,16 @@ class Store:
         with self._transaction() as cur:
             dup = cur.execute("SELECT seq FROM review_log WHERE statement_id = ? OR envelope_hash = ?",
                               [statement_id, env_hash]).fetchall()
-            if dup:
-                raise InputRefused(f"replay refused: this signed statement is already in the log as entry {dup[0][0]} "
-                                   "(a copy, however it is encoded, is not a new review)")
-            if reviewer is not None and reviewed_at is not None:
-                newer = cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = ? "
-                                    "AND release_id = ? AND (reviewed_at > ? OR (reviewed_at = ? AND NOT ?)) "
-                                    "ORDER BY reviewed_at DESC LIMIT 1",
-                                    [reviewer, release_id, reviewed_at, reviewed_at, block]).fetchall()
-                if newer:
-                    raise InputRefused(f"review refused (out of order): {reviewer} already has a review of {release_id} signed at "
-                                       f"{newer[0][1].astimezone(UTC).isoformat()} (entry {newer[0][0]}); a review "
-                                       f"signed at {reviewed_at.astimezone(UTC).isoformat()} is not newer and cannot "
-                                       "supersede it")
+            newer = cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = ? "
+                                "AND release_id = ? AND (reviewed_at > ? OR (reviewed_at = ? AND NOT ?)) "
+                                "ORDER BY reviewed_at DESC LIMIT 1",
+                                [reviewer, release_id, reviewed_at, reviewed_at, block]).fetchall() \
+                if reviewer is not None and reviewed_at is not None else []
             last = cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1").fetchall()
-            seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
-            if expect_previous is not None and prev != expect_previous:
-                raise InputRefused("the review log changed while the admin event was signed: run the command again")
-            if last and when < last[0][2]:
-                when = last[0][2].astimezone(UTC)  # the log's times never go backwards
-            entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
-                             envelope_hash=env_hash, received_at=when, entry_hash=entry_hash(seq, prev, env_hash, when))
+            entry = next_log_entry(release_id, envelope, when, duplicate_of=dup[0][0] if dup else None,
+                                   newer=newer[0] if newer else None, last=last[0] if last else None,
+                                   reviewer=reviewer, reviewed_at=reviewed_at, expect_previous=expect_previous)
+            when = entry.received_at
             cur.execute("INSERT INTO review_log (seq, release_id, prev_hash, envelope, envelope_hash, received_at, "
                         "entry_hash, kind, statement_id, reviewer, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [entry.seq, release_id, entry.prev_hash, envelope, env_hash, when, entry.entry_hash, kind,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from dashboard.core.errors import InputRefused
 from dashboard.core.gates import GateDecision
-from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash
+from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash, next_log_entry
 from dashboard.store.db import Store, StoreUnavailable
 
 SCHEMA_VERSION = 1
@@ -150,29 +150,18 @@ class PostgresReviewLog:
             cur.execute("SELECT seq FROM review_log WHERE statement_id = %s OR envelope_hash = %s",
                         [statement_id, env_hash])
             dup = cur.fetchall()
-            if dup:
-                raise InputRefused(f"replay refused: this signed statement is already in the log as entry {dup[0][0]} "
-                                   "(a copy, however it is encoded, is not a new review)")
+            newer: list[tuple[Any, ...]] = []
             if reviewer is not None and reviewed_at is not None:
                 cur.execute("SELECT seq, reviewed_at FROM review_log WHERE kind = 'review' AND reviewer = %s "
                             "AND release_id = %s AND (reviewed_at > %s OR (reviewed_at = %s AND NOT %s)) "
                             "ORDER BY reviewed_at DESC LIMIT 1", [reviewer, release_id, reviewed_at, reviewed_at, block])
                 newer = cur.fetchall()
-                if newer:
-                    raise InputRefused(f"review refused (out of order): {reviewer} already has a review of {release_id} "
-                                       f"signed at {newer[0][1].astimezone(UTC).isoformat()} (entry {newer[0][0]}); a "
-                                       f"review signed at {reviewed_at.astimezone(UTC).isoformat()} is not newer and "
-                                       "cannot supersede it")
             cur.execute("SELECT seq, entry_hash, received_at FROM review_log ORDER BY seq DESC LIMIT 1")
             last = cur.fetchall()
-            seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
-            if expect_previous is not None and prev != expect_previous:
-                raise InputRefused("the review log changed while the admin event was signed: run the command again")
-            if last and when < last[0][2]:
-                when = last[0][2].astimezone(UTC)  # the log's times never go backwards
-            entry = LogEntry(seq=seq, release_id=release_id, prev_hash=prev, envelope=envelope,
-                             envelope_hash=env_hash, received_at=when,
-                             entry_hash=entry_hash(seq, prev, env_hash, when))
+            entry = next_log_entry(release_id, envelope, when, duplicate_of=dup[0][0] if dup else None,
+                                   newer=newer[0] if newer else None, last=last[0] if last else None,
+                                   reviewer=reviewer, reviewed_at=reviewed_at, expect_previous=expect_previous)
+            when = entry.received_at
             cur.execute("INSERT INTO review_log (seq, release_id, prev_hash, envelope, envelope_hash, received_at, "
                         "entry_hash, kind, statement_id, reviewer, reviewed_at) "
                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
