@@ -91,7 +91,7 @@ def to_text(d: GateDecision, regressions: tuple[int, int, list[dict]] | None = N
         lines.append(f"       {g.name}: {g.reason}")
         if g.paired and g.paired.diff_interval:
             lines.append(f"       paired: diff {g.paired.diff:+.4f} 95% {fmt_interval(g.paired.diff_interval)}, "
-                         f"exact McNemar p={g.paired.mcnemar_p:.3g}")
+                         f"two-sided exact McNemar p={g.paired.mcnemar_p:.3g}")
     if regressions is not None:
         lines.append("")
         lines.append(f"paired cases: {regressions[0]} regressions (pass->fail), {regressions[1]} fixes (fail->pass)")
