@@ -8,9 +8,9 @@ from tests.conftest import REPO
 from tests.test_ui import texts
 
 APP = str(REPO / "dashboard" / "ui" / "app.py")
-
-
 APP_TIMEOUT = 90
+
+
 def _open(app: AppTest, candidate: str, policy: str = "rollout.yaml", page: str = "views/train.py") -> str:
     app.query_params["candidate"] = candidate
     app.query_params["policy"] = policy
@@ -48,6 +48,11 @@ def test_train_view_without_a_train_explains_itself(app):
     """Test that a policy with no rollout.tiers gets a sentence, not an empty page."""
     body = _open(app, "rel-2026.11.0-rc5", policy="case-management.yaml")
     assert "has no release train" in body
+    use = next(b for b in app.button if b.label == "Use rollout.yaml")  # the policies that have one, one click away
+    use.click().run()
+    assert not app.exception
+    body = texts(app)
+    assert "has no release train" not in body and "nightly evidence is 9.3 days old (max 2)" in body
 
 
 def test_overview_names_the_rollout_blocker(app):

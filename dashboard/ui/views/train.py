@@ -11,7 +11,7 @@ from dashboard.core.rollout import Experiment, FeatureFlag, Incident, RollbackDr
 from dashboard.train import missing_before_judging, release_train, required_tiers
 from dashboard.ui import components as ui
 from dashboard.ui import data
-from dashboard.ui.state import require_selection
+from dashboard.ui.state import go, require_selection
 
 STATE_WORDS = {"ok": "✅ ok", "stale": "⏳ stale", "failed": "❌ failed", "missing": "⛔ missing",
                "incomplete": "⚠️ incomplete", "not yet": "· not yet"}
@@ -37,8 +37,18 @@ st.title("Release train")
 rollout = sel.policy.rollout
 if rollout is None or not rollout.tiers:
     st.info(f"The policy {ui.esc(sel.policy.policy_id)} v{ui.esc(sel.policy.version)} has no release train "
-            "(rollout.tiers). Choose a policy with one in the sidebar, e.g. rollout.yaml (docs/policy.md, "
-            "Rollout safety).", icon=":material/info:")
+            "(rollout.tiers; docs/policy.md, Rollout safety).", icon=":material/info:")
+    with_train = []
+    for label, path in data.policy_files().items():
+        try:
+            rollout_of = data.load_selected_policy(path).rollout
+        except Exception:  # noqa: BLE001 (an unreadable policy file is the sidebar's to report)
+            continue
+        if rollout_of is not None and rollout_of.tiers:
+            with_train.append(label)
+    for label in with_train:  # one click instead of hunting in the sidebar
+        if st.button(f"Use {label}", key=f"train_use_{label}", icon=":material/train:"):
+            go("views/train.py", {"policy": label})
     st.stop()
 
 required = required_tiers(sel.policy)
