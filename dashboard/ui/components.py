@@ -40,7 +40,7 @@ def decision_banner(d: GateDecision) -> None:
     base = esc(d.baseline.release_id) if d.baseline else "no baseline"
     body = (f"## {BANNER_ICONS[d.status]} {words}\n\n**{esc(d.candidate.release_id)}** against **{base}** · "
             f"{len(d.blockers)} blocker(s), {len(d.warnings)} warning(s) · policy {esc(d.policy.policy_id)} "
-            f"v{esc(d.policy.version)}" + (f", profile {esc(d.profile)}" if d.profile else ""))
+            f"version {esc(d.policy.version)}" + (f", profile {esc(d.profile)}" if d.profile else ""))
     {"approved": st.success, "approved_with_warnings": st.warning, "blocked": st.error}[d.status](body)
 
 
