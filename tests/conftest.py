@@ -49,6 +49,20 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+def ingest_story(store: Store, story: demo.Story, tmp: Path, suites: list[demo.Suite] | None = None,
+                 cases: int = 40) -> None:
+    """A small demo release: `cases` cases per suite (all of the demo's suites by default), written as Parquet."""
+    from dashboard.ingesting import ingest
+
+    manifest = demo.manifest_for(story)
+    files = []
+    for suite in demo.SUITES if suites is None else suites:
+        path = tmp / f"{story.release_id}-{suite.name}.parquet"
+        store.write_table(demo.eval_run(story, suite, cases, manifest), path, "parquet")
+        files.append(path)
+    ingest(store, files, story.release_id, manifest)
+
+
 def demo_copy(demo_store: Store, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A private copy of the demo store's file (for a server or an AppTest that may write to it)."""
     import shutil

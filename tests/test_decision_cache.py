@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,10 +12,9 @@ from dashboard.cli import main
 from dashboard.core import render
 from dashboard.core.models import ReleaseEvidence
 from dashboard.core.policy import load_policy
-from dashboard.ingesting import ingest
 from dashboard.service import gate_release, judged_key
 from dashboard.store.db import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, ingest_story
 
 POLICIES = REPO / "data" / "policies"
 CM = load_policy(POLICIES / "case-management.yaml")
@@ -24,22 +22,12 @@ TIERED = load_policy(POLICIES / "tiered.yaml")
 BASE, RC2 = demo.STORIES[0], demo.STORIES[2]
 
 
-def _ingest(store: Store, story: demo.Story, suites: list[demo.Suite], tmp: Path, cases: int = 40) -> None:
-    manifest = demo.manifest_for(story)
-    files = []
-    for suite in suites:
-        path = tmp / f"{story.release_id}-{suite.name}.parquet"
-        store.write_table(demo.eval_run(story, suite, cases, manifest), path, "parquet")
-        files.append(path)
-    ingest(store, files, story.release_id, manifest)
-
-
 @pytest.fixture
 def small(tmp_path) -> Store:
     """The baseline (three suites) and rc2 with only its first two suites, 40 cases per run."""
     s = Store(tmp_path / "c.duckdb")
-    _ingest(s, BASE, list(demo.SUITES), tmp_path)
-    _ingest(s, RC2, list(demo.SUITES[:2]), tmp_path)
+    ingest_story(s, BASE, tmp_path, list(demo.SUITES))
+    ingest_story(s, RC2, tmp_path, list(demo.SUITES[:2]))
     yield s
     s.close()
 
@@ -122,7 +110,7 @@ def test_any_changed_input_misses_the_cache(small, tmp_path, monkeypatch):
     judge(no_baseline=True)
     small.put_evidence(ReleaseEvidence(release_id=RC2.release_id, items=[{"kind": "rollback_plan", "passed": True}]))
     with_evidence = judge()
-    _ingest(small, RC2, [demo.SUITES[2]], tmp_path)  # a new run of the candidate
+    ingest_story(small, RC2, tmp_path, [demo.SUITES[2]])  # a new run of the candidate
     with_run = judge()
     assert len(keys) == 8
     assert len(with_run.data_digests) == len(with_evidence.data_digests) + 1

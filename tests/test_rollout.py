@@ -24,11 +24,10 @@ from dashboard.core.rollout import (
     parse_rollout,
     train_status,
 )
-from dashboard.ingesting import ingest
 from dashboard.service import gate_release
 from dashboard.store.db import Store
 from dashboard.store.rollout import put_rollout, rollout_evidence
-from tests.conftest import REPO
+from tests.conftest import REPO, ingest_story
 
 ROLLOUT_POLICY = load_policy(REPO / "data" / "policies" / "rollout.yaml")
 RP = ROLLOUT_POLICY.rollout
@@ -282,22 +281,12 @@ def test_policy_without_rollout_keeps_its_digest_and_a_bad_rollout_section_is_re
 
 # ----- through the store, the CLI and the decision -------------------------------------------------------------
 
-def _ingest(store: Store, story: demo.Story, tmp: Path, cases: int = 40) -> None:
-    manifest = demo.manifest_for(story)
-    files = []
-    for suite in demo.SUITES:
-        path = tmp / f"{story.release_id}-{suite.name}.parquet"
-        store.write_table(demo.eval_run(story, suite, cases, manifest), path, "parquet")
-        files.append(path)
-    ingest(store, files, story.release_id, manifest)
-
-
 @pytest.fixture
 def small(tmp_path) -> Store:
     """Baseline, rc5 and rc6 (40 cases per run) with no rollout evidence yet."""
     s = Store(tmp_path / "r.duckdb")
     for story in (BASE, RC5, RC6):
-        _ingest(s, story, tmp_path)
+        ingest_story(s, story, tmp_path)
     yield s
     s.close()
 
