@@ -96,3 +96,28 @@ def test_export_is_the_same_with_and_without_the_shortcut(store, fmt, monkeypatc
     fast = cases.export_cases(store, q, fmt)
     monkeypatch.setattr(Store, "_one_run_per_suite", lambda *_a: False)
     assert cases.export_cases(store, q, fmt) == fast
+
+
+@pytest.mark.parametrize("limit", [cases.MAX_DIMENSIONS, 2])
+def test_filter_options_from_the_statistics_are_those_of_the_cases(store, limit, monkeypatch):
+    """Test that the Cases page's filter options (slice dimensions by how many cases carry them, their values, the
+    risks and suites) read from `run_stats` are exactly those read from every case, the bounded ranking included."""
+    monkeypatch.setattr(cases, "MAX_DIMENSIONS", limit)
+    for releases in ([RC2.release_id, BASE.release_id], [BASE.release_id], [RC2.release_id]):
+        assert cases._from_stats(store, releases)
+        dims = cases.slice_dimensions(store, releases)
+        assert dims == cases.slice_dimensions(store, releases, use_stats=False)
+        assert len(dims) == 2 + min(limit, 3)
+        for dim in dims + ["no-such-dimension"]:
+            assert cases.slice_values(store, releases, dim) == cases.slice_values(store, releases, dim, False)
+        assert cases.slice_values(store, releases, "task")
+
+
+def test_filter_options_without_statistics_read_the_cases(store, monkeypatch):
+    """Test that a release without usable statistics (a store written before them) is read from the cases."""
+    from dashboard.store import stats
+
+    want = cases.slice_dimensions(store, [RC2.release_id]), cases.slice_values(store, [RC2.release_id], "task")
+    monkeypatch.setattr(stats, "usable", lambda *_a: False)
+    assert not cases._from_stats(store, [RC2.release_id])
+    assert (cases.slice_dimensions(store, [RC2.release_id]), cases.slice_values(store, [RC2.release_id], "task")) == want

@@ -315,24 +315,48 @@ MAX_VALUES = 500  # values offered for one dimension
 MAX_RECORD_SLICES = 100  # slice entries shown for one case record
 
 
-def slice_dimensions(store: Store, release_ids: list[str]) -> list[str]:
+def _from_stats(store: Store, release_ids: list[str]) -> bool:
+    """Whether every release's cases are summed up in `run_stats` (store/stats.py): then the filter options come from
+    its groups (a few hundred rows per release: each group is one (run, risk, suite, slices) combination with its
+    case count) instead of a scan of every case's maps (issue 15); the same keys, values and counts."""
+    from dashboard.store import stats
+
+    return bool(release_ids) and all(stats.usable(store, r) for r in release_ids)
+
+
+def slice_dimensions(store: Store, release_ids: list[str], use_stats: bool = True) -> list[str]:
     """risk, suite, then the most common slice dimensions (bounded), alphabetically."""
+    params = {"r": list(release_ids), "per_case": MAX_KEYS_PER_CASE, "limit": MAX_DIMENSIONS}
+    if use_stats and _from_stats(store, list(release_ids)):
+        from dashboard.store.stats import STATS_FORMAT
+
+        rows = store.query(
+            """SELECT k FROM (SELECT unnest(map_keys(slices)) AS k, n FROM run_stats
+                              WHERE list_contains($r, release_id) AND stats_format = $f AND metric = 'cases'
+                              AND cardinality(slices) <= $per_case)
+               GROUP BY k ORDER BY sum(n) DESC, k LIMIT $limit""", {**params, "f": STATS_FORMAT})
+        return ["risk", "suite"] + sorted(r[0] for r in rows)
     rows = store.query(
         """SELECT k FROM (SELECT unnest(map_keys(slices)) AS k FROM cases
                           WHERE list_contains($r, release_id) AND cardinality(slices) <= $per_case)
-           GROUP BY k ORDER BY count(*) DESC, k LIMIT $limit""",
-        {"r": list(release_ids), "per_case": MAX_KEYS_PER_CASE, "limit": MAX_DIMENSIONS})
+           GROUP BY k ORDER BY count(*) DESC, k LIMIT $limit""", params)
     return ["risk", "suite"] + sorted(r[0] for r in rows)
 
 
-def slice_values(store: Store, release_ids: list[str], dimension: str) -> list[str]:
+def slice_values(store: Store, release_ids: list[str], dimension: str, use_stats: bool = True) -> list[str]:
+    table, extra, params = "cases", "", {"r": list(release_ids), "limit": MAX_VALUES}
+    if use_stats and _from_stats(store, list(release_ids)):
+        from dashboard.store.stats import STATS_FORMAT
+
+        table, extra = "run_stats", "AND stats_format = $f AND metric = 'cases'"
+        params["f"] = STATS_FORMAT
     if dimension in ("risk", "suite"):
-        rows = store.query(f"SELECT DISTINCT {dimension} FROM cases WHERE list_contains($r, release_id) "  # noqa: S608
-                           "ORDER BY 1 LIMIT $limit", {"r": list(release_ids), "limit": MAX_VALUES})
+        rows = store.query(f"SELECT DISTINCT {dimension} FROM {table} WHERE list_contains($r, release_id) "  # noqa: S608
+                           f"{extra} ORDER BY 1 LIMIT $limit", params)
     else:
-        rows = store.query("""SELECT DISTINCT slices[$d] AS v FROM cases WHERE list_contains($r, release_id)
-                              AND slices[$d] IS NOT NULL ORDER BY 1 LIMIT $limit""",
-                           {"r": list(release_ids), "d": dimension, "limit": MAX_VALUES})
+        rows = store.query(f"""SELECT DISTINCT slices[$d] AS v FROM {table} WHERE list_contains($r, release_id)
+                               {extra} AND slices[$d] IS NOT NULL ORDER BY 1 LIMIT $limit""",  # noqa: S608
+                           {**params, "d": dimension})
     return [r[0] for r in rows]
 
 
