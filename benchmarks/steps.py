@@ -187,6 +187,14 @@ def browser(db: str, judged: str) -> None:
             page.wait_for_function('document.querySelectorAll(\'[data-testid="stSkeleton"]\').length === 0',
                                    timeout=300_000)
             idle = time.perf_counter() - t
+            # Then the Cases page, as a reviewer opens it next (first visit; the same server and browser): seconds
+            # from the click in the sidebar until its first rows are on screen (the caption above the table).
+            t = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
+            page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
+            page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+            cases_rows = time.perf_counter() - t
+            page.screenshot(path=str(Path(db).with_suffix(f".cases-{judged}.png")))
             chromium.close()
     finally:
         server.terminate()
@@ -195,7 +203,7 @@ def browser(db: str, judged: str) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-    print(json.dumps({"wall_s": banner, "idle_s": idle, "peak_mib": _children_peak()}))
+    print(json.dumps({"wall_s": banner, "idle_s": idle, "cases_s": cases_rows, "peak_mib": _children_peak()}))
 
 
 def bare_group_by(db: str) -> None:

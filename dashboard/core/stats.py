@@ -299,11 +299,16 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, level: float = 0.95,
     point = a.sum() / b.sum()
     m = min(n, BOOTSTRAP_MAX_N)
     rng = np.random.default_rng(seed)
+    # Issue 15: a 0/1 denominator (successes) is summed as a count of a one-byte copy (a gather from 1 MiB instead
+    # of 8 MiB per million cases; a sum of zeros and ones is that exact integer in any order), and `take` gathers
+    # the numerator into the same contiguous array `a[idx]` gives: the same floats, about twice as fast.
+    zero_one = bool(np.all((b == 0) | (b == 1)))
+    flags = b.astype(np.uint8) if zero_one else b
     stats = np.empty(reps)
     for r in range(reps):
         idx = rng.integers(0, n, m)
-        bs = b[idx].sum()
-        stats[r] = a[idx].sum() / bs if bs else np.nan
+        bs = float(np.count_nonzero(flags.take(idx))) if zero_one else b.take(idx).sum()
+        stats[r] = a.take(idx).sum() / bs if bs else np.nan
     stats = stats[~np.isnan(stats)]
     if len(stats) == 0:
         return None

@@ -145,24 +145,43 @@ class CaseQuery:
     descending: bool = False
 
 
-def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
+def _one_record(store: Store, q: CaseQuery) -> tuple[bool, bool]:
+    """Whether each release of the query holds one record per case (no two runs share a suite: see
+    `Store._one_run_per_suite`), so the per-case GROUP BY over a million records can be skipped (issue 15: the
+    paired and regression queries' shortcut). A gate predicate over a case's repeats keeps the grouped query."""
+    pred = gate_predicate(q.gate_metric) if q.gate_metric else None
+    if pred is not None and pred[1]:
+        return False, False
+    return store._one_run_per_suite(q.candidate), bool(q.baseline) and store._one_run_per_suite(q.baseline or "")
+
+
+def _parts(q: CaseQuery, params: dict[str, Any], one: tuple[bool, bool] = (False, False)) -> tuple[str, str]:
+    """(c, b): the candidate's cases kept by the filters (one row per case, with a `keep` column already applied)
+    and the baseline's (one row per case). With `one` (per release: one record per case) a release's rows are its
+    records, read directly: each per-case aggregate of a single record is that record's value."""
     from dashboard.store.db import _per_case_sql, _slice_sql
 
     if q.kind not in OUTCOMES or q.sort not in SORTS:
         raise ValueError(f"unknown case list {q.kind!r} / sort {q.sort!r}")
     where, _group, params = _slice_sql(q.spec, params)
     params.update(cand=q.candidate, base=q.baseline or "", score=q.score or "")
+    # Each filter as a per-record condition; over a case's records it holds when it holds for some record.
+    conds: list[str] = []
     having = ["TRUE"]
     if q.check:
-        having.append("bool_or(checks[$check] = $check_value)")
+        conds.append("checks[$check] = $check_value")
         params.update(check=q.check, check_value=q.check_value)
     if q.search:
-        having.append("bool_or(contains(lower(concat_ws(chr(10), case_id, input, output, expected)), $search))")
+        conds.append("contains(lower(concat_ws(chr(10), case_id, input, output, expected)), $search)")
         params["search"] = q.search[:MAX_SEARCH].lower()
     if q.gate_metric:
         pred = gate_predicate(q.gate_metric)
-        having.append(("(" + pred[0] + ")" if pred[1] else f"bool_or(coalesce(({pred[0]}), false))")
-                      if pred else "FALSE")
+        if pred is None:
+            having.append("FALSE")
+        elif pred[1]:
+            having.append("(" + pred[0] + ")")
+        else:
+            conds.append(f"coalesce(({pred[0]}), false)")
         if pred and "$thr" in pred[0]:
             params["thr"] = q.gate_threshold
         tool = tool_metric(q.gate_metric)
@@ -172,33 +191,78 @@ def _sql(q: CaseQuery, params: dict[str, Any]) -> str:
                 params["gt"] = tool.threshold
     # The one definition of "the same case" (store.db._case_pairs_sql): one designated repeat per case, and a
     # regression or fix only where suite, case id and that repeat's content digest agree.
-    keep = " AND ".join(having)
-    cand = _per_case_sql("$cand", where, extra=", arg_min(slices['task'], run_id) AS task, avg(latency_ms) AS latency_ms, "
-                         "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error, avg(scores[$score]) AS score, "
-                         f"({keep}) AS keep")
-    base = _per_case_sql("$base", extra=", avg(scores[$score]) AS score")
-    return f"""
-        WITH c AS (SELECT * FROM ({cand}) WHERE keep), b AS ({base})
-        SELECT c.case_id, c.suite, c.risk, c.task, c.passed AS candidate_passed,
+    if one[0]:
+        keep = " AND ".join(having + [f"({c})" for c in conds])
+        cand = _per_case_sql("$cand", where, one_record=True,
+                             extra=", slices['task'] AS task, latency_ms, cost_usd, error, scores[$score] AS score, "
+                                   f"({keep}) AS keep")
+    else:
+        keep = " AND ".join(having + [f"bool_or({c})" for c in conds])
+        cand = _per_case_sql("$cand", where,
+                             extra=", arg_min(slices['task'], run_id) AS task, avg(latency_ms) AS latency_ms, "
+                                   "sum(cost_usd) AS cost_usd, arg_min(error, run_id) AS error, "
+                                   f"avg(scores[$score]) AS score, ({keep}) AS keep")
+    base = _per_case_sql("$base", extra=", scores[$score] AS score" if one[1] else ", avg(scores[$score]) AS score",
+                         one_record=one[1])
+    return f"SELECT * FROM ({cand}) WHERE keep", base  # noqa: S608
+
+
+_SELECT = """SELECT c.case_id, c.suite, c.risk, c.task, c.passed AS candidate_passed,
                b.passed AS baseline_passed, c.repeats, c.latency_ms, c.cost_usd, c.score, b.score AS baseline_score,
-               c.score - b.score AS score_change, c.error
-        FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b
-             ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest
+               c.score - b.score AS score_change, c.error"""
+_SAME_CASE = "ON c.suite = b.suite AND c.case_id = b.case_id AND c.content_digest = b.content_digest"
+
+
+def _order(q: CaseQuery) -> str:
+    """A total order (suite and case id name one case)."""
+    return f"ORDER BY {SORTS[q.sort]} {'DESC' if q.descending else 'ASC'} NULLS LAST, {RISK_ORDER}, c.suite, c.case_id"
+
+
+def _sql(q: CaseQuery, params: dict[str, Any], one: tuple[bool, bool] = (False, False)) -> str:
+    cand, base = _parts(q, params, one)
+    return f"""
+        WITH c AS ({cand}), b AS ({base})
+        {_SELECT}
+        FROM c {"JOIN" if q.kind in ("regressions", "fixes") else "LEFT JOIN"} b {_SAME_CASE}
         WHERE {OUTCOMES[q.kind]}
-        ORDER BY {SORTS[q.sort]} {"DESC" if q.descending else "ASC"} NULLS LAST, {RISK_ORDER}, c.suite, c.case_id
+        {_order(q)}
     """  # noqa: S608
 
 
-def case_list(store: Store, q: CaseQuery, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """(number of matching cases, one page of them)."""
+def case_list(store: Store, q: CaseQuery, limit: int = 50, offset: int = 0,
+              one: tuple[bool, bool] | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """(number of matching cases, one page of them). `one` overrides `_one_record` (tests compare both paths).
+
+    Issue 15: failures and all cases (a LEFT JOIN on the baseline's one row per case, so the join neither adds nor
+    drops candidate rows) are counted on the candidate alone, and their page is cut before the baseline is joined
+    when the order does not need the baseline; regressions and fixes are counted and paged in one pass."""
     if q.kind in ("regressions", "fixes") and not q.baseline:
         return 0, []
     params: dict[str, Any] = {}
-    sql = _sql(q, params)
-    total = store.query(f"SELECT count(*) FROM ({sql})", params)[0][0]  # noqa: S608
-    rows = store.query(f"{sql} LIMIT $limit OFFSET $offset",
-                       {**params, "limit": min(max(limit, 1), MAX_PAGE), "offset": max(offset, 0)})
-    return int(total), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+    one = _one_record(store, q) if one is None else one
+    page = {"limit": min(max(limit, 1), MAX_PAGE), "offset": max(offset, 0)}
+    if q.kind in ("failed", "all"):
+        cand, base = _parts(q, params, one)
+        total = store.query(f"SELECT count(*) FROM ({cand}) c WHERE {OUTCOMES[q.kind]}",  # noqa: S608
+                            {k: v for k, v in params.items() if k != "base"})[0][0]
+        if "b." in SORTS[q.sort]:  # sorted by a baseline value: join first
+            rows = store.query(f"{_sql(q, params, one)} LIMIT $limit OFFSET $offset", {**params, **page})
+        else:
+            rows = store.query(
+                f"""WITH c AS (SELECT * FROM ({cand}) c WHERE {OUTCOMES[q.kind]} {_order(q)}
+                               LIMIT $limit OFFSET $offset), b AS ({base})
+                    {_SELECT} FROM c LEFT JOIN b {_SAME_CASE} {_order(q)}""", {**params, **page})  # noqa: S608
+        return int(total), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+    cand, base = _parts(q, params, one)
+    rows = store.query(
+        f"""WITH c AS ({cand}), b AS ({base})
+            {_SELECT}, count(*) OVER () AS total FROM c JOIN b {_SAME_CASE}
+            WHERE {OUTCOMES[q.kind]} {_order(q)} LIMIT $limit OFFSET $offset""", {**params, **page})  # noqa: S608
+    if rows:
+        total = rows[0][-1]
+    else:  # past the last page (or nothing matches): count on its own
+        total = store.query(f"SELECT count(*) FROM ({_sql(q, params, one)})", params)[0][0]  # noqa: S608
+    return int(total), [dict(zip(COLUMNS, r[:-1], strict=True)) for r in rows]
 
 
 def csv_safe_sql(column: str) -> str:
@@ -213,7 +277,7 @@ def export_cases(store: Store, q: CaseQuery, fmt: str, batch_rows: int = 10_000)
     if q.kind in ("regressions", "fixes") and not q.baseline:
         q = CaseQuery(**{**q.__dict__, "kind": "failed"})
     params: dict[str, Any] = {}
-    sql = _sql(q, params)
+    sql = _sql(q, params, _one_record(store, q))
     cols = [csv_safe_sql(f"x.{c}") + f" AS {c}" if fmt == "csv" and c in TEXT_COLUMNS else f"x.{c}"
             for c in COLUMNS]
     cur = store.cursor()
@@ -251,24 +315,48 @@ MAX_VALUES = 500  # values offered for one dimension
 MAX_RECORD_SLICES = 100  # slice entries shown for one case record
 
 
-def slice_dimensions(store: Store, release_ids: list[str]) -> list[str]:
+def _from_stats(store: Store, release_ids: list[str]) -> bool:
+    """Whether every release's cases are summed up in `run_stats` (store/stats.py): then the filter options come from
+    its groups (a few hundred rows per release: each group is one (run, risk, suite, slices) combination with its
+    case count) instead of a scan of every case's maps (issue 15); the same keys, values and counts."""
+    from dashboard.store import stats
+
+    return bool(release_ids) and all(stats.usable(store, r) for r in release_ids)
+
+
+def slice_dimensions(store: Store, release_ids: list[str], use_stats: bool = True) -> list[str]:
     """risk, suite, then the most common slice dimensions (bounded), alphabetically."""
+    params = {"r": list(release_ids), "per_case": MAX_KEYS_PER_CASE, "limit": MAX_DIMENSIONS}
+    if use_stats and _from_stats(store, list(release_ids)):
+        from dashboard.store.stats import STATS_FORMAT
+
+        rows = store.query(
+            """SELECT k FROM (SELECT unnest(map_keys(slices)) AS k, n FROM run_stats
+                              WHERE list_contains($r, release_id) AND stats_format = $f AND metric = 'cases'
+                              AND cardinality(slices) <= $per_case)
+               GROUP BY k ORDER BY sum(n) DESC, k LIMIT $limit""", {**params, "f": STATS_FORMAT})
+        return ["risk", "suite"] + sorted(r[0] for r in rows)
     rows = store.query(
         """SELECT k FROM (SELECT unnest(map_keys(slices)) AS k FROM cases
                           WHERE list_contains($r, release_id) AND cardinality(slices) <= $per_case)
-           GROUP BY k ORDER BY count(*) DESC, k LIMIT $limit""",
-        {"r": list(release_ids), "per_case": MAX_KEYS_PER_CASE, "limit": MAX_DIMENSIONS})
+           GROUP BY k ORDER BY count(*) DESC, k LIMIT $limit""", params)
     return ["risk", "suite"] + sorted(r[0] for r in rows)
 
 
-def slice_values(store: Store, release_ids: list[str], dimension: str) -> list[str]:
+def slice_values(store: Store, release_ids: list[str], dimension: str, use_stats: bool = True) -> list[str]:
+    table, extra, params = "cases", "", {"r": list(release_ids), "limit": MAX_VALUES}
+    if use_stats and _from_stats(store, list(release_ids)):
+        from dashboard.store.stats import STATS_FORMAT
+
+        table, extra = "run_stats", "AND stats_format = $f AND metric = 'cases'"
+        params["f"] = STATS_FORMAT
     if dimension in ("risk", "suite"):
-        rows = store.query(f"SELECT DISTINCT {dimension} FROM cases WHERE list_contains($r, release_id) "  # noqa: S608
-                           "ORDER BY 1 LIMIT $limit", {"r": list(release_ids), "limit": MAX_VALUES})
+        rows = store.query(f"SELECT DISTINCT {dimension} FROM {table} WHERE list_contains($r, release_id) "  # noqa: S608
+                           f"{extra} ORDER BY 1 LIMIT $limit", params)
     else:
-        rows = store.query("""SELECT DISTINCT slices[$d] AS v FROM cases WHERE list_contains($r, release_id)
-                              AND slices[$d] IS NOT NULL ORDER BY 1 LIMIT $limit""",
-                           {"r": list(release_ids), "d": dimension, "limit": MAX_VALUES})
+        rows = store.query(f"""SELECT DISTINCT slices[$d] AS v FROM {table} WHERE list_contains($r, release_id)
+                               {extra} AND slices[$d] IS NOT NULL ORDER BY 1 LIMIT $limit""",  # noqa: S608
+                           {**params, "d": dimension})
     return [r[0] for r in rows]
 
 

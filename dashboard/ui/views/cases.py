@@ -116,13 +116,16 @@ query = CaseQuery(candidate=sel.candidate, baseline=sel.baseline, spec=spec, kin
                   check=check.split("=")[0] if check else None, check_value=bool(check and check.endswith("=true")),
                   search=search.strip() or None, gate_metric=gate.metric if gate else None,
                   gate_threshold=gate.threshold if gate else None, score=score, sort=sort, descending=descending)
-total, _first = data.case_list(sel.generation, query, 1, 0)
+# One query gives the count and the page asked for (issue 15); a page past the end is clamped and fetched again.
+wanted_page = max(1, int(st.session_state.get("cases_page") or 1))
+total, rows = data.case_list(sel.generation, query, PAGE_SIZE, (wanted_page - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
-if int(st.session_state.get("cases_page") or 1) > pages:
+if wanted_page > pages:
     st.session_state["cases_page"] = pages
 page = int(st.number_input(f"Page (of {pages}; {total:,} cases)", min_value=1, max_value=pages, step=1,
                            key="cases_page"))
-_total, rows = data.case_list(sel.generation, query, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+if page != wanted_page:
+    total, rows = data.case_list(sel.generation, query, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 
 # Mirror the view into the URL (selection keys are kept by the sidebar).
 url = {"kind": kind, "risk": risk, "suite": suite, "task": task, "check": check or "", "q": search.strip(),
