@@ -81,7 +81,7 @@ for col, name in zip(cols, names, strict=True):
 
 if d.policy_comparison and (d.policy_comparison.loosened or d.policy_comparison.outcome_changes):
     pc = d.policy_comparison
-    st.warning(f"This policy is compared with v{ui.esc(pc.previous_version)} of the same policy: under it the "
+    st.warning(f"This policy is compared with version {ui.esc(pc.previous_version)} of the same policy: under it the "
                f"decision is **{render.STATUS_WORDS[pc.previous_status]}**.", icon=":material/policy:")
     ui.show_table([{"gate": x.gate_id, "loosened": x.change} for x in pc.loosened])
 

@@ -36,7 +36,7 @@ sel = require_selection()
 st.title("Release train")
 rollout = sel.policy.rollout
 if rollout is None or not rollout.tiers:
-    st.info(f"The policy {ui.esc(sel.policy.policy_id)} v{ui.esc(sel.policy.version)} has no release train "
+    st.info(f"The policy {ui.esc(sel.policy.policy_id)} version {ui.esc(sel.policy.version)} has no release train "
             "(rollout.tiers; docs/policy.md, Rollout safety).", icon=":material/info:")
     with_train = []
     for label, path in data.policy_files().items():
@@ -52,7 +52,7 @@ if rollout is None or not rollout.tiers:
     st.stop()
 
 required = required_tiers(sel.policy)
-st.caption(f"Tiers of policy {ui.esc(sel.policy.policy_id)} v{ui.esc(sel.policy.version)}. Ages are measured at "
+st.caption(f"Tiers of policy {ui.esc(sel.policy.policy_id)} version {ui.esc(sel.policy.version)}. Ages are measured at "
            "each release's rollout evidence `as_of` (or its manifest's created_at), never at today's date, so the "
            "page shows what the gate judged.")
 ui.show_table([{"tier": t.name, "cadence": t.cadence, "profile": t.profile or "", "suites": ", ".join(t.suites),
