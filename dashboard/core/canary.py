@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from dashboard.core.canary_policy import CanaryPolicy, CanarySignal
-from dashboard.core.manifests import ArtifactChange
+from dashboard.core.manifests import ROLLBACK_METHOD, ArtifactChange
 from dashboard.core.plain import md_text
 
 Verdict = Literal["promote", "continue", "rollback"]
@@ -40,19 +40,6 @@ STATUS_NAMES = ("pass", "undecided", "fail", "critical", "no data", "ignored", "
 V_PROMOTE, V_CONTINUE, V_ROLLBACK = 0, 1, 2
 VERDICTS: tuple[Verdict, ...] = ("promote", "continue", "rollback")
 
-# Seed §25: how each artifact kind is rolled back.
-ROLLBACK_METHODS: dict[str, str] = {
-    "code": "deploy the previous image",
-    "image": "deploy the previous image",
-    "prompts": "switch the prompt version back",
-    "model_routes": "switch the route config back",
-    "indexes": "promote the previous active index",
-    "tools": "disable the tool or revert its version",
-    "workflows": "route new runs to the old workflow version",
-    "eval_datasets": "not usually rolled back; review the gate change",
-    "config": "revert the config version",
-    "governance_policy": "revert the governance policy version (with its owners)",
-}
 
 
 class Moments(BaseModel):
@@ -253,7 +240,7 @@ def rollback_targets(changes: list[ArtifactChange]) -> list[RollbackTarget]:
     """Every artifact the canary changed, with the version to go back to and the §25 method."""
     out = []
     for c in changes:
-        method = ROLLBACK_METHODS.get(c.kind, "revert to the baseline's version")
+        method = ROLLBACK_METHOD.get(c.kind, "revert to the baseline's version")
         if c.baseline is None:
             method = f"remove it (new in the canary); {method}"
         out.append(RollbackTarget(kind=c.kind, name=c.name, canary_version=c.candidate, rollback_to=c.baseline,

@@ -42,6 +42,16 @@ def load_manifest(path: str | Path) -> ReleaseManifest:
         raise InputRefused(pydantic_problems(str(path), "", e)) from e
 
 
+# Seed §25: how each kind of artifact is rolled back.
+ROLLBACK_METHOD = {
+    "code": "deploy the previous image", "image": "deploy the previous image",
+    "prompts": "switch the prompt version back", "model_routes": "switch the route config back",
+    "indexes": "promote the previous active index", "tools": "disable or revert the tool version",
+    "workflows": "route new runs to the previous workflow version", "eval_datasets": "no rollback: review the gate change",
+    "config": "revert the config version", "governance_policy": "revert the governance policy version",
+}
+
+
 class ArtifactChange(BaseModel):
     """One artifact whose version differs between baseline and candidate."""
 

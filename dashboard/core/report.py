@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from dashboard.core.gates import GateDecision
-from dashboard.core.manifests import ArtifactChange
+from dashboard.core.manifests import ROLLBACK_METHOD, ArtifactChange
 from dashboard.core.models import ReleaseManifest
 from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.plain import md_text
@@ -22,14 +22,6 @@ from dashboard.core.reviews import StatusReport, VerifiedReview
 from dashboard.core.rollout_report import RolloutReport, rollback_rows
 from dashboard.core.rollout_report import sections as rollout_sections
 
-# Seed §25: how each kind of artifact is rolled back.
-ROLLBACK_METHOD = {
-    "code": "deploy the previous image", "image": "deploy the previous image",
-    "prompts": "switch the prompt version back", "model_routes": "switch the route config back",
-    "indexes": "promote the previous active index", "tools": "disable or revert the tool version",
-    "workflows": "route new runs to the previous workflow version", "eval_datasets": "no rollback: review the gate change",
-    "config": "revert the config version", "governance_policy": "revert the governance policy version",
-}
 AREAS = {
     "quality": ("Quality", "product, engineering"),
     "rag": ("RAG", "engineering"),
@@ -241,7 +233,7 @@ def sections(data: ReportData) -> list[Section]:
     else:  # with a rollout policy: each change's latest rollback drill, then rollout safety
         out.append(Section("Rollback plan", "engineering and on-call", [Table(
             ["artifact", "name", "roll back to", "how", "latest drill"],
-            [[Text(x) for x in row] for row in rollback_rows(d, data.rollout, ROLLBACK_METHOD)],
+            [[Text(x) for x in row] for row in rollback_rows(d, data.rollout)],
             empty="Nothing changed since the baseline.")]))
         out.append(Section("Rollout safety", "engineering, on-call and governance", _rollout_blocks(d, data.rollout)))
     reviews: list[Block] = []

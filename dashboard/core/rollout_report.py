@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from dashboard.core.gates import GateDecision
+from dashboard.core.manifests import ROLLBACK_METHOD
 from dashboard.core.rollout import Experiment, FeatureFlag, Incident, RollbackDrill, RolloutEvidence
 
 
@@ -25,14 +26,14 @@ def _latest_drill(ev: RolloutEvidence | None, kind: str) -> RollbackDrill | None
     return max(drills, key=lambda d: d.performed_at) if drills else None
 
 
-def rollback_rows(d: GateDecision, r: RolloutReport, method: dict[str, str]) -> list[list[str]]:
+def rollback_rows(d: GateDecision, r: RolloutReport) -> list[list[str]]:
     """artifact, name, roll back to, how, latest drill (when, minutes, outcome) for every changed artifact."""
     rows = []
     for c in d.changed_artifacts:
         drill = _latest_drill(r.evidence, c.kind)
         tested = (f"{drill.performed_at:%Y-%m-%d} · {drill.minutes_to_rollback:g} min · {drill.outcome}" if drill
                   else "never drilled")
-        rows.append([c.kind, c.name, c.baseline or "remove it", method[c.kind], tested])
+        rows.append([c.kind, c.name, c.baseline or "remove it", ROLLBACK_METHOD[c.kind], tested])
     return rows
 
 
