@@ -57,8 +57,8 @@ class Observation(_Strict):
     variant: Variant | None = Field(default=None, description="baseline (production), canary or shadow; "
                                     "default: --variant.")
     tenant: str | None = Field(default=None, description="The tenant the request came from (also a slice).")
-    slices: dict[str, str] = Field(default_factory=dict, description="Other slice dimensions, e.g. task, "
-                                   "language, risk: name -> value.")
+    slices: dict[str, str] = Field(default_factory=dict, max_length=MAX_SLICE_KEYS, description="Other slice "
+                                   "dimensions, e.g. task, language, risk: name -> value.")
     error: bool | None = Field(default=None, description="The request failed (an error was returned).")
     latency_ms: float | None = Field(default=None, ge=0, description="End-to-end latency in milliseconds.")
     cost_usd: float | None = Field(default=None, ge=0, description="Cost of the request in US dollars.")
@@ -77,12 +77,15 @@ class Observation(_Strict):
                                          "without it.")
     fallback: bool | None = Field(default=None, description="The request was served by a fallback (another "
                                   "model route, a canned answer).")
-    scores: dict[str, float] = Field(default_factory=dict, description="Online evaluator scores by name "
+    scores: dict[str, float] = Field(default_factory=dict, max_length=MAX_MAP_KEYS, description="Online evaluator "
+                                     "scores by name "
                                      "(e.g. groundedness from an LLM judge).")
     answer: str | None = Field(default=None, description="The answer text (compared between shadow and "
                                "production).")
-    retrieved_ids: list[str] | None = Field(default=None, description="Retrieved evidence ids in rank order.")
-    tool_calls: list[ToolCall] = Field(default_factory=list, description="Tools the request ran.")
+    retrieved_ids: list[str] | None = Field(default=None, max_length=MAX_RETRIEVED,
+                                            description="Retrieved evidence ids in rank order.")
+    tool_calls: list[ToolCall] = Field(default_factory=list, max_length=MAX_TOOL_CALLS,
+                                       description="Tools the request ran.")
     model: str | None = Field(default=None, description="The model that answered (gen_ai.response.model).")
     operation: str | None = Field(default=None, description="The GenAI operation of the request's root span "
                                   "(gen_ai.operation.name: chat, invoke_agent, ...).")
@@ -94,32 +97,4 @@ class Observation(_Strict):
     def _aware(cls, v: datetime) -> datetime:
         if v.tzinfo is None or v.utcoffset() is None:
             raise ValueError("needs a time zone, e.g. 2026-11-20T10:00:00Z")
-        return v
-
-    @field_validator("slices")
-    @classmethod
-    def _few_slices(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > MAX_SLICE_KEYS:
-            raise ValueError(f"more than {MAX_SLICE_KEYS} slice dimensions")
-        return v
-
-    @field_validator("scores")
-    @classmethod
-    def _few_scores(cls, v: dict[str, float]) -> dict[str, float]:
-        if len(v) > MAX_MAP_KEYS:
-            raise ValueError(f"more than {MAX_MAP_KEYS} scores")
-        return v
-
-    @field_validator("retrieved_ids")
-    @classmethod
-    def _few_ids(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and len(v) > MAX_RETRIEVED:
-            raise ValueError(f"more than {MAX_RETRIEVED} retrieved ids")
-        return v
-
-    @field_validator("tool_calls")
-    @classmethod
-    def _few_calls(cls, v: list[ToolCall]) -> list[ToolCall]:
-        if len(v) > MAX_TOOL_CALLS:
-            raise ValueError(f"more than {MAX_TOOL_CALLS} tool calls")
         return v
