@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 RiskLevel = Literal["low", "medium", "high", "critical"]
 RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
@@ -21,6 +21,16 @@ MAX_SLICE_KEYS = 64
 MAX_MAP_KEYS = 1_000
 INT64_MAX = 2**63 - 1  # the store's integers are 64-bit: a larger count is refused here, naming the field
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+def _zoned(v: datetime) -> datetime:
+    if v.tzinfo is None or v.utcoffset() is None:
+        raise ValueError("needs a time zone, e.g. 2026-11-20T10:00:00Z")
+    return v
+
+
+# A time in a record a user writes: refused without a time zone (ages and orderings must not depend on the reader).
+ZonedDatetime = Annotated[datetime, AfterValidator(_zoned)]
 
 # Artifact kinds of a manifest, as named in policies (`when_changed`) and in the manifest diff.
 ARTIFACT_KINDS: dict[str, str] = {

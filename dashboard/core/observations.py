@@ -11,12 +11,11 @@ scores, and for shadow comparison the answer text, the retrieved ids and the too
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from dashboard.core.models import INT64_MAX, MAX_MAP_KEYS, MAX_SLICE_KEYS
+from dashboard.core.models import INT64_MAX, MAX_MAP_KEYS, MAX_SLICE_KEYS, ZonedDatetime
 
 Variant = Literal["baseline", "canary", "shadow"]
 VARIANTS: tuple[str, ...] = ("baseline", "canary", "shadow")
@@ -51,7 +50,7 @@ class Observation(_Strict):
 
     request_id: str = Field(min_length=1, description="The request's id; a shadow request carries the id of the "
                             "production request it mirrors, so the two are compared pairwise.")
-    time: datetime = Field(description="When the request was served (ISO 8601 with a time zone).")
+    time: ZonedDatetime = Field(description="When the request was served (ISO 8601 with a time zone).")
     release_id: str | None = Field(default=None, description="The release that answered; default: --release. "
                                    "When given it must equal --release.")
     variant: Variant | None = Field(default=None, description="baseline (production), canary or shadow; "
@@ -91,10 +90,3 @@ class Observation(_Strict):
                                   "(gen_ai.operation.name: chat, invoke_agent, ...).")
     trace_id: str | None = Field(default=None, description="The OpenTelemetry trace id (32 hex digits).")
     span_id: str | None = Field(default=None, description="The OpenTelemetry span id (16 hex digits).")
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None or v.utcoffset() is None:
-            raise ValueError("needs a time zone, e.g. 2026-11-20T10:00:00Z")
-        return v

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dashboard.core.canonical import digest
 from dashboard.core.errors import InputRefused, Problem
 from dashboard.core.manifests import ArtifactChange, pydantic_problems
-from dashboard.core.models import ARTIFACT_KINDS, RiskLevel
+from dashboard.core.models import ARTIFACT_KINDS, RiskLevel, ZonedDatetime
 
 ROLLOUT_SCHEMA = "readiness.rollout/v1"
 
@@ -62,19 +62,12 @@ class RollbackDrill(_Record):
     method: RollbackMethod = Field(description="How (seed §25): previous_image, prompt_version_switch, route_config, "
                                                "promote_previous_index, disable_tool, revert_tool, "
                                                "route_to_previous_workflow, config_revert.")
-    performed_at: datetime = Field(description="When the drill ran (ISO 8601 with a time zone).")
+    performed_at: ZonedDatetime = Field(description="When the drill ran (ISO 8601 with a time zone).")
     performed_by: str = Field(min_length=1, description="Who ran it.")
     minutes_to_rollback: float = Field(ge=0, description="Minutes from the decision to roll back until the old "
                                                          "version served all traffic.")
     outcome: Literal["succeeded", "failed", "partial"] = Field(description="What happened.")
     ref: str | None = Field(default=None, description="Runbook, ticket or CI run.")
-
-    @field_validator("performed_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-11-02T10:00:00Z)")
-        return v
 
 
 class FeatureFlag(_Record):
@@ -130,18 +123,11 @@ class Incident(_Record):
 
     kind: Literal["incident"] = Field(description="Record kind: incident.")
     incident_id: str = Field(min_length=1, description="The incident's id.")
-    occurred_at: datetime = Field(description="When it happened (ISO 8601 with a time zone).")
+    occurred_at: ZonedDatetime = Field(description="When it happened (ISO 8601 with a time zone).")
     artifact_kind: ArtifactKind = Field(description="The kind of artifact at fault.")
     artifact: str = Field(min_length=1, description="The artifact at fault.")
     description: str = Field(min_length=1, description="What happened (untrusted text).")
     case_ids: list[str] = Field(default_factory=list, description="Eval case ids that now cover it.")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-11-02T10:00:00Z)")
-        return v
 
 
 class TierRun(_Record):
@@ -150,16 +136,9 @@ class TierRun(_Record):
     kind: Literal["tier_run"] = Field(description="Record kind: tier_run.")
     tier: str = Field(min_length=1, description="The tier, as named in the policy's rollout.tiers.")
     suites: list[str] = Field(default_factory=list, description="The suites it ran.")
-    ran_at: datetime = Field(description="When it ran (ISO 8601 with a time zone).")
+    ran_at: ZonedDatetime = Field(description="When it ran (ISO 8601 with a time zone).")
     passed: bool = Field(description="Its result.")
     ref: str | None = Field(default=None, description="CI run or report.")
-
-    @field_validator("ran_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-11-02T10:00:00Z)")
-        return v
 
 
 class ArtifactDigest(_Record):
@@ -182,18 +161,11 @@ class RolloutEvidence(_Record):
 
     schema_version: Literal["readiness.rollout/v1"] = Field("readiness.rollout/v1", description="The format.")
     release_id: str = Field(min_length=1, description="The release the evidence belongs to.")
-    as_of: datetime = Field(description="When the evidence was assembled: ages are measured here (never at the "
+    as_of: ZonedDatetime = Field(description="When the evidence was assembled: ages are measured here (never at the "
                                         "wall clock), at the manifest's created_at when that is later.")
     records: list[RolloutRecord] = Field(default_factory=list, max_length=10_000,
                                          description="rollback_drill, feature_flag, experiment, incident, tier_run "
                                                      "and artifact_digest records.")
-
-    @field_validator("as_of")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-11-02T10:00:00Z)")
-        return v
 
     def of(self, kind: type[Any]) -> list[Any]:
         return [r for r in self.records if isinstance(r, kind)]
