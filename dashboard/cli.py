@@ -237,21 +237,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def load_bundled_demo(store: Store) -> list[str]:
     """The demo shipped under data/demo (generated afresh if this install has no data folder)."""
     from dashboard import demo
-    from dashboard.core.manifests import load_manifest
     from dashboard.reviewing import install_demo_trust
 
     folder = REPO_DATA / "demo"
-    if not folder.is_dir():
-        loaded = demo.load_demo(store)
-    else:
-        loaded = []
-        for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            manifest = load_manifest(release_dir / "manifest.yaml")
-            ingest(store, sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
-            demo.load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
-            loaded.append(manifest.release_id)
+    loaded = demo.load_demo_folder(store, folder) if folder.is_dir() else demo.load_demo(store)
     install_demo_trust(store)  # the demo's trust root and governing policy, signed with the DEMO admin key
-    demo.load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
 

@@ -560,16 +560,22 @@ def load_demo(store: Store, cases: int = 2000) -> list[str]:
     """Generate the demo and ingest it into `store`, one transaction per release."""
     import tempfile
 
-    loaded = []
     with tempfile.TemporaryDirectory() as tmp:
         write_demo(Path(tmp), cases, "parquet")
-        for story in STORIES:
-            folder = Path(tmp) / story.release_id
-            manifest = manifest_for(story)
-            files = sorted(folder.glob("*.parquet"))
-            ingest(store, files, story.release_id, manifest)
-            load_rollout(store, folder)
-            loaded.append(story.release_id)
+        return load_demo_folder(store, Path(tmp))
+
+
+def load_demo_folder(store: Store, folder: Path) -> list[str]:
+    """Ingest a demo written by `write_demo` (e.g. the one shipped in data/demo): each `<release>/manifest.yaml`
+    with its Parquet runs and rollout evidence, one transaction per release, then the production observations."""
+    from dashboard.core.manifests import load_manifest
+
+    loaded = []
+    for release_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        manifest = load_manifest(release_dir / "manifest.yaml")
+        ingest(store, sorted(release_dir.glob("*.parquet")), manifest.release_id, manifest)
+        load_rollout(store, release_dir)  # rollout.yaml, when the release has rollout evidence
+        loaded.append(manifest.release_id)
     load_observations(store)  # production traffic: rc1's and rc2's canaries, a shadow of a new index
     return loaded
 
