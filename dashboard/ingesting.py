@@ -6,7 +6,6 @@ file format; the importers never write.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from dashboard.importers.tools import (
     detect_tool,
     expand_input,
     to_native_jsonl,
+    write_native_jsonl,
 )
 from dashboard.importers.verdicts import parse_pass_if
 from dashboard.store.db import Batch, FileResult, IngestReport, NativeLoadFailed, Store
@@ -193,9 +193,7 @@ def _ingest_split_source(batch: Batch, path: Path, split: str,
                                         f"to {rel!r}")])
         with tempfile.TemporaryDirectory() as tmp:
             native = Path(tmp) / "converted.jsonl"
-            with open(native, "w", encoding="utf-8") as fh:
-                for r in records:
-                    fh.write(json.dumps(r, sort_keys=True) + "\n")
+            write_native_jsonl(records, native)
             result = _load(batch, native, "jsonl", rel, stored[rel], progress, source_digest,
                            recorded_path=path, recorded_format=tool)
         out[rel] = result.model_copy(update={"notes": list(dict.fromkeys(ctx.notes))})

@@ -765,7 +765,11 @@ def detect_tool(path: Path) -> str:
 
 def to_native_jsonl(path: Path, fmt: str, ctx: ImportContext, out: Path) -> int:
     """Convert a tool's file to a native JSONL file; returns the number of records."""
-    records = READERS[fmt](path, ctx)
+    return write_native_jsonl(READERS[fmt](path, ctx), out)
+
+
+def write_native_jsonl(records: list[dict[str, Any]], out: Path) -> int:
+    """Native records (already validated) as a JSONL file; returns the number of records."""
     with open(out, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, sort_keys=True) + "\n")  # ASCII: a lone surrogate cannot break the write
