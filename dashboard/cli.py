@@ -57,7 +57,7 @@ def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: b
     if (read_only or must_exist) and not Path(path).exists():
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
     try:  # the review log in PostgreSQL when $READINESS_STORE names one (dashboard/store/postgres.py)
-        return open_store(path, read_only=read_only, url=getattr(args, "store", None))
+        return open_store(path, read_only=read_only, url=getattr(args, "store", None), data=getattr(args, "data", None))
     except StoreUnavailable as e:
         raise UsageError(str(e)) from e
 
@@ -270,7 +270,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent / "ui" / "app.py"
     env = {**os.environ, "READINESS_DB": str(Path(path).resolve())}
     if getattr(args, "store", None):
-        env["READINESS_STORE"] = args.store  # the dashboard shares the review log in PostgreSQL too
+        env["READINESS_STORE"] = args.store  # the dashboard reads the team store (or its review log) too
+    if getattr(args, "data", None):
+        env["READINESS_DATA"] = args.data
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
@@ -865,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the traceback of an internal error "
                    "(also: READINESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from dashboard.cli_store import STORE_HELP
+    from dashboard.cli_store import DATA_HELP, STORE_HELP
     from dashboard.cli_store import register as register_store_commands
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, db: bool = True,
@@ -876,6 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
         if db:
             sp.add_argument("--db", help="store path (default: $READINESS_DB, else ./readiness.duckdb)")
             sp.add_argument("--store", help=STORE_HELP)
+            sp.add_argument("--data", help=DATA_HELP)
         return sp
 
     sp = add("ingest", cmd_ingest, "Validate eval-run files and store them for a release (one transaction).")

@@ -10,8 +10,11 @@ from typing import Any
 
 from dashboard.core.errors import UsageError
 
-STORE_HELP = ("shared store: a postgresql://… URL keeps the review log there (default: $READINESS_STORE; "
-              "none: the --db file alone)")
+STORE_HELP = ("team store: a postgresql://… URL; with --data it is the system of record and --db this machine's "
+              "copy, without it only the review log is kept there (default: $READINESS_STORE; none: the --db file "
+              "alone)")
+DATA_HELP = ("with --store: where the team store keeps case data, a shared directory or s3://bucket/prefix "
+             "(default: $READINESS_DATA)")
 
 
 def _url(args: argparse.Namespace) -> str:

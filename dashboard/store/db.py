@@ -798,17 +798,18 @@ class Store:
     def put_evidence(self, evidence: ReleaseEvidence) -> str:
         """Attach non-eval evidence to a stored release; the same evidence again is a no-op."""
         d = digest(evidence)
-        with self._write_lock:
-            if self.manifest(evidence.release_id) is None:
+        with self._transaction() as cur:
+            if self._manifest_in(cur, evidence.release_id) is None:
                 raise InputRefused(f"release {evidence.release_id!r} is not in the store")
-            row = self.query("SELECT evidence_digest FROM evidence WHERE release_id = ?", [evidence.release_id])
+            row = cur.execute("SELECT evidence_digest FROM evidence WHERE release_id = ?",
+                              [evidence.release_id]).fetchall()
             if row and row[0][0] == d:
                 return "unchanged"
             if row:
                 raise InputRefused(f"release {evidence.release_id!r} already has evidence ({row[0][0]}); "
                                    "evidence is append-only: attach it to a new release id")
-            self.query("INSERT INTO evidence VALUES (?, ?, ?, ?)",
-                       [evidence.release_id, canonical_json(evidence).decode(), d, datetime.now(UTC)])
+            cur.execute("INSERT INTO evidence VALUES (?, ?, ?, ?)",
+                        [evidence.release_id, canonical_json(evidence).decode(), d, datetime.now(UTC)])
         return "stored"
 
     def evidence(self, release_id: str) -> tuple[ReleaseEvidence, str] | None:
@@ -823,9 +824,9 @@ class Store:
         """Keep every policy ever judged, by digest (skipped on a read-only store)."""
         if self.read_only:
             return
-        with self._write_lock:
-            self.query("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                       [policy_digest, policy_id, version, policy_json, datetime.now(UTC)])
+        with self._transaction() as cur:
+            cur.execute("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [policy_digest, policy_id, version, policy_json, datetime.now(UTC)])
 
     # ----- reviews ---------------------------------------------------------------------------------
     def put_decision(self, decision: GateDecision) -> None:

@@ -29,7 +29,7 @@ from dashboard.core.gates import GateDecision
 from dashboard.core.reviews import GENESIS, LogEntry, entry_hash, envelope_hash, next_log_entry
 from dashboard.store.db import Store, StoreUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: the review log; 2: + the team store's tables (dashboard/store/team.py)
 PG_DDL = [
     "CREATE TABLE IF NOT EXISTS readiness_schema (version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS log_meta (log_id TEXT PRIMARY KEY)",
@@ -102,13 +102,17 @@ class PostgresReviewLog:
     def migrate(self) -> int:
         """Create (or check) the schema; returns its version. A newer schema than this code knows is refused."""
         with self._tx() as cur:
+            from dashboard.store.team import team_ddl
+
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('readiness-schema'))")
-            for ddl in PG_DDL:
-                cur.execute(ddl)
+            cur.execute(PG_DDL[0])
             cur.execute("SELECT max(version) FROM readiness_schema")
             row = cur.fetchone()
             version = row[0] if row and row[0] is not None else None
-            if version is None:
+            if version is None or version < SCHEMA_VERSION:  # create, or migrate 1 -> 2 (new tables only)
+                for ddl in PG_DDL[1:] + team_ddl():
+                    cur.execute(ddl)
+                cur.execute("DELETE FROM readiness_schema")
                 cur.execute("INSERT INTO readiness_schema VALUES (%s)", [SCHEMA_VERSION])
                 version = SCHEMA_VERSION
         if version > SCHEMA_VERSION:
@@ -264,12 +268,18 @@ class SharedLogStore(Store):
         return True
 
 
-def open_store(path: str | Path, read_only: bool = False, url: str | None = None) -> Store:
-    """The store a command or the dashboard uses: the embedded file, with the review log in PostgreSQL when
-    `url` (or $READINESS_STORE) names one."""
+def open_store(path: str | Path, read_only: bool = False, url: str | None = None, data: str | None = None) -> Store:
+    """The store a command or the dashboard uses: the embedded file; with a PostgreSQL `url` (or $READINESS_STORE)
+    and a data location (`data` or $READINESS_DATA) the team store, of which the file is this machine's copy
+    (dashboard/store/team.py); with the URL alone, the embedded file with the review log in PostgreSQL."""
+    from dashboard.store.team import open_team_store, shared_data_location
+
     shared = shared_store_url(url)
     if shared is None:
         return Store(path, read_only=read_only)
+    location = shared_data_location(data)
+    if location is not None:
+        return open_team_store(path, shared, location, read_only=read_only)
     return SharedLogStore(path, shared, read_only=read_only)
 
 

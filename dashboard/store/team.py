@@ -1,0 +1,313 @@
+"""The team store: PostgreSQL is the system of record, case data is Parquet in shared object storage, and each
+process reads through its own DuckDB copy (`--store postgresql://… --data PATH|s3://bucket/prefix`).
+
+What lives where
+- PostgreSQL: releases (manifests), sources, runs, policies, evidence, rollout evidence, observation sources, and
+  (dashboard/store/postgres.py) the review log, its checkpoints, reviewed decisions and the decision cache.
+- Object storage (dashboard/store/objects.py): the rows of each ingested file, written once as Parquet and named by
+  the file's digest and the Parquet bytes' own digest (`cases/<file sha256>/<object sha256>.parquet`,
+  `observations/…`); PostgreSQL records each object's name, digest and size, and every read verifies them.
+- The `--db` file: this machine's copy (a replica). Every query the gates, pages and reports run is the embedded
+  store's own SQL on this copy, so both modes give byte-identical decisions.
+
+How the copy stays current (one mechanism for every write and read)
+- Every write transaction (`Store._transaction`: ingest, evidence, rollout evidence, policies) first brings the copy
+  up to date, then does the embedded store's checks and inserts, then publishes what it added: the new files' rows
+  to object storage, the new metadata rows to PostgreSQL in one transaction under one lock, where a release, run or
+  evidence already published with other content is refused exactly as the embedded store refuses it. Only then
+  does the local transaction commit: a refused or failed publish leaves nothing in either place (an object written
+  before a refused publish is unreferenced and harmless: objects are content-addressed).
+- Opening the store (every command, every dashboard rerun) compares PostgreSQL's generation (bumped by every
+  publish) with the one the copy was last brought to, and copies what is missing, verifying every object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from dashboard.core.errors import InputRefused
+from dashboard.store import stats
+from dashboard.store.db import Store, StoreUnavailable
+from dashboard.store.objects import ObjectRef, ObjectStore, open_objects
+from dashboard.store.postgres import PostgresReviewLog, SharedLogStore, _redacted
+from dashboard.store.schema import CASE_COLUMNS, OBSERVATION_COLUMNS
+
+# Replicated metadata: table -> (key columns, the column that must be equal when the key is published twice,
+# the refusal when it is not). Their columns are the embedded store's; sources tables add the object's ref.
+REPLICATED: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "releases": (("release_id",), "manifest_digest",
+                 "release {key} is already stored with a different manifest ({theirs}); this one is {ours}. A "
+                 "release's manifest never changes: give the new one a new release_id"),
+    "policies": (("policy_digest",), None, ""),
+    "evidence": (("release_id",), "evidence_digest",
+                 "release {key} already has evidence ({theirs}); evidence is append-only: attach it to a new "
+                 "release id"),
+    "rollout_evidence": (("release_id",), "evidence_digest",
+                         "release {key} already has rollout evidence ({theirs}); rollout evidence is append-only: "
+                         "attach it to a new release id"),
+    "runs": (("release_id", "run_id"), "source_digest",
+             "run {key} is already stored from another file ({theirs}); a stored run never changes: give the new "
+             "run its own run_id"),
+    "sources": (("release_id", "source_digest"), None, ""),
+    "observation_sources": (("release_id", "source_digest"), None, ""),
+}
+# Tables whose rows are a file's data: sources table -> (data table, its columns, object name prefix).
+DATA_TABLES = {
+    "sources": ("cases", ("release_id", *CASE_COLUMNS, "source_digest"), "cases"),
+    "observation_sources": ("observations", tuple(OBSERVATION_COLUMNS), "observations"),
+}
+OBJECT_COLUMNS = ("object_name", "object_sha256", "object_size")
+
+_PG_TYPES = {"VARCHAR": "TEXT", "BIGINT": "BIGINT", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+             "INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN", "DOUBLE": "DOUBLE PRECISION"}
+REPLICA_DDL = "CREATE TABLE IF NOT EXISTS replica_of (store_id VARCHAR NOT NULL, generation BIGINT NOT NULL)"
+
+
+def shared_data_location(explicit: str | None = None) -> str | None:
+    """--data, else $READINESS_DATA: where the team store's case data lives (a directory or s3://bucket/prefix)."""
+    return explicit or os.environ.get("READINESS_DATA") or None
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position", [table]).fetchall()]
+
+
+def team_ddl() -> list[str]:
+    """PostgreSQL tables of the team store, made from the embedded store's own (so the columns never drift)."""
+    from dashboard.store.schema import DDL as EMBEDDED
+
+    con = duckdb.connect(":memory:")
+    try:
+        for ddl in EMBEDDED:
+            con.execute(ddl)
+        out = ["CREATE TABLE IF NOT EXISTS team_meta (store_id TEXT NOT NULL, generation BIGINT NOT NULL)"]
+        for table, (keys, _, _) in REPLICATED.items():
+            cols = [f"{_ident(c)} {_PG_TYPES[t]}" for c, t in _columns(con, table)]
+            if table in DATA_TABLES:
+                cols += ["object_name TEXT NOT NULL", "object_sha256 TEXT NOT NULL", "object_size BIGINT NOT NULL"]
+            cols.append(f"PRIMARY KEY ({', '.join(map(_ident, keys))})")
+            out.append(f"CREATE TABLE IF NOT EXISTS {_ident(table)} ({', '.join(cols)})")
+        return out
+    finally:
+        con.close()
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class TeamStore(SharedLogStore):
+    """A machine's copy of the team store (module docstring). Reads are the embedded store's; writes publish."""
+
+    def __init__(self, path: str | Path, url: str, data: str, read_only: bool = False):
+        self.objects: ObjectStore = open_objects(data)
+        self.log = PostgresReviewLog(url)
+        try:
+            self.store_id, pg_generation = self._team_meta()
+            self._bring_copy_up_to_date(str(path), pg_generation)
+            Store.__init__(self, path, read_only=read_only)
+        except BaseException:
+            self.log.close()
+            raise
+
+    # ----- PostgreSQL --------------------------------------------------------------------------------
+    def _team_meta(self) -> tuple[str, int]:
+        with self.log._tx() as cur:  # noqa: SLF001 (the same package's connection)
+            cur.execute("SELECT store_id, generation FROM team_meta")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute("LOCK TABLE team_meta IN EXCLUSIVE MODE")
+                cur.execute("SELECT store_id, generation FROM team_meta")
+                row = cur.fetchone()
+                if row is None:
+                    row = ("readiness-store:" + uuid.uuid4().hex, 0)
+                    cur.execute("INSERT INTO team_meta VALUES (%s, %s)", list(row))
+        return str(row[0]), int(row[1])
+
+    def generation(self) -> str:
+        return Store.generation(self) + f"/team:{self._team_meta()[1]}/pg:{self.log.count()}"
+
+    # ----- the local copy ----------------------------------------------------------------------------
+    def _bring_copy_up_to_date(self, path: str, pg_generation: int) -> None:
+        """Before the store opens: copy what PostgreSQL has and this machine's file lacks (a read-only open
+        cannot write, so this opens the file for writing only when it is behind)."""
+        if Path(path).exists():
+            with Store(path, read_only=True) as peek:
+                if self._copy_generation(peek.con, path) == pg_generation:
+                    return
+        with Store(path) as w:
+            with Store._transaction(w) as cur:
+                self._sync(cur, path)
+
+    def _copy_generation(self, con: duckdb.DuckDBPyConnection, path: str) -> int | None:
+        """The generation the copy was last brought to (None: never)."""
+        try:
+            rows = con.execute("SELECT store_id, generation FROM replica_of").fetchall()
+        except duckdb.CatalogException:
+            return None
+        if rows and rows[0][0] != self.store_id:
+            raise StoreUnavailable(f"{path} is the local copy of another team store ({rows[0][0]}), not of "
+                                   f"{self.store_id}: pass another --db")
+        return int(rows[0][1]) if rows else None
+
+    def _sync(self, cur: duckdb.DuckDBPyConnection, path: str) -> None:
+        """Copy every published row this file lacks (inside the caller's local transaction)."""
+        cur.execute(REPLICA_DDL)
+        marker = cur.execute("SELECT store_id, generation FROM replica_of").fetchall()
+        if marker and marker[0][0] != self.store_id:
+            raise StoreUnavailable(f"{path} is the local copy of another team store ({marker[0][0]}), not of "
+                                   f"{self.store_id}: pass another --db")
+        if not marker and cur.execute("SELECT count(*) FROM releases").fetchall()[0][0]:
+            raise StoreUnavailable(f"{path} holds an embedded store's releases; the team store keeps its own copy "
+                                   "on each machine: pass another --db (an empty or new file), and move this file's "
+                                   "contents to the team store with `readiness store copy`")
+        with self.log._tx() as pg:  # noqa: SLF001 - one snapshot of PostgreSQL for the whole copy
+            pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            pg.execute("SELECT generation FROM team_meta")
+            row = pg.fetchone()
+            generation = int(row[0]) if row else 0
+            if marker and int(marker[0][1]) == generation:
+                return
+            for table, (keys, _, _) in REPLICATED.items():
+                names = [c for c, _ in _columns(cur, table)]
+                have = set(cur.execute(f"SELECT {', '.join(map(_ident, keys))} FROM {_ident(table)}").fetchall())  # noqa: S608
+                extra = list(OBJECT_COLUMNS) if table in DATA_TABLES else []
+                order = ", ".join(_ident(c) for c in ("ingested_at", "first_seen_at", *keys) if c in names)
+                pg.execute(f"SELECT {', '.join(map(_ident, names + extra))} FROM {_ident(table)} "  # noqa: S608
+                           f"ORDER BY {order}")
+                for r in pg.fetchall():
+                    if tuple(r[names.index(k)] for k in keys) in have:
+                        continue
+                    values = list(r[:len(names)])
+                    if table in DATA_TABLES:
+                        ref = ObjectRef(name=r[-3], sha256=r[-2], size=r[-1])
+                        self._load_object(cur, table, values[0], values[1], values[names.index("records")], ref)
+                    cur.execute(f"INSERT INTO {_ident(table)} VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                                values)
+        cur.execute("DELETE FROM replica_of")
+        cur.execute("INSERT INTO replica_of VALUES (?, ?)", [self.store_id, generation])
+
+    def _load_object(self, cur: duckdb.DuckDBPyConnection, sources_table: str, release_id: str,
+                     source_digest: str, records: int, ref: ObjectRef) -> None:
+        data_table, columns, _ = DATA_TABLES[sources_table]
+        local = self.objects.fetch(ref)  # verified against its digest and size
+        picked = ", ".join("$release" if c == "release_id" else "$source" if c == "source_digest" else _ident(c)
+                           for c in columns)
+        cur.execute(f"INSERT INTO {_ident(data_table)} ({', '.join(map(_ident, columns))}) "  # noqa: S608
+                    f"SELECT {picked} FROM read_parquet($path)",
+                    {"release": release_id, "source": source_digest, "path": str(local)})
+        n = cur.execute(f"SELECT count(*) FROM {_ident(data_table)} WHERE release_id = ? AND source_digest = ?",  # noqa: S608
+                        [release_id, source_digest]).fetchall()[0][0]
+        if n != records:
+            raise StoreUnavailable(f"{self.objects.describe()}: {ref.name} holds {n} rows, PostgreSQL says {records}")
+        if data_table == "cases":
+            stats.record(cur, release_id, source_digest, records)
+
+    # ----- writes ------------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with super()._transaction() as cur:
+            self._sync(cur, self.path)
+            yield cur
+            self._publish(cur)
+
+    def _publish(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Publish what this local transaction added: data objects first, then the metadata rows in one
+        PostgreSQL transaction (refused, like the embedded store, when the key is published with other content)."""
+        published: dict[str, dict[tuple[Any, ...], Any]] = {}
+        with self.log._tx() as pg:  # noqa: SLF001
+            for table, (keys, must_equal, _) in REPLICATED.items():
+                pg.execute(f"SELECT {', '.join(map(_ident, (*keys, must_equal or keys[0])))} "  # noqa: S608
+                           f"FROM {_ident(table)}")
+                published[table] = {tuple(r[:-1]): r[-1] for r in pg.fetchall()}
+        new: dict[str, list[tuple[list[str], list[Any]]]] = {}
+        for table, (keys, must_equal, refusal) in REPLICATED.items():
+            names = [c for c, _ in _columns(cur, table)]
+            for r in cur.execute(f"SELECT * FROM {_ident(table)}").fetchall():  # noqa: S608
+                key = tuple(r[names.index(k)] for k in keys)
+                if key not in published[table]:
+                    new.setdefault(table, []).append((names, list(r)))
+                elif must_equal is not None and published[table][key] != r[names.index(must_equal)]:
+                    raise _refused(refusal, key, published[table][key], r[names.index(must_equal)])
+        if not new:
+            return
+        refs: dict[tuple[str, str, str], ObjectRef] = {}
+        for table in DATA_TABLES:
+            for _names, values in new.get(table, []):
+                release_id, source_digest = values[0], values[1]
+                refs[(table, release_id, source_digest)] = self._put_object(cur, table, release_id, source_digest)
+        with self.log._tx() as pg:  # noqa: SLF001
+            pg.execute("SELECT pg_advisory_xact_lock(hashtext('readiness-publish'))")
+            for table, rows in new.items():
+                keys, must_equal, refusal = REPLICATED[table]
+                for names, values in rows:
+                    extra = _ref_row(refs[(table, values[0], values[1])]) if table in DATA_TABLES else []
+                    cols = names + (list(OBJECT_COLUMNS) if extra else [])
+                    pg.execute(f"INSERT INTO {_ident(table)} ({', '.join(map(_ident, cols))}) "  # noqa: S608
+                               f"VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING", values + extra)
+                    if must_equal is None or pg.rowcount == 1:
+                        continue
+                    key = tuple(values[names.index(k)] for k in keys)
+                    pg.execute(f"SELECT {_ident(must_equal)} FROM {_ident(table)} WHERE "  # noqa: S608
+                               + " AND ".join(f"{_ident(k)} = %s" for k in keys), list(key))
+                    theirs = pg.fetchone()
+                    ours = values[names.index(must_equal)]
+                    if theirs is not None and theirs[0] != ours:
+                        raise _refused(refusal, key, theirs[0], ours)
+            pg.execute("UPDATE team_meta SET generation = generation + 1")
+
+    def _put_object(self, cur: duckdb.DuckDBPyConnection, sources_table: str, release_id: str,
+                    source_digest: str) -> ObjectRef:
+        """Write one file's rows as Parquet (in stored order) and put it, named by the file's and its own digest."""
+        data_table, columns, prefix = DATA_TABLES[sources_table]
+        kept = [c for c in columns if c not in ("release_id", "source_digest")]
+        with tempfile.TemporaryDirectory(prefix="readiness-publish-") as tmp:
+            out = Path(tmp) / "rows.parquet"
+            cur.execute(f"COPY (SELECT {', '.join(map(_ident, kept))} FROM {_ident(data_table)} "  # noqa: S608
+                        "WHERE release_id = $release AND source_digest = $source) TO $path "
+                        "(FORMAT parquet, COMPRESSION zstd)",
+                        {"release": release_id, "source": source_digest, "path": str(out)})
+            sha = _sha256(out)
+            name = f"{prefix}/{source_digest.removeprefix('sha256:')}/{sha}.parquet"
+            return self.objects.exists(name) or self.objects.put(name, out)
+
+
+def _refused(refusal: str, key: tuple[Any, ...], theirs: Any, ours: Any) -> InputRefused:
+    """The embedded store's refusal, for a key another machine published first with other content."""
+    named = " of release ".join(repr(k) for k in reversed(key))
+    return InputRefused(refusal.format(key=named, theirs=theirs, ours=ours)
+                        + " (published to the team store by another machine)")
+
+
+def _ref_row(ref: ObjectRef) -> list[Any]:
+    return [ref.name, ref.sha256, ref.size]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_team_store(path: str | Path, url: str, data: str, read_only: bool = False) -> TeamStore:
+    try:
+        return TeamStore(path, url, data, read_only=read_only)
+    except duckdb.Error as e:
+        raise StoreUnavailable(f"cannot bring {path} up to date with the team store at {_redacted(url)}: "
+                               f"{str(e).splitlines()[0]}") from e
+
+
+__all__: Sequence[str] = ("TeamStore", "open_team_store", "shared_data_location", "team_ddl")
