@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory) -> dict[str, str]:
+def s3_endpoint(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A real local S3-compatible endpoint (moto's server in a subprocess on a free loopback port), for the session.
 
     Yields the AWS environment settings that point boto3 at it (endpoint, dummy credentials, region, and empty

@@ -330,3 +330,16 @@ def test_s3_large_object_uses_multipart(s3_endpoint, monkeypatch, tmp_path):
     assert "CreateMultipartUpload" in sent and "PutObject" not in sent
     assert ref.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
     assert open_objects("s3://big-objects", tmp_path / "c2").fetch(ref).read_bytes() == big.read_bytes()
+
+
+def test_s3_global_endpoint_variable(s3_endpoint, monkeypatch, tmp_path):
+    """Test that AWS_ENDPOINT_URL (for every service) is honoured as well as AWS_ENDPOINT_URL_S3."""
+    for k, v in s3_endpoint.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint["AWS_ENDPOINT_URL_S3"])
+    s3_bucket(s3_endpoint, "global-endpoint")
+    store = open_objects("s3://global-endpoint/x", tmp_path / "cache")
+    ref = store.put(NAME, parquet_file(tmp_path / "src.parquet"))
+    assert store.exists(NAME) == ref
+    assert s3_endpoint["AWS_ENDPOINT_URL_S3"] in store.describe()

@@ -22,7 +22,8 @@ S3-compatible object storage (`--data s3://bucket/prefix`). `open_objects(locati
 S3 endpoint, region and credentials come from the standard AWS environment, which boto3 reads itself:
 `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (e.g. a MinIO or other S3-compatible server), `AWS_ACCESS_KEY_ID`,
 `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, or a profile (`AWS_PROFILE`). Credentials are never accepted in
-the location itself. An unreachable endpoint, a missing bucket, missing credentials or a permission refusal is
+the location itself. Some older S3-compatible servers refuse the integrity checksums boto3 sends by default
+since 1.36; for those set `AWS_REQUEST_CHECKSUM_CALCULATION=when_required` (the sha256 check here is independent). An unreachable endpoint, a missing bucket, missing credentials or a permission refusal is
 one plain sentence (`ObjectsUnavailable`, a `StoreUnavailable`), never a traceback or a secret.
 
 `parquet_digest(path)` is the digest the team store records for a Parquet file: 'sha256:<hex>' of its bytes
