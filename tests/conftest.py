@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def moto_server(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's S3-compatible server in a subprocess on a free loopback port; yields its URL, stops it after."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto server did not start:\n{log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A real local S3-compatible endpoint (moto's server in a subprocess on a free loopback port), for the session.
@@ -148,47 +183,19 @@ def s3_endpoint(tmp_path_factory) -> Iterator[dict[str, str]]:
     AWS config files so nothing from the machine leaks in): pass them to `monkeypatch.setenv` or a subprocess's
     `env`. Create buckets with `s3_bucket(s3_endpoint, name)`. The server is stopped after the session.
     """
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     pytest.importorskip("moto.server")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto server did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    env = {
-        "AWS_ENDPOINT_URL_S3": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(empty),
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    try:
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    tmp = tmp_path_factory.mktemp("moto")
+    empty = tmp / "no-aws-config"
+    with moto_server(tmp / "moto.log") as url:
+        yield {
+            "AWS_ENDPOINT_URL_S3": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
 
 def s3_bucket(env: dict[str, str], name: str):

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import s3_bucket
+from conftest import moto_server, s3_bucket
 
 from dashboard.core.errors import UsageError
 from dashboard.store import objects
@@ -343,3 +343,19 @@ def test_s3_global_endpoint_variable(s3_endpoint, monkeypatch, tmp_path):
     ref = store.put(NAME, parquet_file(tmp_path / "src.parquet"))
     assert store.exists(NAME) == ref
     assert s3_endpoint["AWS_ENDPOINT_URL_S3"] in store.describe()
+
+
+def test_s3_permission_denied_is_one_sentence(s3_endpoint, monkeypatch, tmp_path):
+    """Test that credentials the server refuses (moto with IAM auth on) give one plain sentence, no secret."""
+    pytest.importorskip("moto.server")
+    with moto_server(tmp_path / "auth.log", {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as url:
+        for k, v in s3_endpoint.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unknownsecretvalue")
+        with pytest.raises(ObjectsUnavailable) as e:
+            open_objects("s3://guarded-bucket/x", tmp_path / "cache").put(NAME, parquet_file(tmp_path / "s.parquet"))
+    msg = str(e.value)
+    assert "permission denied" in msg and "\n" not in msg, msg
+    assert "AKIAUNKNOWNKEY" not in msg and "unknownsecretvalue" not in msg
