@@ -253,6 +253,10 @@ def test_directory_location_forms(tmp_path, monkeypatch):
     assert isinstance(open_objects(f"file://{tmp_path}/data"), DirectoryObjects)
     assert open_objects(f"file://{tmp_path}/data").exists(NAME) == ref
     assert open_objects(str(tmp_path / "data")).describe() == str(tmp_path / "data")
+    spaced = open_objects(f"file://{tmp_path}/my%20data")
+    assert spaced.describe() == str(tmp_path / "my data")
+    spaced.put(NAME, src)
+    assert (tmp_path / "my data" / NAME).is_file()
     (tmp_path / "plain").write_text("x")
     with pytest.raises(ObjectsUnavailable, match="not a directory"):
         open_objects(str(tmp_path / "plain"))

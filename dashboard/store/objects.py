@@ -42,7 +42,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
@@ -129,7 +129,7 @@ def open_objects(location: str, cache_dir: Path | None = None) -> ObjectStore:
         parts = urlsplit(location)
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"--data {location}: a file:// location must be on this machine (file:///path)")
-        return DirectoryObjects(Path(parts.path))
+        return DirectoryObjects(Path(unquote(parts.path)))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location):
         scheme = location.split("://", 1)[0]
         raise UsageError(f"--data: {scheme}:// is not supported; give a directory or s3://bucket/prefix")
