@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,79 @@ def pg_url(postgres_server):
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def moto_server(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's S3-compatible server in a subprocess on a free loopback port; yields its URL, stops it after."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto server did not start:\n{log.read_text(errors='replace')}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A real local S3-compatible endpoint (moto's server in a subprocess on a free loopback port), for the session.
+
+    Yields the AWS environment settings that point boto3 at it (endpoint, dummy credentials, region, and empty
+    AWS config files so nothing from the machine leaks in): pass them to `monkeypatch.setenv` or a subprocess's
+    `env`. Create buckets with `s3_bucket(s3_endpoint, name)`. The server is stopped after the session.
+    """
+    pytest.importorskip("moto.server")
+    tmp = tmp_path_factory.mktemp("moto")
+    empty = tmp / "no-aws-config"
+    with moto_server(tmp / "moto.log") as url:
+        yield {
+            "AWS_ENDPOINT_URL_S3": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+
+def s3_bucket(env: dict[str, str], name: str):
+    """Create bucket `name` on the `s3_endpoint` server (if absent) and return a boto3 client for it."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name=env["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    try:
+        client.create_bucket(Bucket=name)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return client
