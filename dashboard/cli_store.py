@@ -49,6 +49,10 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
     path = default_db_path(args.db)
     if not Path(path).exists():
         raise UsageError(f"no store at {path}: pass --db / set READINESS_DB")
+    from dashboard.store.team import copy_to_team, shared_data_location
+
+    data = shared_data_location(getattr(args, "data", None))
+    team = copy_to_team(path, _url(args), data) if data is not None else None  # releases and case data first
     log = PostgresReviewLog(_url(args))
     try:
         with Store(path, read_only=True) as source:
@@ -56,8 +60,15 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
     finally:
         log.close()
     if args.format == "json":
-        _out(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True))
+        out = report.model_dump(mode="json")
+        if team is not None:
+            out["team"] = team.model_dump(mode="json")
+        _out(json.dumps(out, indent=2, sort_keys=True))
         return EXIT_OK
+    if team is not None:
+        _out(f"published {team.releases} releases, {team.sources} eval-run files ({team.cases:,} cases) and "
+             f"{team.observation_sources} observation files to the team store; read back through a fresh copy and "
+             f"compared: {', '.join(team.verified)}")
     _out(f"copied {report.entries} review-log entries (head {report.head}, every entry hash re-checked and read "
          f"back), {report.checkpoints} checkpoints and {report.decisions} reviewed decisions; log id {report.log_id}")
     return EXIT_OK
@@ -70,6 +81,8 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp = add("migrate", cmd_store_migrate, "Create or upgrade the shared store's schema in PostgreSQL (--store / "
              "$READINESS_STORE) and print its version.", db=False, under=store_sub)
     sp.add_argument("--store", help=STORE_HELP)
-    sp = add("copy", cmd_store_copy, "Copy the --db file's review log, checkpoints and reviewed decisions into an "
-             "empty PostgreSQL store, every entry hash re-checked and read back.", under=store_sub)
+    sp = add("copy", cmd_store_copy, "Copy the --db file into the team store: with --data its releases, runs, case "
+             "data, evidence and policies (read back through a fresh copy and compared), and its review log, "
+             "checkpoints and reviewed decisions into an empty PostgreSQL log, every entry hash re-checked and read "
+             "back.", under=store_sub)
     sp.add_argument("--format", choices=["text", "json"], default="text", help="output format")

@@ -176,7 +176,7 @@ def pg_url(postgres_server):
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
-def _free_port() -> int:
+def _free_port() -> int:  # tests.browser.free_port, without importing playwright helpers
     import socket
 
     with socket.socket() as s:

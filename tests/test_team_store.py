@@ -261,3 +261,65 @@ def test_concurrent_publishers_in_threads_keep_one_generation_per_publish(pg_url
     with psycopg.connect(pg_url) as con:
         assert con.execute("SELECT generation FROM team_meta").fetchone()[0] == 6
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+
+
+def test_store_copy_publishes_an_embedded_file_and_every_machine_decides_as_it_did(demo_store, postgres_server,
+                                                                                    tmp_path):
+    """Test `readiness store copy --data`: the demo's embedded file (releases, cases, evidence, observations, its
+    review log) goes to PostgreSQL and a data directory, read back through a fresh copy and compared; a new machine
+    then judges every recorded demo decision to the same digest and bytes, and the review log verifies there.
+    Copying again publishes nothing new and is refused for the log, which is not empty any more."""
+    import shutil
+    import uuid
+
+    name = "copy_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    url, data = f"{postgres_server}/{name}", tmp_path / "data"
+    demo_store.query("CHECKPOINT")
+    source = tmp_path / "embedded.duckdb"
+    shutil.copy(demo_store.path, source)
+    env = {**os.environ, "READINESS_STORE": url, "READINESS_DATA": str(data)}
+    r = subprocess.run([sys.executable, "-m", "dashboard.cli", "store", "copy", "--db", str(source), "--format",
+                        "json"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["team"]["releases"] == len(demo_store.releases())
+    assert report["team"]["cases"] == demo_store.query("SELECT count(*) FROM cases")[0][0]
+    assert "cases of every file (count and content hash)" in report["team"]["verified"]
+    with _team(tmp_path / "new-machine.duckdb", url, data, read_only=True) as fresh:
+        assert _decisions(fresh) == {k: tuple(v) for k, v in RECORDED.items()}
+    verify = subprocess.run([sys.executable, "-m", "dashboard.cli", "review", "verify", "--db",
+                             str(tmp_path / "new-machine.duckdb"), "--trusted",
+                             str(REPO / "data" / "reviewers" / "trusted_reviewers.yaml")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    again = subprocess.run([sys.executable, "-m", "dashboard.cli", "store", "copy", "--db", str(source)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "already has a review log" in again.stderr
+
+
+def test_case_data_in_s3_compatible_storage(s3_endpoint, pg_url, tmp_path, monkeypatch):
+    """Test the team store with its data in an S3-compatible endpoint (moto's server): machine A ingests, machine
+    B (its own object cache) reads the same cases and the same decision digest as A."""
+    from dashboard.ingesting import ingest
+    from tests.conftest import s3_bucket
+
+    for k, v in s3_endpoint.items():
+        monkeypatch.setenv(k, v)
+    s3_bucket(s3_endpoint, "team-data")
+    m, f = _release(tmp_path, "rel-s3", n=40)
+    policy = load_policy(POLICIES / "case-management.yaml")
+    monkeypatch.setenv("READINESS_CACHE_DIR", str(tmp_path / "cache-a"))
+    with _team(tmp_path / "a.duckdb", pg_url, "s3://team-data/readiness") as a:
+        ingest(a, [str(f)], "rel-s3", _manifest(m))
+        on_a = gate_release(a, policy, "rel-s3", None, None, cache=False)
+    client = s3_bucket(s3_endpoint, "team-data")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="team-data")["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("readiness/cases/") and keys[0].endswith(".parquet")
+    monkeypatch.setenv("READINESS_CACHE_DIR", str(tmp_path / "cache-b"))
+    with _team(tmp_path / "b.duckdb", pg_url, "s3://team-data/readiness", read_only=True) as b:
+        assert b.query("SELECT count(*) FROM cases")[0][0] == 40
+        on_b = gate_release(b, policy, "rel-s3", None, None, cache=False)
+    assert on_b.digest == on_a.digest
+    assert render.to_json(on_b) == render.to_json(on_a)

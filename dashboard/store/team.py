@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from pydantic import BaseModel, Field
 
 from dashboard.core.errors import InputRefused
 from dashboard.store import stats
@@ -115,8 +116,7 @@ class TeamStore(SharedLogStore):
         self.log = PostgresReviewLog(url)
         try:
             self.store_id, pg_generation = self._team_meta()
-            self._bring_copy_up_to_date(str(path), pg_generation)
-            Store.__init__(self, path, read_only=read_only)
+            self._open_current_copy(str(path), pg_generation, read_only)
         except BaseException:
             self.log.close()
             raise
@@ -139,16 +139,21 @@ class TeamStore(SharedLogStore):
         return Store.generation(self) + f"/team:{self._team_meta()[1]}/pg:{self.log.count()}"
 
     # ----- the local copy ----------------------------------------------------------------------------
-    def _bring_copy_up_to_date(self, path: str, pg_generation: int) -> None:
-        """Before the store opens: copy what PostgreSQL has and this machine's file lacks (a read-only open
-        cannot write, so this opens the file for writing only when it is behind)."""
+    def _open_current_copy(self, path: str, pg_generation: int, read_only: bool) -> None:
+        """Open this machine's file with everything PostgreSQL has: a read-only open that finds the copy behind
+        closes it and opens the file for writing just long enough to copy what is missing."""
         if Path(path).exists():
-            with Store(path, read_only=True) as peek:
-                if self._copy_generation(peek.con, path) == pg_generation:
-                    return
-        with Store(path) as w:
-            with Store._transaction(w) as cur:
-                self._sync(cur, path)
+            Store.__init__(self, path, read_only=read_only)
+            if self._copy_generation(self.con, path) == pg_generation:
+                return
+            if not read_only:
+                with Store._transaction(self) as cur:
+                    self._sync(cur, path)
+                return
+            Store.close(self)
+        with Store(path) as w, Store._transaction(w) as cur:
+            self._sync(cur, path)
+        Store.__init__(self, path, read_only=read_only)
 
     def _copy_generation(self, con: duckdb.DuckDBPyConnection, path: str) -> int | None:
         """The generation the copy was last brought to (None: never)."""
@@ -302,6 +307,67 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class TeamCopyReport(BaseModel):
+    """What `readiness store copy --data` published from an embedded file, read back through a fresh copy."""
+
+    releases: int = Field(description="Releases (manifests) published.")
+    sources: int = Field(description="Ingested eval-run files published, each as one Parquet object.")
+    cases: int = Field(description="Eval cases in those objects.")
+    observation_sources: int = Field(description="Observation files published.")
+    verified: list[str] = Field(description="What was compared between the embedded file and a fresh copy made "
+                                            "from PostgreSQL and the objects (all equal, else the copy fails).")
+
+
+# What must read back identical after a copy: name -> query (run on the embedded file and on a fresh copy).
+_FINGERPRINTS = {
+    "manifest digests": "SELECT release_id, manifest_digest FROM releases ORDER BY ALL",
+    "runs and their data digests": "SELECT release_id, run_id, source_digest, data_digest, cases, passed, failed "
+                                   "FROM runs ORDER BY ALL",
+    "cases of every file (count and content hash)": "SELECT release_id, source_digest, count(*), sum(hash(c))::VARCHAR "
+                                                    "FROM cases c GROUP BY ALL ORDER BY ALL",
+    "evidence digests": "SELECT release_id, evidence_digest FROM evidence ORDER BY ALL",
+    "rollout evidence digests": "SELECT release_id, evidence_digest FROM rollout_evidence ORDER BY ALL",
+    "observations of every file (count and content hash)":
+        "SELECT release_id, source_digest, count(*), sum(hash(o))::VARCHAR FROM observations o GROUP BY ALL "
+        "ORDER BY ALL",
+    "policy digests": "SELECT policy_digest FROM policies ORDER BY ALL",
+}
+
+
+def copy_to_team(source: str | Path, url: str, data: str) -> TeamCopyReport:
+    """Publish an embedded store's releases, files, runs, evidence and policies to the team store, through the one
+    publish step (so a release or run the team store has with other content is refused and nothing is published),
+    then make a fresh copy from PostgreSQL and the objects (every object verified against its digest) and compare
+    it with the file: manifest and data digests, every file's case count and content hash, evidence digests."""
+    import shutil
+
+    with tempfile.TemporaryDirectory(prefix="readiness-copy-") as tmp:
+        staged = Path(tmp) / "staged.duckdb"
+        with Store(source, read_only=True) as held:  # no writer can change the file while it is copied
+            shutil.copy(source, staged)
+            expected = {name: held.query(sql) for name, sql in _FINGERPRINTS.items()}
+        with TeamStore(Path(tmp) / "empty.duckdb", url, data) as team:
+            store_id = team.store_id
+        with Store(staged) as s:  # the file becomes a copy of the team store that has everything to publish
+            s.query(REPLICA_DDL)
+            s.query("DELETE FROM replica_of")
+            s.query("INSERT INTO replica_of VALUES (?, -1)", [store_id])
+        with TeamStore(staged, url, data) as team, team._transaction():
+            pass  # brings in what the team store has, then publishes what it lacks
+        with TeamStore(Path(tmp) / "check.duckdb", url, data, read_only=True) as check:
+            got = {name: check.query(sql) for name, sql in _FINGERPRINTS.items()}
+        for name in _FINGERPRINTS:
+            mine = set(expected[name])
+            if not mine <= set(got[name]):
+                raise InputRefused(f"the team store does not read back what {source} holds ({name}): "
+                                   f"{len(mine - set(got[name]))} rows differ")
+    return TeamCopyReport(releases=len(expected["manifest digests"]),
+                          sources=len(expected["cases of every file (count and content hash)"]),
+                          cases=sum(int(r[2]) for r in expected["cases of every file (count and content hash)"]),
+                          observation_sources=len(expected["observations of every file (count and content hash)"]),
+                          verified=list(_FINGERPRINTS))
+
+
 def open_team_store(path: str | Path, url: str, data: str, read_only: bool = False) -> TeamStore:
     try:
         return TeamStore(path, url, data, read_only=read_only)
@@ -310,4 +376,5 @@ def open_team_store(path: str | Path, url: str, data: str, read_only: bool = Fal
                                f"{str(e).splitlines()[0]}") from e
 
 
-__all__: Sequence[str] = ("TeamStore", "open_team_store", "shared_data_location", "team_ddl")
+__all__: Sequence[str] = ("TeamCopyReport", "TeamStore", "copy_to_team", "open_team_store", "shared_data_location",
+                          "team_ddl")
