@@ -346,14 +346,19 @@ def copy_to_team(source: str | Path, url: str, data: str) -> TeamCopyReport:
         with Store(source, read_only=True) as held:  # no writer can change the file while it is copied
             shutil.copy(source, staged)
             expected = {name: held.query(sql) for name, sql in _FINGERPRINTS.items()}
-        with TeamStore(Path(tmp) / "empty.duckdb", url, data) as team:
-            store_id = team.store_id
+        empty = TeamStore(Path(tmp) / "empty.duckdb", url, data)
+        store_id = empty.store_id
+        empty.close()
         with Store(staged) as s:  # the file becomes a copy of the team store that has everything to publish
             s.query(REPLICA_DDL)
             s.query("DELETE FROM replica_of")
             s.query("INSERT INTO replica_of VALUES (?, -1)", [store_id])
-        with TeamStore(staged, url, data) as team, team._transaction():
-            pass  # brings in what the team store has, then publishes what it lacks
+        staging = TeamStore(staged, url, data)
+        try:
+            with staging._transaction():
+                pass  # brings in what the team store has, then publishes what it lacks
+        finally:
+            staging.close()
         with TeamStore(Path(tmp) / "check.duckdb", url, data, read_only=True) as check:
             got = {name: check.query(sql) for name, sql in _FINGERPRINTS.items()}
         for name in _FINGERPRINTS:
