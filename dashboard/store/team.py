@@ -147,8 +147,12 @@ class TeamStore(SharedLogStore):
             if self._copy_generation(self.con, path) == pg_generation:
                 return
             if not read_only:
-                with Store._transaction(self) as cur:
-                    self._sync(cur, path)
+                try:
+                    with Store._transaction(self) as cur:
+                        self._sync(cur, path)
+                except BaseException:
+                    Store.close(self)
+                    raise
                 return
             Store.close(self)
         with Store(path) as w, Store._transaction(w) as cur:
