@@ -323,3 +323,24 @@ def test_case_data_in_s3_compatible_storage(s3_endpoint, pg_url, tmp_path, monke
         on_b = gate_release(b, policy, "rel-s3", None, None, cache=False)
     assert on_b.digest == on_a.digest
     assert render.to_json(on_b) == render.to_json(on_a)
+
+
+@pytest.mark.parametrize(("table", "edit"), [
+    ("releases", "manifest_json = replace(manifest_json, 'staging', 'production')"),
+    ("runs", "data_digest = 'sha256:' || repeat('0', 64)"),
+])
+def test_a_row_edited_in_postgresql_is_refused_not_copied(pg_url, tmp_path, table, edit):
+    """Test that a manifest (or a run's data digest) changed in the database behind readiness is refused when a
+    machine copies it, naming the row, and that machine's copy stays without the release."""
+    from dashboard.ingesting import ingest
+
+    data = tmp_path / "data"
+    m, f = _release(tmp_path, "rel-edit")
+    with _team(tmp_path / "a.duckdb", pg_url, data) as a:
+        ingest(a, [str(f)], "rel-edit", _manifest(m))
+    with psycopg.connect(pg_url) as con:
+        assert con.execute(f"UPDATE {table} SET {edit} WHERE release_id = 'rel-edit'").rowcount == 1  # noqa: S608
+    with pytest.raises(StoreUnavailable, match=f"{table} row .*rel-edit.* does not match its digest"):
+        _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
+    with Store(tmp_path / "b.duckdb", read_only=True) as b:
+        assert b.releases() == []

@@ -822,7 +822,7 @@ class Store:
 
     def remember_policy(self, policy_id: str, version: str, policy_digest: str, policy_json: str) -> None:
         """Keep every policy ever judged, by digest (skipped on a read-only store)."""
-        if self.read_only:
+        if self.read_only or self.policy_json(policy_digest) is not None:
             return
         with self._transaction() as cur:
             cur.execute("INSERT INTO policies VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -24,6 +24,7 @@ How the copy stays current (one mechanism for every write and read)
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import uuid
@@ -199,6 +200,7 @@ class TeamStore(SharedLogStore):
                     if tuple(r[names.index(k)] for k in keys) in have:
                         continue
                     values = list(r[:len(names)])
+                    _check_published_row(table, dict(zip(names, values, strict=True)))
                     if table in DATA_TABLES:
                         ref = ObjectRef(name=r[-3], sha256=r[-2], size=r[-1])
                         self._load_object(cur, table, values[0], values[1], values[names.index("records")], ref)
@@ -290,6 +292,35 @@ class TeamStore(SharedLogStore):
             sha = _sha256(out)
             name = f"{prefix}/{source_digest.removeprefix('sha256:')}/{sha}.parquet"
             return self.objects.exists(name) or self.objects.put(name, out)
+
+
+def _check_published_row(table: str, row: dict[str, Any]) -> None:
+    """A row read from PostgreSQL must carry the digest of its own content (the embedded store writes canonical
+    JSON, whose sha256 is the digest): a row edited in the database behind readiness is refused, never copied."""
+    from dashboard.core.canonical import digest, sha256_hex
+    from dashboard.core.policy import GatePolicy
+
+    def canonical(text_col: str, digest_col: str) -> bool:
+        return "sha256:" + sha256_hex(str(row[text_col]).encode()) == row[digest_col]
+
+    ok = {
+        "releases": lambda: canonical("manifest_json", "manifest_digest")
+        and json.loads(row["manifest_json"]).get("release_id") == row["release_id"],
+        "evidence": lambda: canonical("evidence_json", "evidence_digest")
+        and json.loads(row["evidence_json"]).get("release_id") == row["release_id"],
+        "rollout_evidence": lambda: canonical("evidence_json", "evidence_digest")
+        and json.loads(row["evidence_json"]).get("release_id") == row["release_id"],
+        "policies": lambda: GatePolicy.model_validate_json(row["policy_json"]).digest == row["policy_digest"],
+        "runs": lambda: digest({"source_digest": row["source_digest"], "run_id": row["run_id"]}) == row["data_digest"],
+    }.get(table, lambda: True)
+    try:
+        good = ok()
+    except ValueError:
+        good = False
+    if not good:
+        key = ", ".join(str(row[k]) for k in REPLICATED[table][0])
+        raise StoreUnavailable(f"the team store's {table} row ({key}) does not match its digest: it was changed "
+                               "outside readiness; nothing was copied")
 
 
 def _refused(refusal: str, key: tuple[Any, ...], theirs: Any, ours: Any) -> InputRefused:
