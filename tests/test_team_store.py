@@ -345,3 +345,21 @@ def test_a_row_edited_in_postgresql_is_refused_not_copied(pg_url, tmp_path, tabl
         _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
     with Store(tmp_path / "b.duckdb", read_only=True) as b:
         assert b.releases() == []
+
+
+def test_a_publisher_waits_bounded_for_another_machines_publish_then_says_so(pg_url, tmp_path, monkeypatch):
+    """Test that while another machine holds the publish lock, an ingest waits up to READINESS_LOCK_TIMEOUT and then
+    stops with a sentence, leaving nothing behind; once the lock is free the same ingest lands."""
+    from dashboard.ingesting import ingest
+
+    data = tmp_path / "data"
+    m, f = _release(tmp_path, "rel-wait")
+    monkeypatch.setenv("READINESS_LOCK_TIMEOUT", "1")
+    with psycopg.connect(pg_url) as other, _team(tmp_path / "b.duckdb", pg_url, data) as b:
+        other.execute("SELECT pg_advisory_xact_lock(hashtext('readiness-publish'))")  # held until commit
+        with pytest.raises(StoreUnavailable, match="busy.*gave up after 1 s"):
+            ingest(b, [str(f)], "rel-wait", _manifest(m))
+        assert b.releases() == []
+        other.commit()
+        ingest(b, [str(f)], "rel-wait", _manifest(m))
+        assert [r.release_id for r in b.releases()] == ["rel-wait"]

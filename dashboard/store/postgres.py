@@ -96,8 +96,20 @@ class PostgresReviewLog:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self.con.transaction(), self.con.cursor() as cur:
-            yield cur
+        """One transaction. A lock another machine holds (the review log's, the publish lock) is waited for up to
+        $READINESS_LOCK_TIMEOUT seconds, like the embedded file's writers, then refused with a sentence."""
+        import psycopg
+
+        from dashboard.store import connections
+
+        wait = connections.lock_timeout()
+        try:
+            with self.con.transaction(), self.con.cursor() as cur:
+                cur.execute(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")  # an int: no injection
+                yield cur
+        except psycopg.errors.LockNotAvailable as e:
+            raise StoreUnavailable(f"the shared store at {_redacted(self.url)} is busy: another process holds its "
+                                   f"write lock; gave up after {wait:g} s (READINESS_LOCK_TIMEOUT)") from e
 
     def migrate(self) -> int:
         """Create (or check) the schema; returns its version. A newer schema than this code knows is refused."""
