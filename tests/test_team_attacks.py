@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.core.errors import ReadinessError
-from dashboard.core.policy import load_policy
+from dashboard.core.policy import load_policy, parse_policy
 from dashboard.service import gate_release
 from dashboard.store.db import Store, StoreUnavailable
 from tests.conftest import REPO, good_case, write_jsonl
@@ -24,11 +24,18 @@ from tests.test_team_store import _manifest, _release, _team
 
 psycopg = pytest.importorskip("psycopg")
 POLICY = REPO / "data" / "policies" / "case-management.yaml"
+SIMPLE = ("policy_id: t\nversion: '1'\ngates:\n  - {id: overall, name: Overall pass rate, category: quality, "
+          "severity: blocker, metric: pass_rate, condition: '>= 0.95'}\n")
 
 
 def _pass_rate(store: Store, release_id: str) -> list[tuple]:
     return store.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM cases WHERE release_id = ?",
                        [release_id])
+
+
+def _fingerprint(store: Store, release_id: str) -> list[tuple]:
+    return store.query("SELECT count(*), min(risk), max(risk), count(*) FILTER (WHERE passed), "
+                       "sum(hash(c))::VARCHAR FROM cases c WHERE release_id = ?", [release_id])
 
 
 def _two_releases(tmp: Path, pg_url: str, data: Path) -> None:
@@ -312,3 +319,132 @@ def test_s3_credentials_in_the_data_location_are_refused_and_not_echoed(tmp_path
     assert r.returncode != 0
     assert "TopSecretKey" not in r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+
+
+# ----- races between machines ---------------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="team.py _publish: sources rows are inserted ON CONFLICT DO NOTHING with no "
+                                       "content check, and source_digest names the file's bytes, not how it was "
+                                       "read (--pass-if, --default-risk, --dataset-file): the loser of a race keeps "
+                                       "its own cases locally forever while every other machine has the winner's")
+def test_a_race_ingesting_one_file_with_different_options_does_not_leave_two_machines_disagreeing(pg_url, tmp_path):
+    """Two CI jobs ingest the same Ragas file into the same release at the same time with different --default-risk
+    (low vs critical). Whatever wins, machine B's copy must end up with the cases every other machine reads (or B
+    must be refused); today B's publish succeeds, B keeps its 'low' cases and a fresh machine C reads A's
+    'critical' ones: the same release, two risk profiles, the same data digest."""
+    from dashboard import demo
+    from dashboard.ingesting import ingest
+    from dashboard.store import team
+
+    pf = REPO / "tests" / "fixtures" / "tools" / "ragas" / "results.jsonl"
+    opts = {"dataset": "case_policy_golden", "pass_if": "non_llm_string_similarity>=0.5"}
+    base = demo.manifest_for(demo.STORIES[0])
+    rid = base.release_id
+    data = tmp_path / "data"
+    with _team(tmp_path / "b.duckdb", pg_url, data) as b:
+        real_publish = team.TeamStore._publish
+
+        def a_publishes_first(self, cur):  # A's ingest lands after B's copy was brought up to date
+            with _team(tmp_path / "a.duckdb", pg_url, data) as a:
+                ingest(a, [str(pf)], rid, base, default_risk="critical", **opts)
+            real_publish(self, cur)
+
+        b._publish = a_publishes_first.__get__(b)  # type: ignore[method-assign]
+        try:
+            ingest(b, [str(pf)], rid, base, default_risk="low", **opts)
+        except ReadinessError:
+            pass  # refused: acceptable
+        del b._publish
+        on_b = _fingerprint(b, rid)
+    with _team(tmp_path / "c.duckdb", pg_url, data, read_only=True) as c:
+        on_c = _fingerprint(c, rid)
+        assert on_c[0][0] == 6 and on_c[0][1] == "critical"  # A's ingest landed
+    assert on_b == on_c
+
+
+@pytest.mark.xfail(strict=True, reason="the decision cache is shared through PostgreSQL but keyed only by the runs "
+                                       "table (service.py judged_key), never by the cases a machine's copy holds: "
+                                       "one machine with a hand-edited copy caches its decision for every machine")
+def test_a_hand_edited_local_copy_cannot_decide_for_every_other_machine(pg_url, tmp_path):
+    """Insider with their own machine only (their --db file, the team's ordinary PostgreSQL credentials that every
+    CI job has): edit rel-bad's cases in the local copy to passing and run `gate` once. Another machine's `gate`
+    must judge its own (correct) copy; today it is served the edited machine's 'approved' from the shared cache."""
+    import duckdb
+
+    from dashboard.store import stats
+
+    data = tmp_path / "data"
+    _two_releases(tmp_path, pg_url, data)
+    policy = parse_policy(SIMPLE)
+    with _team(tmp_path / "x.duckdb", pg_url, data) as x:
+        assert gate_release(x, policy, "rel-bad", None, None, no_baseline=True, cache=False).status == "blocked"
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    (src, n), = con.execute("SELECT source_digest, records FROM sources WHERE release_id = 'rel-bad'").fetchall()
+    con.execute("UPDATE cases SET passed = true WHERE release_id = 'rel-bad'")
+    con.execute("DELETE FROM run_stats WHERE release_id = 'rel-bad'")
+    stats.record(con, "rel-bad", src, n)
+    con.close()
+    with _team(tmp_path / "x.duckdb", pg_url, data) as x:
+        assert gate_release(x, policy, "rel-bad", None, None, no_baseline=True).status == "approved"  # cached
+    with _team(tmp_path / "y.duckdb", pg_url, data) as y:
+        assert gate_release(y, policy, "rel-bad", None, None, no_baseline=True, cache=False).status == "blocked"
+        assert gate_release(y, policy, "rel-bad", None, None, no_baseline=True).status == "blocked"
+
+
+# ----- more PostgreSQL insider edits ----------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="team.py _check_published_row checks manifest_json against its digest but not "
+                                       "the columns beside it (application_version, environment, "
+                                       "baseline_release_id, created_at, created_by), which releases() and the "
+                                       "dashboard's baseline choice (ui/state.py) read")
+def test_a_releases_row_whose_columns_disagree_with_its_manifest_is_refused(pg_url, tmp_path):
+    """PostgreSQL insider: leave manifest_json alone, edit the columns: environment 'production', a baseline the
+    manifest does not name. The dashboard picks 'the manifest's baseline' from that column, so it would judge
+    against the insider's baseline while CI (which reads the manifest) judges against the real one."""
+    data = tmp_path / "data"
+    _two_releases(tmp_path, pg_url, data)
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("UPDATE releases SET environment = 'production', baseline_release_id = 'rel-good', "
+                           "application_version = 'forged' WHERE release_id = 'rel-bad'").rowcount == 1
+    try:
+        b = _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
+    except StoreUnavailable:
+        return
+    with b:
+        row = next(r for r in b.releases() if r.release_id == "rel-bad")
+        m = b.manifest("rel-bad")
+        assert (row.environment, row.baseline_release_id, row.application_version) == (
+            m.environment, m.baseline_release_id, m.application_version)
+
+
+@pytest.mark.xfail(strict=True, reason="nothing makes the published rows append-only or detects a deletion: a new "
+                                       "machine copies what is left, machines that copied before keep the row, and "
+                                       "no digest or count names what a release held")
+def test_a_run_deleted_in_postgresql_is_noticed(pg_url, tmp_path):
+    """PostgreSQL insider: delete the failing file of a release (its sources and runs rows; the object stays).
+    A new machine must notice (refuse, or still have the run); today it silently has a release with no runs,
+    while machine A still has the run: two machines, two answers for the same release."""
+    from dashboard.ingesting import ingest
+
+    data = tmp_path / "data"
+    _two_releases(tmp_path, pg_url, data)
+    m, _ = _release(tmp_path, "rel-bad")
+    extra = write_jsonl(tmp_path / "extra.jsonl", [good_case(case_id=f"e{i}", run_id="rel-bad-extra",
+                                                             dataset=next(iter(_manifest(m).eval_dataset_versions)),
+                                                             dataset_version=next(iter(
+                                                                 _manifest(m).eval_dataset_versions.values())))
+                                                   for i in range(5)])
+    with _team(tmp_path / "a.duckdb", pg_url, data) as a:
+        ingest(a, [str(extra)], "rel-bad")
+        on_a = sorted(r.run_id for r in a.runs("rel-bad"))
+    assert on_a == ["rel-bad-extra", "rel-good-run"]
+    with psycopg.connect(pg_url) as con:
+        con.execute("DELETE FROM runs WHERE release_id = 'rel-bad' AND run_id = 'rel-good-run'")
+        con.execute("DELETE FROM sources WHERE release_id = 'rel-bad' AND records = 30")
+        con.execute("UPDATE team_meta SET generation = generation + 1")
+    try:
+        b = _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
+    except StoreUnavailable:
+        return
+    with b:
+        assert sorted(r.run_id for r in b.runs("rel-bad")) == on_a
