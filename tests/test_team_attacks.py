@@ -514,3 +514,29 @@ def test_store_copy_of_the_same_file_read_differently_is_refused_and_copying_twi
         copy_to_team(_ragas_store(tmp_path / "low.duckdb", "low"), pg_url, str(data))
     with _team(tmp_path / "c.duckdb", pg_url, data, read_only=True) as c:
         assert c.query("SELECT DISTINCT risk FROM cases") == [("critical",)]
+
+
+def test_one_file_in_two_releases_shares_one_object_and_reingest_publishes_nothing(pg_url, tmp_path):
+    """Idempotency: the same file ingested into two releases (their own manifests) is one object referenced by two
+    sources rows; re-ingesting either on another machine writes neither PostgreSQL nor the data directory."""
+    from dashboard.ingesting import ingest
+
+    data = tmp_path / "data"
+    m1, f = _release(tmp_path, "rel-one")
+    m2, _ = _release(tmp_path, "rel-two")
+    with _team(tmp_path / "a.duckdb", pg_url, data) as a:
+        ingest(a, [str(f)], "rel-one", _manifest(m1))
+        ingest(a, [str(f)], "rel-two", _manifest(m2))
+    objects = sorted(p for p in data.rglob("*.parquet"))
+    assert len(objects) == 1
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT count(DISTINCT object_name), count(*) FROM sources").fetchone() == (1, 2)
+        gen = con.execute("SELECT generation FROM team_meta").fetchone()[0]
+    with _team(tmp_path / "b.duckdb", pg_url, data) as b:
+        assert b.query("SELECT release_id, count(*) FROM cases GROUP BY ALL ORDER BY ALL") == [
+            ("rel-one", 30), ("rel-two", 30)]
+        for rid in ("rel-one", "rel-two"):
+            assert ingest(b, [str(f)], rid).files[0].status == "unchanged"
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT generation FROM team_meta").fetchone()[0] == gen
+    assert sorted(p for p in data.rglob("*") if p.is_file()) == objects
