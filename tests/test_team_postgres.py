@@ -206,9 +206,9 @@ def test_store_copy_moves_the_log_to_postgresql_and_it_still_verifies(demo_store
         assert len(s.review_entries()) == len(original)  # the file's own log is untouched
 
 
-def test_a_decision_cached_on_one_machine_is_served_on_another(demo_store, tmp_path, pg_url):
-    """Test that `readiness gate` on machine A caches its decision in PostgreSQL and machine B serves the same
-    bytes from there (the same digest as judging afresh)."""
+def test_a_decision_cached_on_one_machine_is_never_served_on_another(demo_store, tmp_path, pg_url):
+    """Test that the decision cache stays on each machine: `readiness gate` on machine A caches in A's file only, so
+    machine B (whose file could differ, e.g. edited by hand on A) judges afresh, to the same digest."""
     from dashboard.core.policy import load_policy
     from dashboard.service import gate_release, judged_key
     from dashboard.store.postgres import SharedLogStore
@@ -218,10 +218,13 @@ def test_a_decision_cached_on_one_machine_is_served_on_another(demo_store, tmp_p
     with SharedLogStore(a, pg_url) as s:
         first = gate_release(s, policy, "rel-2026.11.0-rc2", cache=True)
         key = judged_key(s, policy, "rel-2026.11.0-rc2", "rel-2026.10.0", None)
-    with SharedLogStore(b, pg_url, read_only=True) as s:
         assert s.cached_decision(key) == (first.digest, first.model_dump_json())
+    with SharedLogStore(b, pg_url, read_only=True) as s:
+        assert s.cached_decision(key) is None
         served = gate_release(s, policy, "rel-2026.11.0-rc2", cache=True)
     assert served.model_dump_json() == first.model_dump_json()
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT to_regclass('decision_cache')").fetchone()[0] is None
     from dashboard.store.db import Store
 
     with Store(b, read_only=True) as s:

@@ -26,6 +26,13 @@ RECORDED = json.loads((REPO / "tests" / "fixtures" / "demo_decision_digests.json
 POLICIES = REPO / "data" / "policies"
 
 
+@pytest.fixture(autouse=True)
+def _private_object_cache(tmp_path, monkeypatch):
+    """Each test's machines share one private object cache, never the user's (a verified copy from another test
+    would hide a tampered object)."""
+    monkeypatch.setenv("READINESS_CACHE_DIR", str(tmp_path / "object-cache"))
+
+
 def _team(path: Path, pg_url: str, data: Path | str, read_only: bool = False) -> Store:
     from dashboard.store.postgres import open_store
 

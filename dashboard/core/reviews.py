@@ -481,11 +481,12 @@ class Checkpoint(BaseModel):
 
 def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_digests: dict[str, str],
                decisions: dict[str, str], now: datetime, checkpoints: list[bytes] | None = None,
-               log_id: str | None = None) -> VerifyReport:
+               log_id: str | None = None, run_digests: dict[tuple[str, str], str] | None = None) -> VerifyReport:
     """Check the chain, the trust-root history (anchored at `trusted`, the root the verifier chose), every
     envelope, replays, each review's binding to its release and gate decision, and every checkpoint.
 
-    `decisions` maps decision digest -> stored decision JSON; `manifest_digests` release id -> digest.
+    `decisions` maps decision digest -> stored decision JSON; `manifest_digests` release id -> digest;
+    `run_digests` (release id, run id) -> data digest of the store's runs (None: not checked, e.g. a bundle).
     """
     findings: list[Finding] = []
     reviews: list[VerifiedReview] = []
@@ -557,7 +558,8 @@ def verify_log(entries: list[LogEntry], trusted: TrustedReviewers, manifest_dige
         except SigningError as problem:
             err(str(problem))
             continue
-        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed)
+        binding = binding_findings(e.seq, e.release_id, predicate, subject, manifest_digests, decisions, now, parsed,
+                                   run_digests)
         findings.extend(binding)
         who = (predicate.reviewer, predicate.candidate_release_id)
         if who in latest and (predicate.reviewed_at < latest[who][0] or (
@@ -605,8 +607,10 @@ def _revoked_later(kid: str, times: list[datetime], roots: list[TrustedReviewers
 
 def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, subject: str,
                      manifest_digests: dict[str, str], decisions: dict[str, str], now: datetime,
-                     parsed: dict[str, GateDecision | None] | None = None) -> list[Finding]:
-    """Is the review bound to what the store holds: its release, manifest, gate decision; are waivers live?"""
+                     parsed: dict[str, GateDecision | None] | None = None,
+                     run_digests: dict[tuple[str, str], str] | None = None) -> list[Finding]:
+    """Is the review bound to what the store holds: its release, manifest, gate decision, and (with
+    `run_digests`) every eval run that decision judged, with the same data; are waivers live?"""
     out = []
     if logged_release != p.candidate_release_id:
         out.append(Finding(seq=seq, level="error", message=f"logged for release {logged_release}, but the signed "
@@ -645,6 +649,13 @@ def binding_findings(seq: int | None, logged_release: str, p: ReviewPredicate, s
     elif decision.candidate.release_id != p.candidate_release_id or decision.policy.digest != p.policy_digest:
         out.append(Finding(seq=seq, level="error", message="the review's release or policy differs from the "
                            "gate decision it names"))
+    elif run_digests is not None:
+        gone = [r for r in decision.data_digests if run_digests.get((r.release_id, r.run_id)) != r.data_digest]
+        if gone:
+            out.append(Finding(seq=seq, level="error", message=f"the store no longer holds run {gone[0].run_id} of "
+                               f"release {gone[0].release_id} as the reviewed gate decision judged it"
+                               f"{f' (and {len(gone) - 1} more)' if len(gone) > 1 else ''}: deleted or changed "
+                               "since the review"))
     for w in p.waivers:
         if w.expires_at <= now:
             out.append(Finding(seq=seq, level="warning", message=f"the waiver for gate {w.gate_id} expired at "

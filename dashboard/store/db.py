@@ -863,6 +863,10 @@ class Store:
     def manifest_digests(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.query("SELECT release_id, manifest_digest FROM releases")}
 
+    def run_digests(self) -> dict[tuple[str, str], str]:
+        """(release id, run id) -> data digest of every stored run (what reviewed decisions judged)."""
+        return {(r[0], r[1]): r[2] for r in self.query("SELECT release_id, run_id, data_digest FROM runs")}
+
     def log_id(self) -> str:
         """This store's review-log id (made once, on first use)."""
         with self._write_lock:

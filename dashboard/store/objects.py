@@ -12,10 +12,12 @@ S3-compatible object storage (`--data s3://bucket/prefix`). `open_objects(locati
   (create-only) up to `SINGLE_PUT_BYTES`, a multipart upload through boto3's `upload_file` above; the sha256 is
   stored as object metadata (`x-amz-meta-sha256`) and compared before and after writing.
 - `fetch(ref) -> Path` gives a local file DuckDB can read, whose bytes are verified against `ref.sha256`.
-  Directory: the object file itself. S3: a copy downloaded once into the cache directory (`cache_dir`, else
-  `$READINESS_CACHE_DIR`, else `~/.cache/readiness/objects`) under its sha256, atomically. A file is hashed once
-  per process per (path, size, mtime, inode) once it is older than two seconds: a 1 GB object is not re-read
-  on every page load. A wrong digest
+  Both: a private copy in the cache directory (`cache_dir`, else
+  `$READINESS_CACHE_DIR`, else `~/.cache/readiness/objects`) under its sha256, verified while it is copied or
+  downloaded and moved into place atomically: DuckDB never reads the shared object itself, which someone with write
+  access to the data location could change between a check and the read. A file is hashed once per process per
+  (path, size, mtime, ctime, inode) once it is older than two seconds: a 1 GB object is not re-read on every page
+  load. A wrong digest
   (a tampered or damaged object) raises `ObjectCorrupt` naming the object and both digests; it is never read.
 - `exists(name) -> ObjectRef | None`, `describe()` (the location for messages, credentials redacted).
 
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -129,11 +132,11 @@ def open_objects(location: str, cache_dir: Path | None = None) -> ObjectStore:
         parts = urlsplit(location)
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"--data {location}: a file:// location must be on this machine (file:///path)")
-        return DirectoryObjects(Path(unquote(parts.path)))
+        return DirectoryObjects(Path(unquote(parts.path)), cache_dir or default_cache_dir())
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location):
         scheme = location.split("://", 1)[0]
         raise UsageError(f"--data: {scheme}:// is not supported; give a directory or s3://bucket/prefix")
-    return DirectoryObjects(Path(location))
+    return DirectoryObjects(Path(location), cache_dir or default_cache_dir())
 
 
 def check_name(name: str) -> str:
@@ -145,7 +148,7 @@ def check_name(name: str) -> str:
 
 # --- hashing, once per process per file version --------------------------------------------------------------
 
-_verified: dict[tuple[str, int, int, int], str] = {}
+_verified: dict[tuple[str, int, int, int, int], str] = {}
 _verified_lock = threading.Lock()
 
 
@@ -154,14 +157,15 @@ def _sha256_file(path: Path) -> str:
     return file_digest(str(path)).removeprefix("sha256:")
 
 
-def _file_key(path: Path, st: os.stat_result) -> tuple[str, int, int, int]:
-    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+def _file_key(path: Path, st: os.stat_result) -> tuple[str, int, int, int, int]:
+    # ctime too: `utime` can restore a rewritten file's mtime, never its ctime
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _cached_sha256(path: Path) -> tuple[str, int]:
     """(hex sha256, size) of `path`, hashed only when this version of the file was not hashed before.
 
-    A version is (path, size, mtime, inode). A file modified within the last `RACY_NS` is hashed every time
+    A version is (path, size, mtime, ctime, inode). A file modified within the last `RACY_NS` is hashed every time
     (as git does for "racy" index entries): a change in the same clock tick would keep size and mtime.
     """
     st = path.stat()
@@ -203,6 +207,35 @@ def _copy_hashing(src: Path, fd: int) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _cached_copy(cache_dir: Path, ref: ObjectRef, where: str, fill: Callable[[Path], str],
+                 unavailable: Callable[[OSError], ReadinessError]) -> Path:
+    """The verified private copy of `ref` in `cache_dir` (named by its sha256): reused when it is still intact,
+    else filled by `fill(tmp) -> sha256 of what it wrote`, checked, and moved into place atomically."""
+    suffix = "".join(Path(ref.name).suffixes[-1:])
+    target = cache_dir / ref.sha256[:2] / f"{ref.sha256}{suffix}"
+    try:
+        if target.is_file():
+            sha, size = _cached_sha256(target)
+            if sha == ref.sha256 and size == ref.size:
+                return target
+            target.unlink()  # a damaged cache copy: fetch the object again
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise unavailable(e) from None
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        sha = fill(tmp)
+        if sha != ref.sha256:
+            raise _corrupt(ref.name, where, ref.sha256, sha)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise unavailable(e) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return target
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -223,8 +256,9 @@ def _read_source(local_path: Path) -> None:
 class DirectoryObjects:
     """Objects as files under one directory (local disk or a shared filesystem such as NFS)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cache_dir: Path):
         self.root = root.expanduser().absolute()
+        self.cache_dir = cache_dir.expanduser().absolute()
         if self.root.exists() and not self.root.is_dir():
             raise ObjectsUnavailable(f"data location {self.root} is not a directory")
 
@@ -292,6 +326,8 @@ class DirectoryObjects:
         return ObjectRef(name=name, sha256=sha, size=size)
 
     def fetch(self, ref: ObjectRef) -> Path:
+        """A private copy in the cache directory, verified while it is copied: DuckDB never reads the shared file,
+        which someone with write access to the data location could change between a check and the read."""
         path = self._path(ref.name)
         try:
             st = path.stat()
@@ -303,13 +339,15 @@ class DirectoryObjects:
         if st.st_size != ref.size:
             raise ObjectCorrupt(f"object {ref.name} in {self.describe()} is damaged or was changed: it has "
                                 f"{st.st_size} bytes, {ref.size} were recorded (sha256 {ref.sha256}); it is not read")
-        try:
-            sha, _ = _cached_sha256(path)
-        except OSError as e:
-            raise self._unavailable(e) from None
-        if sha != ref.sha256:
-            raise _corrupt(ref.name, self.describe(), ref.sha256, sha)
-        return path
+
+        def copy(tmp: Path) -> str:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                return _copy_hashing(path, fd)[0]
+            finally:
+                os.close(fd)
+
+        return _cached_copy(self.cache_dir, ref, self.describe(), copy, self._unavailable)
 
 
 # --- S3-compatible object storage -----------------------------------------------------------------------------
@@ -476,32 +514,13 @@ class S3Objects:
             raise _conflict(name, self.describe(), stored.sha256, sha)
         return ObjectRef(name=name, sha256=sha, size=size)
 
-    def _cache_path(self, ref: ObjectRef) -> Path:
-        suffix = "".join(Path(ref.name).suffixes[-1:])
-        return self.cache_dir / ref.sha256[:2] / f"{ref.sha256}{suffix}"
-
     def fetch(self, ref: ObjectRef) -> Path:
         from botocore.exceptions import ClientError
 
-        target = self._cache_path(ref)
-        try:
-            if target.is_file():
-                sha, size = _cached_sha256(target)
-                if sha == ref.sha256 and size == ref.size:
-                    return target
-                target.unlink()  # a damaged cache copy: fetch the object again
-        except OSError as e:
-            raise self._unavailable(e) from None
-        key = self._key(ref.name)
-        self.check()
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise self._unavailable(e) from None
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        try:
+        def download(tmp: Path) -> str:
+            self.check()
             try:
-                self.client.download_file(self.bucket, key, str(tmp))
+                self.client.download_file(self.bucket, self._key(ref.name), str(tmp))
             except ClientError as e:
                 if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
                     raise ObjectCorrupt(f"object {ref.name} is missing from {self.describe()} "
@@ -511,15 +530,8 @@ class S3Objects:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise self._unavailable(e) from None
-            sha = _sha256_file(tmp)
-            if sha != ref.sha256:
-                raise _corrupt(ref.name, self.describe(), ref.sha256, sha)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except OSError as e:
-            raise self._unavailable(e) from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        return target
+            return _sha256_file(tmp)
+
+        return _cached_copy(self.cache_dir, ref, self.describe(), download, self._unavailable)

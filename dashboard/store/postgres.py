@@ -1,16 +1,17 @@
 """The review log shared through PostgreSQL, for a team on several machines (`$READINESS_STORE=postgresql://…`).
 
-What lives in PostgreSQL: the review log (the hash chain of signed reviews and admin events), its log id and
-checkpoints, the gate decisions reviews were signed against, and the decision cache (keyed by the digest of
-everything judged, so one machine's cached decision is what any other computes). Everything else (releases,
-manifests, runs, cases, evidence, policies) stays in the embedded DuckDB file (`--db`), which each machine fills with
-`readiness ingest` of the same files (ingest is idempotent and content-addressed, so the same files give the same
-manifest and data digests everywhere; verification checks reviews against those digests).
+What lives in PostgreSQL here: the review log (the hash chain of signed reviews and admin events), its log id and
+checkpoints, and the gate decisions reviews were signed against. With a data location too (`--data`), the team
+store (dashboard/store/team.py) keeps releases, runs, sources, policies and evidence there as well; without one,
+they stay in each machine's embedded DuckDB file (`--db`), which each machine fills with `readiness ingest` of the
+same files (ingest is idempotent and content-addressed, so the same files give the same manifest and data digests
+everywhere; verification checks reviews against those digests). The decision cache is never shared: each machine
+keeps its own in its file, so a machine whose copy was edited by hand cannot decide for the others.
 
 Appends are serialised across every process and machine by a transaction-scoped lock on the log table, taken
 before the chain's head is read, so concurrent signers never fork the chain; the unique constraints are a second
-line of defence. The schema carries a version (`readiness_schema`); this module creates version 1 and refuses a
-newer one.
+line of defence. The schema carries a version (`readiness_schema`, SCHEMA_VERSION); an older one is upgraded by
+adding tables, a newer one is refused.
 """
 
 from __future__ import annotations
@@ -58,12 +59,6 @@ PG_DDL = [
         decision_json TEXT NOT NULL,
         stored_at TIMESTAMPTZ NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS decision_cache (
-        judged_key TEXT PRIMARY KEY,
-        decision_digest TEXT NOT NULL,
-        decision_json TEXT NOT NULL,
-        stored_at TIMESTAMPTZ NOT NULL
-    )""",
 ]
 
 
@@ -86,9 +81,11 @@ class PostgresReviewLog:
         self.url = url
         try:
             self.con = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as e:
-            raise StoreUnavailable(f"cannot reach the shared store at {_redacted(url)}: "
-                                   f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
+        except (psycopg.Error, ValueError) as e:  # a malformed URL too: never an internal error echoing it
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if isinstance(e, (psycopg.ProgrammingError, ValueError)):
+                why = "the URL is not a valid PostgreSQL connection URL"
+            raise StoreUnavailable(f"cannot reach the shared store at {_redacted(url)}: {why}") from e
         self.migrate()
 
     def close(self) -> None:
@@ -210,17 +207,6 @@ class PostgresReviewLog:
     def decisions(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._read("SELECT decision_digest, decision_json FROM decisions")}
 
-    def cached_decision(self, judged_key: str) -> tuple[str, str] | None:
-        rows = self._read("SELECT decision_digest, decision_json FROM decision_cache WHERE judged_key = %s",
-                          [judged_key])
-        return (str(rows[0][0]), str(rows[0][1])) if rows else None
-
-    def cache_decision(self, judged_key: str, decision_digest: str, decision_json: str) -> None:
-        with self._tx() as cur:
-            cur.execute("INSERT INTO decision_cache VALUES (%s, %s, %s, %s) ON CONFLICT (judged_key) DO UPDATE "
-                        "SET decision_digest = EXCLUDED.decision_digest, decision_json = EXCLUDED.decision_json, "
-                        "stored_at = EXCLUDED.stored_at", [judged_key, decision_digest, decision_json, datetime.now(UTC)])
-
 
 class SharedLogStore(Store):
     """The embedded store for releases and case data, with the review log in PostgreSQL."""
@@ -268,16 +254,6 @@ class SharedLogStore(Store):
     def decisions(self) -> dict[str, str]:
         return self.log.decisions()
 
-    def cached_decision(self, judged_key: str) -> tuple[str, str] | None:
-        """Shared by every machine: the key is the digest of everything judged (and the judging code), so a
-        decision one machine cached is exactly what another would compute from the same files."""
-        return self.log.cached_decision(judged_key)
-
-    def cache_decision(self, judged_key: str, decision_digest: str, decision_json: str) -> bool:
-        if self.read_only:
-            return False
-        self.log.cache_decision(judged_key, decision_digest, decision_json)
-        return True
 
 
 def open_store(path: str | Path, read_only: bool = False, url: str | None = None, data: str | None = None) -> Store:
@@ -296,14 +272,18 @@ def open_store(path: str | Path, read_only: bool = False, url: str | None = None
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password (for messages)."""
-    from urllib.parse import urlsplit, urlunsplit
+    """The URL for messages: host, port and database only (never a password, in the user part or as a
+    `password=` parameter); a URL that cannot be parsed is not echoed at all."""
+    from psycopg.conninfo import conninfo_to_dict
 
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - malformed: say nothing of it
+        return "(an unparsable PostgreSQL URL)"
+    host, port, db = str(parts.get("host") or "localhost"), parts.get("port"), str(parts.get("dbname") or "")
+    user = str(parts.get("user") or "") + (":***" if parts.get("password") else "")
+    user = f"{user}@" if user else ""
+    return f"postgresql://{user}{host}{':' + str(port) if port else ''}/{db}"
 
 
 class CopyReport(BaseModel):

@@ -72,6 +72,7 @@ OBJECT_COLUMNS = ("object_name", "object_sha256", "object_size")
 _PG_TYPES = {"VARCHAR": "TEXT", "BIGINT": "BIGINT", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
              "INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN", "DOUBLE": "DOUBLE PRECISION"}
 REPLICA_DDL = "CREATE TABLE IF NOT EXISTS replica_of (store_id VARCHAR NOT NULL, generation BIGINT NOT NULL)"
+STAGED = -1  # replica_of.generation of a file staged by `store copy`: its rows are not in PostgreSQL yet
 
 
 def shared_data_location(explicit: str | None = None) -> str | None:
@@ -172,7 +173,8 @@ class TeamStore(SharedLogStore):
         return int(rows[0][1]) if rows else None
 
     def _sync(self, cur: duckdb.DuckDBPyConnection, path: str) -> None:
-        """Copy every published row this file lacks (inside the caller's local transaction)."""
+        """Copy every published row this file lacks (inside the caller's local transaction), each checked against
+        its own digests before anything is written; refuse when PostgreSQL lost rows this copy had."""
         cur.execute(REPLICA_DDL)
         marker = cur.execute("SELECT store_id, generation FROM replica_of").fetchall()
         if marker and marker[0][0] != self.store_id:
@@ -182,6 +184,7 @@ class TeamStore(SharedLogStore):
             raise StoreUnavailable(f"{path} holds an embedded store's releases; the team store keeps its own copy "
                                    "on each machine: pass another --db (an empty or new file), and move this file's "
                                    "contents to the team store with `readiness store copy`")
+        staged = bool(marker) and int(marker[0][1]) == STAGED
         with self.log._tx() as pg:  # noqa: SLF001 - one snapshot of PostgreSQL for the whole copy
             pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             pg.execute("SELECT generation FROM team_meta")
@@ -189,23 +192,31 @@ class TeamStore(SharedLogStore):
             generation = int(row[0]) if row else 0
             if marker and int(marker[0][1]) == generation:
                 return
-            for table, (keys, _, _) in REPLICATED.items():
-                names = [c for c, _ in _columns(cur, table)]
-                have = set(cur.execute(f"SELECT {', '.join(map(_ident, keys))} FROM {_ident(table)}").fetchall())  # noqa: S608
-                extra = list(OBJECT_COLUMNS) if table in DATA_TABLES else []
-                order = ", ".join(_ident(c) for c in ("ingested_at", "first_seen_at", *keys) if c in names)
-                pg.execute(f"SELECT {', '.join(map(_ident, names + extra))} FROM {_ident(table)} "  # noqa: S608
-                           f"ORDER BY {order}")
-                for r in pg.fetchall():
-                    if tuple(r[names.index(k)] for k in keys) in have:
+            new_runs: list[dict[str, Any]] = []
+            for table in REPLICATED:
+                names, theirs = _published_rows(pg, cur, table)
+                mine = _local_rows(cur, table)
+                lost = set(mine) - set(theirs)
+                if lost and not staged:
+                    raise StoreUnavailable(f"the team store no longer has {table} rows this copy has (e.g. "
+                                           f"{', '.join(map(str, sorted(lost)[0]))}): they were deleted in PostgreSQL "
+                                           "or it was restored from an older backup; nothing was copied")
+                for key, r in theirs.items():
+                    if key in mine:
                         continue
                     values = list(r[:len(names)])
-                    _check_published_row(table, dict(zip(names, values, strict=True)))
+                    record = dict(zip(names, values, strict=True))
+                    _check_published_row(table, record)
                     if table in DATA_TABLES:
                         ref = ObjectRef(name=r[-3], sha256=r[-2], size=r[-1])
+                        _check_object_name(table, record, ref)
                         self._load_object(cur, table, values[0], values[1], values[names.index("records")], ref)
+                    elif table == "runs":
+                        new_runs.append(record)
                     cur.execute(f"INSERT INTO {_ident(table)} VALUES ({', '.join('?' * len(values))})",  # noqa: S608
                                 values)
+            for run in new_runs:
+                _check_run_against_cases(cur, run)
         cur.execute("DELETE FROM replica_of")
         cur.execute("INSERT INTO replica_of VALUES (?, ?)", [self.store_id, generation])
 
@@ -215,9 +226,13 @@ class TeamStore(SharedLogStore):
         local = self.objects.fetch(ref)  # verified against its digest and size
         picked = ", ".join("$release" if c == "release_id" else "$source" if c == "source_digest" else _ident(c)
                            for c in columns)
-        cur.execute(f"INSERT INTO {_ident(data_table)} ({', '.join(map(_ident, columns))}) "  # noqa: S608
-                    f"SELECT {picked} FROM read_parquet($path)",
-                    {"release": release_id, "source": source_digest, "path": str(local)})
+        try:
+            cur.execute(f"INSERT INTO {_ident(data_table)} ({', '.join(map(_ident, columns))}) "  # noqa: S608
+                        f"SELECT {picked} FROM read_parquet($path)",
+                        {"release": release_id, "source": source_digest, "path": str(local)})
+        except duckdb.Error as e:
+            raise StoreUnavailable(f"{self.objects.describe()}: {ref.name} is not the rows of an ingested file "
+                                   f"({str(e).splitlines()[0]}); nothing was copied") from e
         n = cur.execute(f"SELECT count(*) FROM {_ident(data_table)} WHERE release_id = ? AND source_digest = ?",  # noqa: S608
                         [release_id, source_digest]).fetchall()[0][0]
         if n != records:
@@ -235,22 +250,20 @@ class TeamStore(SharedLogStore):
 
     def _publish(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Publish what this local transaction added: data objects first, then the metadata rows in one
-        PostgreSQL transaction (refused, like the embedded store, when the key is published with other content)."""
-        published: dict[str, dict[tuple[Any, ...], Any]] = {}
+        PostgreSQL transaction under one lock. A key another machine published first (between this copy's update
+        and now) must hold the same content (manifest, evidence, a run's file, a file's rows): else refused like
+        the embedded store refuses it; when it does, this copy takes the published row, so copies converge."""
         with self.log._tx() as pg:  # noqa: SLF001
-            for table, (keys, must_equal, _) in REPLICATED.items():
-                pg.execute(f"SELECT {', '.join(map(_ident, (*keys, must_equal or keys[0])))} "  # noqa: S608
-                           f"FROM {_ident(table)}")
-                published[table] = {tuple(r[:-1]): r[-1] for r in pg.fetchall()}
+            published = {table: _published_rows(pg, cur, table)[1] for table in REPLICATED}
         new: dict[str, list[tuple[list[str], list[Any]]]] = {}
-        for table, (keys, must_equal, refusal) in REPLICATED.items():
+        for table in REPLICATED:
             names = [c for c, _ in _columns(cur, table)]
-            for r in cur.execute(f"SELECT * FROM {_ident(table)}").fetchall():  # noqa: S608
-                key = tuple(r[names.index(k)] for k in keys)
-                if key not in published[table]:
+            for key, r in _local_rows(cur, table).items():
+                theirs = published[table].get(key)
+                if theirs is None:
                     new.setdefault(table, []).append((names, list(r)))
-                elif must_equal is not None and published[table][key] != r[names.index(must_equal)]:
-                    raise _refused(refusal, key, published[table][key], r[names.index(must_equal)])
+                elif tuple(theirs[:len(names)]) != tuple(r):
+                    self._take_published(cur, table, names, list(r), theirs)
         if not new:
             return
         refs: dict[tuple[str, str, str], ObjectRef] = {}
@@ -258,26 +271,50 @@ class TeamStore(SharedLogStore):
             for _names, values in new.get(table, []):
                 release_id, source_digest = values[0], values[1]
                 refs[(table, release_id, source_digest)] = self._put_object(cur, table, release_id, source_digest)
+        taken: list[tuple[str, list[str], list[Any], tuple[Any, ...]]] = []
         with self.log._tx() as pg:  # noqa: SLF001
             pg.execute("SELECT pg_advisory_xact_lock(hashtext('readiness-publish'))")
             for table, rows in new.items():
-                keys, must_equal, refusal = REPLICATED[table]
+                keys = REPLICATED[table][0]
                 for names, values in rows:
-                    extra = _ref_row(refs[(table, values[0], values[1])]) if table in DATA_TABLES else []
+                    ref = refs.get((table, values[0], values[1]))
+                    extra = _ref_row(ref) if ref is not None else []
                     cols = names + (list(OBJECT_COLUMNS) if extra else [])
                     pg.execute(f"INSERT INTO {_ident(table)} ({', '.join(map(_ident, cols))}) "  # noqa: S608
                                f"VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING", values + extra)
-                    if must_equal is None or pg.rowcount == 1:
+                    if pg.rowcount == 1:
                         continue
                     key = tuple(values[names.index(k)] for k in keys)
-                    pg.execute(f"SELECT {_ident(must_equal)} FROM {_ident(table)} WHERE "  # noqa: S608
-                               + " AND ".join(f"{_ident(k)} = %s" for k in keys), list(key))
+                    pg.execute(f"SELECT {', '.join(map(_ident, cols if ref else names))} FROM {_ident(table)} "  # noqa: S608
+                               "WHERE " + " AND ".join(f"{_ident(k)} = %s" for k in keys), list(key))
                     theirs = pg.fetchone()
-                    ours = values[names.index(must_equal)]
-                    if theirs is not None and theirs[0] != ours:
-                        raise _refused(refusal, key, theirs[0], ours)
+                    if theirs is not None:
+                        self._check_same_content(table, names, values, tuple(theirs), ref)
+                        taken.append((table, names, values, tuple(theirs)))
             pg.execute("UPDATE team_meta SET generation = generation + 1")
+        for table, names, values, theirs in taken:
+            _replace_local_row(cur, table, names, values, theirs)
 
+    def _take_published(self, cur: duckdb.DuckDBPyConnection, table: str, names: list[str], values: list[Any],
+                        theirs: tuple[Any, ...]) -> None:
+        """A row this transaction added under a key another machine published since this copy was updated."""
+        ref = None
+        if table in DATA_TABLES:
+            ref = self._put_object(cur, table, values[0], values[1])
+        self._check_same_content(table, names, values, theirs, ref)
+        _replace_local_row(cur, table, names, values, theirs)
+
+    @staticmethod
+    def _check_same_content(table: str, names: list[str], values: list[Any], theirs: tuple[Any, ...],
+                            ref: ObjectRef | None) -> None:
+        keys, must_equal, refusal = REPLICATED[table]
+        key = tuple(values[names.index(k)] for k in keys)
+        if must_equal is not None and theirs[names.index(must_equal)] != values[names.index(must_equal)]:
+            raise _refused(refusal, key, theirs[names.index(must_equal)], values[names.index(must_equal)])
+        if ref is not None and theirs[len(names) + 1] != ref.sha256:
+            raise InputRefused(f"file {key[1]} of release {key[0]!r} was published to the team store by another "
+                               "machine with other rows (read with other options, e.g. --default-risk, or by another "
+                               "readiness version): a stored file never changes; nothing was written")
     def _put_object(self, cur: duckdb.DuckDBPyConnection, sources_table: str, release_id: str,
                     source_digest: str) -> ObjectRef:
         """Write one file's rows as Parquet (in stored order) and put it, named by the file's and its own digest."""
@@ -294,6 +331,61 @@ class TeamStore(SharedLogStore):
             return self.objects.exists(name) or self.objects.put(name, out)
 
 
+def _published_rows(pg: Any, cur: duckdb.DuckDBPyConnection, table: str
+                    ) -> tuple[list[str], dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """PostgreSQL's rows of a replicated table by key (the embedded columns, then the object ref of data tables),
+    in publish order."""
+    keys = REPLICATED[table][0]
+    names = [c for c, _ in _columns(cur, table)]
+    extra = list(OBJECT_COLUMNS) if table in DATA_TABLES else []
+    order = ", ".join(_ident(c) for c in ("ingested_at", "first_seen_at", *keys) if c in names)
+    pg.execute(f"SELECT {', '.join(map(_ident, names + extra))} FROM {_ident(table)} ORDER BY {order}")  # noqa: S608
+    return names, {tuple(r[names.index(k)] for k in keys): tuple(r) for r in pg.fetchall()}
+
+
+def _local_rows(cur: duckdb.DuckDBPyConnection, table: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    keys = REPLICATED[table][0]
+    names = [c for c, _ in _columns(cur, table)]
+    return {tuple(r[names.index(k)] for k in keys): tuple(r)
+            for r in cur.execute(f"SELECT * FROM {_ident(table)}").fetchall()}  # noqa: S608
+
+
+def _replace_local_row(cur: duckdb.DuckDBPyConnection, table: str, names: list[str], values: list[Any],
+                       theirs: tuple[Any, ...]) -> None:
+    """This copy takes the published row (the same content; another machine's path and time)."""
+    keys = REPLICATED[table][0]
+    cur.execute(f"DELETE FROM {_ident(table)} WHERE "  # noqa: S608
+                + " AND ".join(f"{_ident(k)} = ?" for k in keys), [values[names.index(k)] for k in keys])
+    cur.execute(f"INSERT INTO {_ident(table)} VALUES ({', '.join('?' * len(names))})",  # noqa: S608
+                list(theirs[:len(names)]))
+
+
+def _check_object_name(table: str, row: dict[str, Any], ref: ObjectRef) -> None:
+    """A file's object is named by the file's digest and its own: a sources row pointed at another file's
+    object is refused."""
+    prefix = DATA_TABLES[table][2]
+    want = f"{prefix}/{str(row['source_digest']).removeprefix('sha256:')}/{ref.sha256}.parquet"
+    if ref.name != want:
+        raise StoreUnavailable(f"the team store's {table} row ({row['release_id']}, {row['source_digest']}) names "
+                               f"object {ref.name!r}, not the file's own ({want}): it was changed outside readiness; "
+                               "nothing was copied")
+
+
+def _check_run_against_cases(cur: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    """A copied run's counts, suite and dataset must be what its file's rows say."""
+    got = cur.execute(
+        """SELECT count(*), count(*) FILTER (WHERE passed), min(suite), max(suite), min(dataset), max(dataset),
+                  min(dataset_version), max(dataset_version)
+           FROM cases WHERE release_id = ? AND run_id = ? AND source_digest = ?""",
+        [run["release_id"], run["run_id"], run["source_digest"]]).fetchall()[0]
+    want = (run["cases"], run["passed"], run["suite"], run["suite"], run["dataset"], run["dataset"],
+            run["dataset_version"], run["dataset_version"])
+    if tuple(got) != want or run["failed"] != run["cases"] - run["passed"]:
+        raise StoreUnavailable(f"the team store's runs row ({run['release_id']}, {run['run_id']}) does not match its "
+                               "file's rows (counts, suite or dataset): it was changed outside readiness; nothing "
+                               "was copied")
+
+
 def _check_published_row(table: str, row: dict[str, Any]) -> None:
     """A row read from PostgreSQL must carry the digest of its own content (the embedded store writes canonical
     JSON, whose sha256 is the digest): a row edited in the database behind readiness is refused, never copied."""
@@ -304,8 +396,7 @@ def _check_published_row(table: str, row: dict[str, Any]) -> None:
         return "sha256:" + sha256_hex(str(row[text_col]).encode()) == row[digest_col]
 
     ok = {
-        "releases": lambda: canonical("manifest_json", "manifest_digest")
-        and json.loads(row["manifest_json"]).get("release_id") == row["release_id"],
+        "releases": lambda: canonical("manifest_json", "manifest_digest") and _release_columns_match(row),
         "evidence": lambda: canonical("evidence_json", "evidence_digest")
         and json.loads(row["evidence_json"]).get("release_id") == row["release_id"],
         "rollout_evidence": lambda: canonical("evidence_json", "evidence_digest")
@@ -321,6 +412,16 @@ def _check_published_row(table: str, row: dict[str, Any]) -> None:
         key = ", ".join(str(row[k]) for k in REPLICATED[table][0])
         raise StoreUnavailable(f"the team store's {table} row ({key}) does not match its digest: it was changed "
                                "outside readiness; nothing was copied")
+
+
+def _release_columns_match(row: dict[str, Any]) -> bool:
+    """The releases row's columns are its manifest's (the dashboard reads the baseline from the column)."""
+    from dashboard.core.models import ReleaseManifest
+
+    m = ReleaseManifest.model_validate_json(row["manifest_json"])
+    return (m.release_id, m.application_version, m.environment, m.baseline_release_id, m.created_at, m.created_by) \
+        == (row["release_id"], row["application_version"], row["environment"], row["baseline_release_id"],
+            row["created_at"], row["created_by"])
 
 
 def _refused(refusal: str, key: tuple[Any, ...], theirs: Any, ours: Any) -> InputRefused:
@@ -387,7 +488,7 @@ def copy_to_team(source: str | Path, url: str, data: str) -> TeamCopyReport:
         with Store(staged) as s:  # the file becomes a copy of the team store that has everything to publish
             s.query(REPLICA_DDL)
             s.query("DELETE FROM replica_of")
-            s.query("INSERT INTO replica_of VALUES (?, -1)", [store_id])
+            s.query("INSERT INTO replica_of VALUES (?, ?)", [store_id, STAGED])
         staging = TeamStore(staged, url, data)
         try:
             with staging._transaction():
