@@ -29,6 +29,7 @@ def _machine(demo_store, tmp_path: Path, name: str) -> Path:
     with Store(db) as s:  # the demo's own log is local: a shared store starts from the PostgreSQL one
         s.query("DELETE FROM review_log")
         s.query("DELETE FROM checkpoints")
+        s.query("DELETE FROM decision_cache")  # what other tests judged on the shared demo store
     return db
 
 
