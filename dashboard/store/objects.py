@@ -236,6 +236,16 @@ def _cached_copy(cache_dir: Path, ref: ObjectRef, where: str, fill: Callable[[Pa
     return target
 
 
+def _read_back(store: ObjectStore, name: str, sha: str, size: int) -> ObjectRef:
+    """After a write (ours, or another writer's that came first): the object must be there with our bytes."""
+    stored = store.exists(name)
+    if stored is None:
+        raise ObjectsUnavailable(f"data location {store.describe()}: object {name} is not there right after writing it")
+    if stored.sha256 != sha:
+        raise _conflict(name, store.describe(), stored.sha256, sha)
+    return ObjectRef(name=name, sha256=sha, size=size)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -318,12 +328,7 @@ class DirectoryObjects:
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        stored = self.exists(name)
-        if stored is None:
-            raise ObjectsUnavailable(f"data location {self.root}: object {name} vanished right after writing it")
-        if stored.sha256 != sha:
-            raise _conflict(name, self.describe(), stored.sha256, sha)
-        return ObjectRef(name=name, sha256=sha, size=size)
+        return _read_back(self, name, sha, size)
 
     def fetch(self, ref: ObjectRef) -> Path:
         """A private copy in the cache directory, verified while it is copied: DuckDB never reads the shared file,
@@ -507,12 +512,7 @@ class S3Objects:
             # another writer created the object first: fall through and compare its digest with ours
         except Exception as e:  # noqa: BLE001
             raise self._unavailable(e) from None
-        stored = self.exists(name)
-        if stored is None:
-            raise ObjectsUnavailable(f"object storage {self.describe()}: object {name} is not there after writing it")
-        if stored.sha256 != sha:
-            raise _conflict(name, self.describe(), stored.sha256, sha)
-        return ObjectRef(name=name, sha256=sha, size=size)
+        return _read_back(self, name, sha, size)
 
     def fetch(self, ref: ObjectRef) -> Path:
         from botocore.exceptions import ClientError
