@@ -250,7 +250,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     path = default_db_path(args.db)
     with _open_store(args) as store:
-        if not store.releases():
+        if store.shared:
+            _out("serving the shared store (its releases come from `readiness ingest` with the same --store/--data; "
+                 "the bundled demo is never loaded into it)")
+        elif not store.releases():
             _out(f"empty store {path}: loading the bundled demo ...")
             _out("loaded " + ", ".join(load_bundled_demo(store)))
         else:

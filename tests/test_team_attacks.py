@@ -365,7 +365,8 @@ def test_a_race_ingesting_one_file_with_different_options_does_not_leave_two_mac
 def test_a_hand_edited_local_copy_cannot_decide_for_every_other_machine(pg_url, tmp_path):
     """Insider with their own machine only (their --db file, the team's ordinary PostgreSQL credentials that every
     CI job has): edit rel-bad's cases in the local copy to passing and run `gate` once. Another machine's `gate`
-    must judge its own (correct) copy; today it is served the edited machine's 'approved' from the shared cache."""
+    must judge its own (correct) copy: the decision cache is never shared, so the edited machine's 'approved' is
+    not served."""
     import duckdb
 
     from dashboard.store import stats

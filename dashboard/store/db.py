@@ -255,6 +255,8 @@ class _Refuse(Exception):
 class Store:
     """The release store. One DuckDB connection per process; a cursor per caller."""
 
+    shared = False  # True for the stores a team shares through PostgreSQL (dashboard/store/postgres.py, team.py)
+
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
         self.read_only = read_only

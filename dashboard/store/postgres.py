@@ -211,6 +211,8 @@ class PostgresReviewLog:
 class SharedLogStore(Store):
     """The embedded store for releases and case data, with the review log in PostgreSQL."""
 
+    shared = True
+
     def __init__(self, path: str | Path, url: str, read_only: bool = False):
         super().__init__(path, read_only=read_only)
         try:
