@@ -287,6 +287,8 @@ def team_main(args: argparse.Namespace) -> None:
 
         with open_store(tmp / "setup.duckdb", url=url, data=data) as s:
             install_demo_trust(s)
+        for _key, role in REVIEWERS:  # each reviewer's machine has its copy (a read-only command needs the file)
+            open_store(tmp / f"reviewer-{role}.duckdb", url=url, data=data).close()
         print(f"setup (demo files, baseline + candidate ingested into the team store, trust root): "
               f"{time.monotonic() - t:.1f} s")
 
@@ -402,9 +404,11 @@ def team_main(args: argparse.Namespace) -> None:
         print(f"  a fresh copy of the whole store ({sum(copy_cases.values()):,} cases): {fresh_s:.1f} s")
         verify = _cli("review", "verify", "--db", str(tmp / "fresh.duckdb"), "--trusted",
                       str(REPO / "data" / "reviewers" / "trusted_reviewers.yaml"), env=base_env)
-        print(f"  readiness review verify on the fresh copy: exit {verify.returncode}; "
-              + " | ".join(line for line in verify.stdout.splitlines()[:3]))
-        if not whole or verify.returncode != 0 or any(r[3] != 0 for r in ingest_runs):
+        signed = [line for line in verify.stdout.splitlines() if line.startswith("ok entry") and CANDIDATE in line]
+        print(f"  readiness review verify on the fresh copy: exit {verify.returncode}; {len(signed)} of "
+              f"{len(REVIEWERS)} reviews signed during the load in the chain; "
+              + " | ".join(line for line in verify.stdout.splitlines() if "VALID" in line))
+        if not whole or verify.returncode != 0 or len(signed) != len(REVIEWERS) or any(r[3] for r in ingest_runs):
             raise SystemExit(1)
     finally:
         for p in servers:
