@@ -301,7 +301,8 @@ def team_main(args: argparse.Namespace) -> None:
                 servers.append(subprocess.Popen(
                     [sys.executable, "-m", "dashboard.cli", "serve", "--store", url, "--data", data, "--db",
                      str(tmp / f"server{i}.duckdb"), "--port", str(port), "--address", "127.0.0.1", "--headless"],
-                    env=base_env, cwd=REPO, stdout=f, stderr=subprocess.STDOUT))
+                    env={k: v for k, v in base_env.items() if k != "READINESS_LOCK_TIMEOUT"},  # the dashboard's own
+                    cwd=REPO, stdout=f, stderr=subprocess.STDOUT))
             urls.append(f"http://127.0.0.1:{port}")
             _wait_healthy(urls[-1], servers[-1], log)
         print(f"{args.servers} dashboard server(s) up (each made its own copy): {time.monotonic() - t:.1f} s")
