@@ -87,8 +87,9 @@ store = _RerunStore()
 
 
 def release() -> None:
-    """The end of a rerun: close its store so other processes may write."""
+    """The end of a rerun: close its store so other processes may write, then keep the decisions it judged."""
     store.clear()
+    _write_kept_decisions()
 
 
 @contextmanager
@@ -189,22 +190,43 @@ def decision(gen: str, candidate: str, baseline: str | None, policy_path: str, p
 def _keep_decision(judged: GateDecision, chosen: GatePolicy, candidate: str, baseline: str | None,
                    profile: str | None, previous: GatePolicy | None) -> None:
     """Keep a decision judged on the read-only view (and its policy) in the store for the next viewer, as
-    `readiness gate` does; skipped quietly when the store stays busy (the decision shown is the same either way)."""
-    from dashboard.service import _cache, judged_key, resolve_baseline
-    from dashboard.store.db import StoreUnavailable
+    `readiness gate` does, at the end of this rerun (`release()`); skipped quietly when the store stays busy (the
+    decision shown is the same either way).
+
+    Never written here: this runs inside the cached `decision()`, whose compute lock other sessions' reruns wait
+    on while holding their read-only views, and a writer waits for every reader of the file in this process; a
+    write from here waited for them until the lock timeout, on every cold decision two sessions asked for at once."""
+    from dashboard.service import judged_key, resolve_baseline
 
     if not store().read_only:
         return  # a writable store kept it already
+    # the key names the data this decision judged (runs, manifests, evidence): taken now, on the same view
     key = judged_key(store(), chosen, candidate, resolve_baseline(store(), candidate, baseline, baseline is None),
                      profile, previous)
     if store().cached_decision(key) is not None:
         return
-    try:
-        with writer() as w:
-            w.remember_policy(chosen.policy_id, chosen.version, chosen.digest, chosen.model_dump_json())
-            _cache(w, key, judged)
-    except StoreUnavailable:
-        pass
+    pending: list[tuple[str, GateDecision, GatePolicy]] = getattr(_local, "pending", None) or []
+    pending.append((key, judged, chosen))
+    _local.pending = pending
+
+
+def _write_kept_decisions() -> None:
+    """The end of a rerun: write the decisions this rerun judged and did not find in the store (no lock held)."""
+    from dashboard.service import _cache
+    from dashboard.store.db import StoreUnavailable
+
+    pending: list[tuple[str, GateDecision, GatePolicy]] = getattr(_local, "pending", None) or []
+    _local.pending = []
+    for key, judged, chosen in pending:
+        try:
+            with writer() as w:
+                if w.cached_decision(key) is None:
+                    w.remember_policy(chosen.policy_id, chosen.version, chosen.digest, chosen.model_dump_json())
+                    _cache(w, key, judged)
+        except StoreUnavailable:
+            pass
+        finally:
+            store.clear()
 
 
 @st.cache_data(show_spinner=False)
