@@ -50,13 +50,16 @@ class _Parser(argparse.ArgumentParser):
 def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False) -> Store:
     from dashboard.store import connections
     from dashboard.store.db import StoreUnavailable, default_db_path
-    from dashboard.store.postgres import open_store
+    from dashboard.store.postgres import open_store, shared_store_url
+    from dashboard.store.team import shared_data_location
 
     connections.configure(notice=lambda message: _out(f"readiness: {message}", file=sys.stderr))
+
     path = default_db_path(getattr(args, "db", None))
-    if (read_only or must_exist) and not Path(path).exists():
+    team = shared_store_url(getattr(args, "store", None)) and shared_data_location(getattr(args, "data", None))
+    if (read_only or must_exist) and not team and not Path(path).exists():  # a team store makes its copy
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
-    try:  # the review log in PostgreSQL when $READINESS_STORE names one (dashboard/store/postgres.py)
+    try:  # the team store, or the review log alone, in PostgreSQL with --store / $READINESS_STORE
         return open_store(path, read_only=read_only, url=getattr(args, "store", None), data=getattr(args, "data", None))
     except StoreUnavailable as e:
         raise UsageError(str(e)) from e

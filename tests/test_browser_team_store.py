@@ -147,11 +147,17 @@ def test_two_machines_see_ci_ingests_and_each_others_reviews(team, browser, tmp_
             assert gate.returncode in (0, 1), gate.stderr
             cli_digest = json.loads(gate.stdout)["digest"]
             assert shown == [cli_digest] * 3, (shown, cli_digest)
-            # and the dashboards kept the decision they judged for the next viewer (CI's gate found it)
+            # and each dashboard kept the decision it judged for its next viewer, in its own copy (the decision
+            # cache is never shared through PostgreSQL: docs/security.md)
+            from dashboard.store.db import Store
+
+            for machine in ("machine1", "machine2"):
+                with Store(tmp_path / f"{machine}.duckdb", read_only=True) as copy:
+                    kept = copy.query("SELECT DISTINCT decision_digest FROM decision_cache WHERE decision_digest = ?",
+                                      [cli_digest])
+                assert kept == [(cli_digest,)], machine
             with psycopg.connect(team["READINESS_STORE"]) as con:
-                kept = con.execute("SELECT DISTINCT decision_digest FROM decision_cache WHERE decision_digest = %s",
-                                   [cli_digest]).fetchall()
-            assert kept == [(cli_digest,)]
+                assert con.execute("SELECT to_regclass('decision_cache')").fetchone()[0] is None
 
             # machine 2 has no review of the new release yet; machine 1 signs one
             m2.goto(f"{url2}/review?candidate={CI_RELEASE}")

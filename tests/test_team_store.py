@@ -370,3 +370,13 @@ def test_a_publisher_waits_bounded_for_another_machines_publish_then_says_so(pg_
         other.commit()
         ingest(b, [str(f)], "rel-wait", _manifest(m))
         assert [r.release_id for r in b.releases()] == ["rel-wait"]
+
+
+def test_a_fresh_ci_runner_gates_and_verifies_without_ingesting_first(team_demo, tmp_path):
+    """Test that read-only commands on a machine with no copy yet (a fresh CI runner) make the copy instead of
+    refusing a missing --db file: `readiness gate` judges the demo candidate to its recorded digest."""
+    url, data, _ = team_demo
+    r = _cli(tmp_path, url, data, "gate", "--candidate", "rel-2026.11.0-rc2", "--policy",
+             str(POLICIES / "case-management.yaml"), "--format", "json", db="fresh-runner.duckdb")
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["digest"] == RECORDED["rel-2026.11.0-rc2|case-management.yaml|None"][0]
