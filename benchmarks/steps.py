@@ -34,6 +34,67 @@ def make_jsonl(path: str, cases: str) -> None:
     _result(0.0)
 
 
+def _replicas(n: int, base: int) -> int:
+    if n % base:
+        raise SystemExit(f"{n:,} cases: a scaled benchmark set is a whole multiple of {base:,}")
+    return n // base
+
+
+def scale_jsonl(src: str, dst: str, cases: str, base: str) -> None:
+    """`cases` records as `cases / base` copies of the `base`-case file `src`, each copy's case ids made fresh
+    (suffix `~k`), streamed by DuckDB (memory stays flat however large the file)."""
+    import duckdb
+
+    k = _replicas(int(cases), int(base))
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN r = 0 THEN case_id ELSE case_id || '~' || r END AS case_id) "  # noqa: S608
+                f"FROM read_json(?, format = 'newline_delimited', columns = ?), range({k}) AS c(r)) "
+                f"TO '{_sql_path(dst)}' (FORMAT json)", [src, dict(_case_types())])
+    _result(time.perf_counter() - t)
+
+
+def _sql_path(path: str) -> str:
+    if "'" in path:
+        raise SystemExit("a benchmark path must not contain a quote")
+    return path
+
+
+def scale_gate_store(src: str, dst: str, cases: str, base: str) -> None:
+    """A gate store of `cases` cases per release built from the `base`-case store `src`: every run's cases
+    copied `cases / base` times with fresh case ids (suffix `~k`, the same in both releases so the pairs stay
+    pairs), exported to Parquet one run at a time and ingested as `make_gate_store` does."""
+    import duckdb
+
+    from dashboard import demo
+    from dashboard.store.db import Store
+
+    k = _replicas(int(cases), int(base))
+    con = duckdb.connect(src, read_only=True)
+    runs = con.execute("SELECT release_id, run_id FROM runs ORDER BY ALL").fetchall()
+    store = Store(dst)
+    with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:
+        files: dict[str, list[Path]] = {}
+        for i, (release, run) in enumerate(runs):
+            path = Path(tmp) / f"{i}.parquet"
+            con.execute("COPY (SELECT * EXCLUDE (release_id, source_digest, r) REPLACE (CASE WHEN r = 0 THEN case_id "  # noqa: S608
+                        f"ELSE case_id || '~' || r END AS case_id) FROM cases, range({k}) AS c(r) "
+                        "WHERE release_id = ? AND run_id = ?) "
+                        f"TO '{_sql_path(str(path))}' (FORMAT parquet)", [release, run])
+            files.setdefault(release, []).append(path)
+        con.close()
+        for story in (demo.STORIES[0], demo.STORIES[2]):
+            ingesting.ingest(store, files[story.release_id], story.release_id, demo.manifest_for(story))
+    store.close()
+    _result(0.0)
+
+
+def _case_types() -> dict[str, str]:
+    from dashboard.store.schema import CASE_COLUMNS
+
+    return CASE_COLUMNS
+
+
 def bare_read(path: str) -> None:
     import duckdb
 
