@@ -40,8 +40,10 @@ def decision_banner(d: GateDecision) -> None:
     """The decision, large, with icon and words (never colour alone)."""
     words = STATUS_WORDS[d.status]
     base = esc(d.baseline.release_id) if d.baseline else "no baseline"
-    body = (f"## {BANNER_ICONS[d.status]} {words}\n\n**{esc(d.candidate.release_id)}** against **{base}** · "
-            f"{len(d.blockers)} blocker(s), {len(d.warnings)} warning(s) · policy {esc(d.policy.policy_id)} "
+    # "&middot;" (rendered as a middle dot) keeps the text ASCII: Streamlit loads its emoji catalogue (~0.1-0.2 s,
+    # once per process) to look for a leading emoji in any alert text that is not, before the banner (issue 15)
+    body = (f"## {BANNER_ICONS[d.status]} {words}\n\n**{esc(d.candidate.release_id)}** against **{base}** &middot; "
+            f"{len(d.blockers)} blocker(s), {len(d.warnings)} warning(s) &middot; policy {esc(d.policy.policy_id)} "
             f"version {esc(d.policy.version)}" + (f", profile {esc(d.profile)}" if d.profile else ""))
     {"approved": st.success, "approved_with_warnings": st.warning, "blocked": st.error}[d.status](body)
 
