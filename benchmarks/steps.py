@@ -95,13 +95,19 @@ def _case_types() -> dict[str, str]:
     return CASE_COLUMNS
 
 
-def bare_read(path: str) -> None:
+def bare_read(path: str, how: str = "auto") -> None:
+    """A bare DuckDB read of the JSONL file into a table: `read_json_auto` (the issue's reference), or `typed`:
+    with the store's column types, as the ingest reads it, without any check."""
     import duckdb
 
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "bare.duckdb"))
         t = time.perf_counter()
-        con.execute("CREATE TABLE t AS SELECT * FROM read_json_auto(?)", [path])
+        if how == "typed":
+            con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = ?)",
+                        [path, dict(_case_types())])
+        else:
+            con.execute("CREATE TABLE t AS SELECT * FROM read_json_auto(?)", [path])
         wall = time.perf_counter() - t
         con.close()
     _result(wall)
@@ -257,6 +263,23 @@ def browser(db: str, judged: str) -> None:
             cases_rows = time.perf_counter() - t
             page.screenshot(path=str(Path(db).with_suffix(f".cases-{judged}.png")))
             chromium.close()
+            # A second, cold browser on the same server (the selection now cached by the server): the banner,
+            # then the Cases page, as the next reviewer of the meeting sees them.
+            chromium = pw.chromium.launch(executable_path="/usr/bin/chromium")
+            page = chromium.new_page(viewport={"width": 1280, "height": 1100})
+            t = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml", wait_until="commit")
+            page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
+                state="visible", timeout=300_000)
+            second_banner = time.perf_counter() - t
+            page.screenshot(path=str(Path(db).with_suffix(f".overview-{judged}.png")))
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+            t = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
+            page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
+            page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+            second_cases = time.perf_counter() - t
+            chromium.close()
     finally:
         server.terminate()
         try:
@@ -264,7 +287,8 @@ def browser(db: str, judged: str) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-    print(json.dumps({"wall_s": banner, "idle_s": idle, "cases_s": cases_rows, "peak_mib": _children_peak()}))
+    print(json.dumps({"wall_s": banner, "idle_s": idle, "cases_s": cases_rows, "second_banner_s": second_banner,
+                      "second_cases_s": second_cases, "peak_mib": _children_peak()}))
 
 
 def bare_group_by(db: str) -> None:
