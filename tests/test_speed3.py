@@ -58,3 +58,41 @@ def test_a_malformed_memory_limit_is_refused_plainly(tmp_path: Path, monkeypatch
                           "--release", "x"], capture_output=True, text=True, check=False)
     assert out.returncode == 2
     assert "READINESS_DUCKDB_MEMORY" in out.stderr and "Traceback" not in out.stderr
+
+
+_BANNER_PATH = """
+import sys
+from dashboard.core.policy import load_policy
+from dashboard.service import gate_release
+from dashboard.store.db import Store
+import dashboard.ui.components, dashboard.ui.data, dashboard.ui.errors, dashboard.ui.identity, dashboard.ui.state
+import dashboard.core.render, dashboard.ui.sentences, dashboard.store.cases
+store = Store(sys.argv[1], read_only=True)
+d = gate_release(store, load_policy(sys.argv[2]), sys.argv[3])
+print(d.digest, sorted(m for m in ("numpy", "pandas", "pyarrow", "scipy") if m in sys.modules))
+"""
+
+
+def test_a_cached_decision_is_served_without_numpy_pandas_or_pyarrow(demo_store: Store,
+                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Test that the modules the Overview needs before its decision banner, and serving a decision from the
+    store.s decision cache, import neither numpy, pandas, pyarrow nor scipy (each costs 0.05-0.3 s of a
+    fresh dashboard's first page; issue 15), and that the served decision is the one the judgement gave."""
+    from dashboard import demo
+    from dashboard.core.policy import load_policy
+    from dashboard.service import gate_release
+    from tests.conftest import demo_copy
+
+    path = demo_copy(demo_store, tmp_path_factory, "speed3")
+    policy = Path(__file__).resolve().parent.parent / "data" / "policies" / "case-management.yaml"
+    candidate = demo.STORIES[-1].release_id
+    store = Store(path)
+    try:
+        judged = gate_release(store, load_policy(str(policy)), candidate)  # judged and kept in the cache
+    finally:
+        store.close()
+    out = subprocess.run([sys.executable, "-c", _BANNER_PATH, str(path), str(policy), candidate],
+                         capture_output=True, text=True, check=True)
+    digest, loaded = out.stdout.strip().split(" ", 1)
+    assert digest == judged.digest
+    assert loaded == "[]", f"imported before the banner: {loaded}"
