@@ -50,8 +50,11 @@ def _child(step: str, *args: str) -> dict:
     """Run one step in a fresh interpreter; it prints a JSON line with its wall time and peak RSS. The host's
     1-minute load average when the step started is kept with the result."""
     load = _load()
-    out = subprocess.run([sys.executable, "-m", "benchmarks.steps", step, *args], check=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.steps", step, *args], check=False,
                          capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step {step} {' '.join(args)} failed (exit {out.returncode}):\n"
+                         + "\n".join((out.stderr or out.stdout).strip().splitlines()[-15:]))
     return {"load": load, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 

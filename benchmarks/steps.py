@@ -48,7 +48,7 @@ def scale_jsonl(src: str, dst: str, cases: str, base: str) -> None:
     k = _replicas(int(cases), int(base))
     con = duckdb.connect()
     t = time.perf_counter()
-    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN r = 0 THEN case_id ELSE case_id || '~' || r END AS case_id) "  # noqa: S608
+    con.execute(f"COPY (SELECT * EXCLUDE (r) REPLACE (CASE WHEN r = 0 THEN case_id ELSE case_id || '~' || r END AS case_id) "  # noqa: S608
                 f"FROM read_json(?, format = 'newline_delimited', columns = ?), range({k}) AS c(r)) "
                 f"TO '{_sql_path(dst)}' (FORMAT json)", [src, dict(_case_types())])
     _result(time.perf_counter() - t)
