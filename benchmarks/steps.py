@@ -34,13 +34,80 @@ def make_jsonl(path: str, cases: str) -> None:
     _result(0.0)
 
 
-def bare_read(path: str) -> None:
+def _replicas(n: int, base: int) -> int:
+    if n % base:
+        raise SystemExit(f"{n:,} cases: a scaled benchmark set is a whole multiple of {base:,}")
+    return n // base
+
+
+def scale_jsonl(src: str, dst: str, cases: str, base: str) -> None:
+    """`cases` records as `cases / base` copies of the `base`-case file `src`, each copy's case ids made fresh
+    (suffix `~k`), streamed by DuckDB (memory stays flat however large the file)."""
+    import duckdb
+
+    k = _replicas(int(cases), int(base))
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(f"COPY (SELECT * EXCLUDE (r) REPLACE (CASE WHEN r = 0 THEN case_id ELSE case_id || '~' || r END AS case_id) "  # noqa: S608
+                f"FROM read_json(?, format = 'newline_delimited', columns = ?), range({k}) AS c(r)) "
+                f"TO '{_sql_path(dst)}' (FORMAT json)", [src, dict(_case_types())])
+    _result(time.perf_counter() - t)
+
+
+def _sql_path(path: str) -> str:
+    if "'" in path:
+        raise SystemExit("a benchmark path must not contain a quote")
+    return path
+
+
+def scale_gate_store(src: str, dst: str, cases: str, base: str) -> None:
+    """A gate store of `cases` cases per release built from the `base`-case store `src`: every run's cases
+    copied `cases / base` times with fresh case ids (suffix `~k`, the same in both releases so the pairs stay
+    pairs), exported to Parquet one run at a time and ingested as `make_gate_store` does."""
+    import duckdb
+
+    from dashboard import demo
+    from dashboard.store.db import Store
+
+    k = _replicas(int(cases), int(base))
+    con = duckdb.connect(src, read_only=True)
+    runs = con.execute("SELECT release_id, run_id FROM runs ORDER BY ALL").fetchall()
+    store = Store(dst)
+    with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:
+        files: dict[str, list[Path]] = {}
+        for i, (release, run) in enumerate(runs):
+            path = Path(tmp) / f"{i}.parquet"
+            con.execute("COPY (SELECT * EXCLUDE (release_id, source_digest, r) REPLACE (CASE WHEN r = 0 THEN case_id "  # noqa: S608
+                        f"ELSE case_id || '~' || r END AS case_id) FROM cases, range({k}) AS c(r) "
+                        "WHERE release_id = ? AND run_id = ?) "
+                        f"TO '{_sql_path(str(path))}' (FORMAT parquet)", [release, run])
+            files.setdefault(release, []).append(path)
+        con.close()
+        for story in (demo.STORIES[0], demo.STORIES[2]):
+            ingesting.ingest(store, files[story.release_id], story.release_id, demo.manifest_for(story))
+    store.close()
+    _result(0.0)
+
+
+def _case_types() -> dict[str, str]:
+    from dashboard.store.schema import CASE_COLUMNS
+
+    return CASE_COLUMNS
+
+
+def bare_read(path: str, how: str = "auto") -> None:
+    """A bare DuckDB read of the JSONL file into a table: `read_json_auto` (the issue's reference), or `typed`:
+    with the store's column types, as the ingest reads it, without any check."""
     import duckdb
 
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "bare.duckdb"))
         t = time.perf_counter()
-        con.execute("CREATE TABLE t AS SELECT * FROM read_json_auto(?)", [path])
+        if how == "typed":
+            con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = ?)",
+                        [path, dict(_case_types())])
+        else:
+            con.execute("CREATE TABLE t AS SELECT * FROM read_json_auto(?)", [path])
         wall = time.perf_counter() - t
         con.close()
     _result(wall)
@@ -196,6 +263,23 @@ def browser(db: str, judged: str) -> None:
             cases_rows = time.perf_counter() - t
             page.screenshot(path=str(Path(db).with_suffix(f".cases-{judged}.png")))
             chromium.close()
+            # A second, cold browser on the same server (the selection now cached by the server): the banner,
+            # then the Cases page, as the next reviewer of the meeting sees them.
+            chromium = pw.chromium.launch(executable_path="/usr/bin/chromium")
+            page = chromium.new_page(viewport={"width": 1280, "height": 1100})
+            t = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml", wait_until="commit")
+            page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
+                state="visible", timeout=300_000)
+            second_banner = time.perf_counter() - t
+            page.screenshot(path=str(Path(db).with_suffix(f".overview-{judged}.png")))
+            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+            t = time.perf_counter()
+            page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
+            page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
+            page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+            second_cases = time.perf_counter() - t
+            chromium.close()
     finally:
         server.terminate()
         try:
@@ -203,7 +287,8 @@ def browser(db: str, judged: str) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-    print(json.dumps({"wall_s": banner, "idle_s": idle, "cases_s": cases_rows, "peak_mib": _children_peak()}))
+    print(json.dumps({"wall_s": banner, "idle_s": idle, "cases_s": cases_rows, "second_banner_s": second_banner,
+                      "second_cases_s": second_cases, "peak_mib": _children_peak()}))
 
 
 def bare_group_by(db: str) -> None:

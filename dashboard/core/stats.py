@@ -10,8 +10,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: a cached decision is shown without numpy (issue 15)
+    import numpy as np
 
 
 # scipy.stats takes seconds to import on a loaded 2-core host: imported when a test needs it, so a decision served
@@ -26,6 +28,8 @@ def _binom_sf(k: int, n: int, p: np.ndarray) -> np.ndarray:
     """scipy.stats.binom.sf(k, n, p) for 0 <= k < n, 0 <= p <= 1: the very ufunc it calls (scipy.special's
     `_binom_sf`, Boost's binomial survival function), without importing scipy.stats (~0.4-0.8 s on this host; issue 15).
     Falls back to scipy.stats when a SciPy release moves the ufunc; tests/test_speed_stats.py compares the two."""
+    import numpy as np
+
     try:
         from scipy.special._ufuncs import _binom_sf as sf
     except ImportError:  # pragma: no cover (another SciPy layout)
@@ -48,12 +52,16 @@ def _ufuncs() -> ModuleType | None:
 # rv_continuous compute them (support checks, floor, clip to [0, 1], the same ufunc): the same floats bit for bit
 # (tests/test_speed_stats.py compares them over grids). n >= 1 an integer, 0 <= p <= 1.
 def _binom_pmf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    import numpy as np
+
     if not 0 <= k <= n or math.floor(k) != k:
         return 0.0
     return float(np.clip(u._binom_pmf(float(k), float(n), float(p)), 0, 1))
 
 
 def _binom_cdf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    import numpy as np
+
     if k >= n:
         return 1.0
     if k < 0:
@@ -62,6 +70,8 @@ def _binom_cdf1(u: ModuleType, k: float, n: int, p: float) -> float:
 
 
 def _binom_sf1(u: ModuleType, k: float, n: int, p: float) -> float:
+    import numpy as np
+
     if k < 0:
         return 1.0
     if k >= n:
@@ -71,6 +81,8 @@ def _binom_sf1(u: ModuleType, k: float, n: int, p: float) -> float:
 
 def _binomtest_two_sided(u: ModuleType, k: int, n: int, p: float) -> float:
     """scipy.stats.binomtest(k, n, p, alternative="two-sided").pvalue (SciPy 1.17's algorithm, unchanged)."""
+    import numpy as np
+
     d = _binom_pmf1(u, k, n, p)
     rerr = 1 + 1e-7
     pval: float
@@ -265,6 +277,8 @@ def quantile_interval_ranks(n: int, q: float, level: float = 0.95) -> tuple[int,
     """1-based ranks (lo, hi) of the order statistics bounding the bootstrap percentile interval of the
     q-quantile, computed exactly (the limit of infinitely many resamples): the resampled quantile is x_(j) with
     probability given by Binomial(n, j/n). They depend on n alone, so only two values need to be fetched."""
+    import numpy as np
+
     if n <= 0:
         return None
     need = max(1, math.ceil(q * n))  # resample's q-quantile <= x_(j)  <=>  #draws <= x_(j) >= need
@@ -279,6 +293,8 @@ def quantile_interval_ranks(n: int, q: float, level: float = 0.95) -> tuple[int,
 
 def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> tuple[float, float] | None:
     """The exact bootstrap percentile interval of the q-quantile of `values` (see quantile_interval_ranks)."""
+    import numpy as np
+
     ranks = quantile_interval_ranks(len(values), q, level)
     if ranks is None:
         return None
@@ -291,6 +307,8 @@ def ratio_interval(numer: np.ndarray, denom: np.ndarray, level: float = 0.95,
     """Percentile bootstrap interval of sum(numer) / sum(denom) (e.g. cost per successful task), with a
     fixed seed. Above BOOTSTRAP_MAX_N cases it resamples m = BOOTSTRAP_MAX_N and rescales the deviations
     by sqrt(m/n) (m-out-of-n bootstrap, valid for this smooth statistic)."""
+    import numpy as np
+
     a = np.asarray(numer, dtype=float)
     b = np.asarray(denom, dtype=float)
     n = len(a)

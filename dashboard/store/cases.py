@@ -10,9 +10,6 @@ import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
-
 from dashboard.core.metrics import CHECK_TRUE_IS_GOOD, tool_metric
 from dashboard.core.policy import SliceSpec
 from dashboard.store.metrics import _TRACE_COMPLETE, RELEVANT, RETRIEVED, RISKY, STEPS
@@ -280,6 +277,9 @@ def export_cases(store: Store, q: CaseQuery, fmt: str, batch_rows: int = 10_000)
     sql = _sql(q, params, _one_record(store, q))
     cols = [csv_safe_sql(f"x.{c}") + f" AS {c}" if fmt == "csv" and c in TEXT_COLUMNS else f"x.{c}"
             for c in COLUMNS]
+    import pyarrow.csv as pa_csv  # here, not at import: the sidebar reads this module before the banner (issue 15)
+    import pyarrow.parquet as pq
+
     cur = store.cursor()
     out = io.BytesIO()
     try:

@@ -14,6 +14,7 @@ open read-write instance; a writer waits, bounded, for the process's readers to 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,13 @@ from dataclasses import dataclass, field
 import duckdb
 
 ENV_TIMEOUT = "READINESS_LOCK_TIMEOUT"
+ENV_MEMORY = "READINESS_DUCKDB_MEMORY"
+ENV_TEMP = "READINESS_DUCKDB_TEMP"
+# DuckDB's buffer memory per process (issue 15): not its default of 80% of RAM, so a 5M-case ingest or gate spills
+# to disk instead of growing past what a shared 2-core machine can give it. The rest of the process (Python, Arrow
+# results) comes on top; 1 GiB kept every 2x5M-case step under 2 GiB peak (docs/benchmarks.md, fourth pass).
+DEFAULT_MEMORY = "1GiB"
+_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
 _default_timeout = 60.0
 _notice: Callable[[str], None] | None = None
 
@@ -48,6 +56,21 @@ def lock_timeout() -> float:
         except ValueError:
             pass
     return _default_timeout
+
+
+def duckdb_settings(path: str) -> dict[str, str]:
+    """DuckDB's memory limit and spill folder for a store file: $READINESS_DUCKDB_MEMORY (a DuckDB size, e.g.
+    "2GiB" or "800MB"; default 1GiB) and $READINESS_DUCKDB_TEMP (a folder; default `<store file>.tmp`, DuckDB's
+    own choice, made explicit). An in-memory store gets the limit only."""
+    memory = os.environ.get(ENV_MEMORY, "").strip() or DEFAULT_MEMORY
+    if not _SIZE.fullmatch(memory):
+        from dashboard.core.errors import UsageError
+
+        raise UsageError(f"${ENV_MEMORY}={memory!r}: give a size such as 1GiB, 2GB or 800MB")
+    settings = {"memory_limit": memory}
+    if path != ":memory:":
+        settings["temp_directory"] = os.environ.get(ENV_TEMP, "").strip() or f"{path}.tmp"
+    return settings
 
 
 def _notify(message: str) -> None:
@@ -155,7 +178,8 @@ def open_file(path: str, read_only: bool, timeout: float | None = None) -> Held:
     """Open the store file, waiting (bounded) for a conflicting process or in-process mode to finish.
 
     Raises Busy when the wait runs out, duckdb.IOException for anything else (not a DuckDB file, ...)."""
-    config: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": "false"}
+    config: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": "false",
+                                                                **duckdb_settings(path)}
     if path == ":memory:":
         return Held(duckdb.connect(path, read_only=read_only, config=config), None, read_only)
     wait = lock_timeout() if timeout is None else timeout

@@ -12,10 +12,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 from pydantic import BaseModel
 
 from dashboard.core.canonical import canonical_json, digest
@@ -38,6 +37,9 @@ from dashboard.core.stats import Paired
 from dashboard.store import connections, stats
 from dashboard.store.metrics import CASE_LEVEL_SQL, METRIC_SQL, tool_metric_sql, tool_outcome_sql
 from dashboard.store.schema import CASE_COLUMNS, DDL
+
+if TYPE_CHECKING:  # pyarrow (and the numpy it loads) is imported where a table is written (issue 15)
+    import pyarrow as pa
 
 DEFAULT_DB = "readiness.duckdb"
 MAX_DISTINCT_KEYS = 10_000  # distinct slice dimensions in one file
@@ -963,6 +965,7 @@ def _flat_select(table: pa.Table) -> str:
 def _refuse_unsafe_parquet(path: Path) -> None:
     """Refuse what DuckDB cannot cast safely: a struct column for a map field with a key named "" makes the cast
     to MAP fail with an INTERNAL error that invalidates the whole database (DuckDB 1.x/2.0; found by fuzzing)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:

@@ -4,9 +4,8 @@ shown with st.text / st.code / st.dataframe, or escaped before it reaches Markdo
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.core.gates import GateDecision, GateResult
@@ -14,6 +13,9 @@ from dashboard.core.numbers import fmt_interval, fmt_value
 from dashboard.core.plain import md_text
 from dashboard.core.render import STATUS_WORDS
 from dashboard.core.reviews import StatusReport
+
+if TYPE_CHECKING:  # pandas (~0.3 s to import) is loaded by the first table, after the decision banner (issue 15)
+    import pandas as pd
 
 CANDIDATE_COLOR = "#1f63b4"  # the same blue for the candidate on every page
 BASELINE_COLOR = "#8c8c8c"  # the same grey for the baseline
@@ -38,14 +40,18 @@ def decision_banner(d: GateDecision) -> None:
     """The decision, large, with icon and words (never colour alone)."""
     words = STATUS_WORDS[d.status]
     base = esc(d.baseline.release_id) if d.baseline else "no baseline"
-    body = (f"## {BANNER_ICONS[d.status]} {words}\n\n**{esc(d.candidate.release_id)}** against **{base}** · "
-            f"{len(d.blockers)} blocker(s), {len(d.warnings)} warning(s) · policy {esc(d.policy.policy_id)} "
+    # "&middot;" (rendered as a middle dot) keeps the text ASCII: Streamlit loads its emoji catalogue (~0.1-0.2 s,
+    # once per process) to look for a leading emoji in any alert text that is not, before the banner (issue 15)
+    body = (f"## {BANNER_ICONS[d.status]} {words}\n\n**{esc(d.candidate.release_id)}** against **{base}** &middot; "
+            f"{len(d.blockers)} blocker(s), {len(d.warnings)} warning(s) &middot; policy {esc(d.policy.policy_id)} "
             f"version {esc(d.policy.version)}" + (f", profile {esc(d.profile)}" if d.profile else ""))
     {"approved": st.success, "approved_with_warnings": st.warning, "blocked": st.error}[d.status](body)
 
 
 def gate_table(gates: list[GateResult]) -> pd.DataFrame:
     """Most telling columns first: status, gate, the numbers, why; then slice, severity and the gate's name."""
+    import pandas as pd
+
     from dashboard.ui.sentences import plain_reason
 
     return pd.DataFrame([{
@@ -64,6 +70,8 @@ GATE_COLUMNS = {"why": st.column_config.TextColumn(width="large"),
 
 
 def show_table(rows: list[dict[str, Any]] | pd.DataFrame, **kwargs: Any) -> None:
+    import pandas as pd
+
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     st.dataframe(frame, hide_index=True, width="stretch", **kwargs)
 

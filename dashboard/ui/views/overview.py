@@ -9,7 +9,6 @@ from dashboard.core.errors import InputRefused
 from dashboard.core.metrics import CATALOGUE
 from dashboard.core.numbers import fmt_interval, fmt_percent, fmt_value
 from dashboard.core.policy import SliceSpec
-from dashboard.reporting import find_chromium
 from dashboard.ui import components as ui
 from dashboard.ui import data
 from dashboard.ui.sentences import plain_reason
@@ -96,6 +95,8 @@ c1.download_button("Release report (HTML)", lambda: data.report(*args, "html", t
                    file_name=f"{d.candidate.release_id}-release-report.html", mime="text/html", key="dl_html")
 c2.download_button("Release report (Markdown)", lambda: data.report(*args, "md", today), icon=":material/article:",
                    file_name=f"{d.candidate.release_id}-release-report.md", mime="text/markdown", key="dl_md")
+from dashboard.reporting import find_chromium  # noqa: E402 (after the banner: issue 15)
+
 if find_chromium():
     c3.download_button("Release report (PDF)", lambda: data.report(*args, "pdf", today),
                        icon=":material/picture_as_pdf:", file_name=f"{d.candidate.release_id}-release-report.pdf",
