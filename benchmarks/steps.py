@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from dashboard import ingesting
 
@@ -202,12 +203,27 @@ def gate_cli(db: str, policy_path: str) -> None:
     print(json.dumps({"wall_s": wall, "peak_mib": _children_peak(), "digest": d["digest"], "gates": len(d["gates"])}))
 
 
+def _open_until_banner(page: Any, url: str) -> None:
+    """Navigate and wait until the Overview's decision banner is visible."""
+    import re
+
+    page.goto(url, wait_until="commit")
+    page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
+        state="visible", timeout=300_000)
+
+
+def _open_cases_until_rows(page: Any) -> None:
+    """Click Cases in the sidebar and wait until its first rows are on screen (the caption above the table)."""
+    page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
+    page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
+    page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+
+
 def browser(db: str, judged: str) -> None:
     """Chromium (Playwright, cold browser) against a freshly started `streamlit run`: seconds from navigation until
     the Overview's decision banner is visible, and until the page is idle. `judged`: "judged" runs `readiness gate`
     on the same selection first (as CI does), "fresh" clears the decision cache so the dashboard judges."""
     import os
-    import re
     import socket
     import subprocess
     import urllib.request
@@ -246,9 +262,7 @@ def browser(db: str, judged: str) -> None:
             chromium = pw.chromium.launch(executable_path="/usr/bin/chromium")
             page = chromium.new_page(viewport={"width": 1280, "height": 1100})
             t = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml", wait_until="commit")
-            page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
-                state="visible", timeout=300_000)
+            _open_until_banner(page, f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml")
             banner = time.perf_counter() - t
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
             page.wait_for_function('document.querySelectorAll(\'[data-testid="stSkeleton"]\').length === 0',
@@ -257,9 +271,7 @@ def browser(db: str, judged: str) -> None:
             # Then the Cases page, as a reviewer opens it next (first visit; the same server and browser): seconds
             # from the click in the sidebar until its first rows are on screen (the caption above the table).
             t = time.perf_counter()
-            page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
-            page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
-            page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+            _open_cases_until_rows(page)
             cases_rows = time.perf_counter() - t
             page.screenshot(path=str(Path(db).with_suffix(f".cases-{judged}.png")))
             chromium.close()
@@ -268,16 +280,12 @@ def browser(db: str, judged: str) -> None:
             chromium = pw.chromium.launch(executable_path="/usr/bin/chromium")
             page = chromium.new_page(viewport={"width": 1280, "height": 1100})
             t = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml", wait_until="commit")
-            page.locator('[data-testid="stAlert"]', has_text=re.compile("blocker\\(s\\)")).first.wait_for(
-                state="visible", timeout=300_000)
+            _open_until_banner(page, f"http://127.0.0.1:{port}/?candidate={cand}&policy=case-management.yaml")
             second_banner = time.perf_counter() - t
             page.screenshot(path=str(Path(db).with_suffix(f".overview-{judged}.png")))
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
             t = time.perf_counter()
-            page.locator('[data-testid="stSidebarNav"] a[href$="/cases"]').first.click()
-            page.get_by_text("Select a row to open the case below").first.wait_for(state="visible", timeout=300_000)
-            page.get_by_test_id("stDataFrame").first.wait_for(state="visible", timeout=300_000)
+            _open_cases_until_rows(page)
             second_cases = time.perf_counter() - t
             chromium.close()
     finally:
