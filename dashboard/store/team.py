@@ -146,16 +146,16 @@ class TeamStore(SharedLogStore):
         closes it and opens the file for writing just long enough to copy what is missing."""
         if Path(path).exists():
             Store.__init__(self, path, read_only=read_only)
-            if self._copy_generation(self.con, path) == pg_generation:
-                return
-            if not read_only:
-                try:
+            try:
+                if self._copy_generation(self.con, path) == pg_generation:
+                    return
+                if not read_only:
                     with Store._transaction(self) as cur:
                         self._sync(cur, path)
-                except BaseException:
-                    Store.close(self)
-                    raise
-                return
+                    return
+            except BaseException:
+                Store.close(self)
+                raise
             Store.close(self)
         with Store(path) as w, Store._transaction(w) as cur:
             self._sync(cur, path)
