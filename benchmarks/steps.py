@@ -243,8 +243,8 @@ def browser(db: str, judged: str) -> None:
         port = sock.getsockname()[1]
     log = open(Path(db).with_suffix(".streamlit.log"), "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(repo / "dashboard" / "ui" / "app.py"), "--server.headless",
-         "true", "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        [sys.executable, "-m", "dashboard.ui.launch", "run", str(repo / "dashboard" / "ui" / "app.py"),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
         env={**os.environ, "READINESS_DB": db}, stdout=log, stderr=subprocess.STDOUT, cwd=repo)
     try:

@@ -279,7 +279,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         env["READINESS_STORE"] = args.store  # the dashboard reads the team store (or its review log) too
     if getattr(args, "data", None):
         env["READINESS_DATA"] = args.data
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+    cmd = [sys.executable, "-m", "dashboard.ui.launch", "run", str(app), "--server.port", str(args.port),
            "--server.address", args.address, "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
            "--client.showErrorDetails", "none", "--client.showErrorLinks", "false",

@@ -30,7 +30,7 @@ def streamlit_server(db: str, extra_env: dict[str, str] | None = None):
     log = Path(db).with_suffix(".log")
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "ui" / "app.py"),
+            [sys.executable, "-m", "dashboard.ui.launch", "run", str(REPO / "dashboard" / "ui" / "app.py"),
              "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
