@@ -176,14 +176,6 @@ def pg_url(postgres_server):
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
-def _free_port() -> int:  # tests.browser.free_port, without importing playwright helpers
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def moto_server(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """moto's S3-compatible server in a subprocess on a free loopback port; yields its URL, stops it after."""
@@ -192,7 +184,9 @@ def moto_server(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[
     import time
     import urllib.request
 
-    port = _free_port()
+    from tests.browser import free_port  # here: tests.browser imports this module
+
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})})

@@ -23,7 +23,6 @@ How the copy stays current (one mechanism for every write and read)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -38,8 +37,8 @@ from pydantic import BaseModel, Field
 
 from dashboard.core.errors import InputRefused
 from dashboard.store import stats
-from dashboard.store.db import Store, StoreUnavailable
-from dashboard.store.objects import ObjectRef, ObjectStore, open_objects
+from dashboard.store.db import Store, StoreUnavailable, _ident
+from dashboard.store.objects import ObjectRef, ObjectStore, open_objects, parquet_digest
 from dashboard.store.postgres import PostgresReviewLog, SharedLogStore, _redacted
 from dashboard.store.schema import CASE_COLUMNS, OBSERVATION_COLUMNS
 
@@ -67,7 +66,7 @@ DATA_TABLES = {
     "sources": ("cases", ("release_id", *CASE_COLUMNS, "source_digest"), "cases"),
     "observation_sources": ("observations", tuple(OBSERVATION_COLUMNS), "observations"),
 }
-OBJECT_COLUMNS = ("object_name", "object_sha256", "object_size")
+OBJECT_COLUMNS = {"object_name": "TEXT", "object_sha256": "TEXT", "object_size": "BIGINT"}  # PostgreSQL only
 
 _PG_TYPES = {"VARCHAR": "TEXT", "BIGINT": "BIGINT", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
              "INTEGER": "INTEGER", "BOOLEAN": "BOOLEAN", "DOUBLE": "DOUBLE PRECISION"}
@@ -98,7 +97,7 @@ def team_ddl() -> list[str]:
         for table, (keys, _, _) in REPLICATED.items():
             cols = [f"{_ident(c)} {_PG_TYPES[t]}" for c, t in _columns(con, table)]
             if table in DATA_TABLES:
-                cols += ["object_name TEXT NOT NULL", "object_sha256 TEXT NOT NULL", "object_size BIGINT NOT NULL"]
+                cols += [f"{c} {t} NOT NULL" for c, t in OBJECT_COLUMNS.items()]
             cols.append(f"PRIMARY KEY ({', '.join(map(_ident, keys))})")
             out.append(f"CREATE TABLE IF NOT EXISTS {_ident(table)} ({', '.join(cols)})")
         return out
@@ -106,8 +105,19 @@ def team_ddl() -> list[str]:
         con.close()
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def team_meta(log: PostgresReviewLog) -> tuple[str, int]:
+    """The team store's id (made on first use) and its generation, bumped by every publish."""
+    with log._tx() as cur:  # noqa: SLF001 (the same package's connection)
+        cur.execute("SELECT store_id, generation FROM team_meta")
+        row = cur.fetchone()
+        if row is None:
+            cur.execute("LOCK TABLE team_meta IN EXCLUSIVE MODE")
+            cur.execute("SELECT store_id, generation FROM team_meta")
+            row = cur.fetchone()
+            if row is None:
+                row = ("readiness-store:" + uuid.uuid4().hex, 0)
+                cur.execute("INSERT INTO team_meta VALUES (%s, %s)", list(row))
+    return str(row[0]), int(row[1])
 
 
 class TeamStore(SharedLogStore):
@@ -117,28 +127,14 @@ class TeamStore(SharedLogStore):
         self.objects: ObjectStore = open_objects(data)
         self.log = PostgresReviewLog(url)
         try:
-            self.store_id, pg_generation = self._team_meta()
+            self.store_id, pg_generation = team_meta(self.log)
             self._open_current_copy(str(path), pg_generation, read_only)
         except BaseException:
             self.log.close()
             raise
 
-    # ----- PostgreSQL --------------------------------------------------------------------------------
-    def _team_meta(self) -> tuple[str, int]:
-        with self.log._tx() as cur:  # noqa: SLF001 (the same package's connection)
-            cur.execute("SELECT store_id, generation FROM team_meta")
-            row = cur.fetchone()
-            if row is None:
-                cur.execute("LOCK TABLE team_meta IN EXCLUSIVE MODE")
-                cur.execute("SELECT store_id, generation FROM team_meta")
-                row = cur.fetchone()
-                if row is None:
-                    row = ("readiness-store:" + uuid.uuid4().hex, 0)
-                    cur.execute("INSERT INTO team_meta VALUES (%s, %s)", list(row))
-        return str(row[0]), int(row[1])
-
     def generation(self) -> str:
-        return Store.generation(self) + f"/team:{self._team_meta()[1]}/pg:{self.log.count()}"
+        return Store.generation(self) + f"/team:{team_meta(self.log)[1]}/pg:{self.log.count()}"
 
     # ----- the local copy ----------------------------------------------------------------------------
     def _open_current_copy(self, path: str, pg_generation: int, read_only: bool) -> None:
@@ -326,7 +322,7 @@ class TeamStore(SharedLogStore):
                         "WHERE release_id = $release AND source_digest = $source) TO $path "
                         "(FORMAT parquet, COMPRESSION zstd)",
                         {"release": release_id, "source": source_digest, "path": str(out)})
-            sha = _sha256(out)
+            sha = parquet_digest(out).removeprefix("sha256:")
             name = f"{prefix}/{source_digest.removeprefix('sha256:')}/{sha}.parquet"
             return self.objects.exists(name) or self.objects.put(name, out)
 
@@ -435,14 +431,6 @@ def _ref_row(ref: ObjectRef) -> list[Any]:
     return [ref.name, ref.sha256, ref.size]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class TeamCopyReport(BaseModel):
     """What `readiness store copy --data` published from an embedded file, read back through a fresh copy."""
 
@@ -482,9 +470,11 @@ def copy_to_team(source: str | Path, url: str, data: str) -> TeamCopyReport:
         with Store(source, read_only=True) as held:  # no writer can change the file while it is copied
             shutil.copy(source, staged)
             expected = {name: held.query(sql) for name, sql in _FINGERPRINTS.items()}
-        empty = TeamStore(Path(tmp) / "empty.duckdb", url, data)
-        store_id = empty.store_id
-        empty.close()
+        log = PostgresReviewLog(url)  # the store's id only: no copy of what it holds
+        try:
+            store_id = team_meta(log)[0]
+        finally:
+            log.close()
         with Store(staged) as s:  # the file becomes a copy of the team store that has everything to publish
             s.query(REPLICA_DDL)
             s.query("DELETE FROM replica_of")
