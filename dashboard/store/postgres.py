@@ -109,7 +109,16 @@ class PostgresReviewLog:
                                    f"write lock; gave up after {wait:g} s (READINESS_LOCK_TIMEOUT)") from e
 
     def migrate(self) -> int:
-        """Create (or check) the schema; returns its version. A newer schema than this code knows is refused."""
+        """Create (or check) the schema; returns its version. A newer schema than this code knows is refused.
+        Runs on every connection (each dashboard rerun): a current schema costs one read, no lock and no DDL."""
+        with self._tx() as cur:
+            cur.execute("SELECT to_regclass('readiness_schema') IS NOT NULL")
+            row = cur.fetchone()
+            if row and row[0]:
+                cur.execute("SELECT max(version) FROM readiness_schema")
+                row = cur.fetchone()
+                if row and row[0] == SCHEMA_VERSION:
+                    return SCHEMA_VERSION
         with self._tx() as cur:
             from dashboard.store.team import team_ddl
 
