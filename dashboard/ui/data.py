@@ -217,16 +217,18 @@ def _write_kept_decisions() -> None:
 
     pending: list[tuple[str, GateDecision, GatePolicy]] = getattr(_local, "pending", None) or []
     _local.pending = []
-    for key, judged, chosen in pending:
-        try:
-            with writer() as w:
+    if not pending:
+        return
+    try:
+        with writer() as w:  # one write for all of them
+            for key, judged, chosen in pending:
                 if w.cached_decision(key) is None:
                     w.remember_policy(chosen.policy_id, chosen.version, chosen.digest, chosen.model_dump_json())
                     _cache(w, key, judged)
-        except StoreUnavailable:
-            pass
-        finally:
-            store.clear()
+    except StoreUnavailable:
+        pass
+    finally:
+        store.clear()
 
 
 @st.cache_data(show_spinner=False)
