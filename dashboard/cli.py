@@ -50,14 +50,13 @@ class _Parser(argparse.ArgumentParser):
 def _open_store(args: argparse.Namespace, read_only: bool = False, must_exist: bool = False) -> Store:
     from dashboard.store import connections
     from dashboard.store.db import StoreUnavailable, default_db_path
-    from dashboard.store.postgres import open_store, shared_store_url
-    from dashboard.store.team import shared_data_location
+    from dashboard.store.postgres import open_store, team_store_location
 
     connections.configure(notice=lambda message: _out(f"readiness: {message}", file=sys.stderr))
 
     path = default_db_path(getattr(args, "db", None))
-    team = shared_store_url(getattr(args, "store", None)) and shared_data_location(getattr(args, "data", None))
-    if (read_only or must_exist) and not team and not Path(path).exists():  # a team store makes its copy
+    team = team_store_location(getattr(args, "store", None), getattr(args, "data", None))
+    if (read_only or must_exist) and team is None and not Path(path).exists():  # a team store makes its copy
         raise UsageError(f"no store at {path}: ingest something first, or pass --db / set READINESS_DB")
     try:  # the team store, or the review log alone, in PostgreSQL with --store / $READINESS_STORE
         return open_store(path, read_only=read_only, url=getattr(args, "store", None), data=getattr(args, "data", None))

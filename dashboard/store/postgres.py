@@ -271,15 +271,24 @@ def open_store(path: str | Path, read_only: bool = False, url: str | None = None
     """The store a command or the dashboard uses: the embedded file; with a PostgreSQL `url` (or $READINESS_STORE)
     and a data location (`data` or $READINESS_DATA) the team store, of which the file is this machine's copy
     (dashboard/store/team.py); with the URL alone, the embedded file with the review log in PostgreSQL."""
-    from dashboard.store.team import open_team_store, shared_data_location
+    from dashboard.store.team import open_team_store
 
     shared = shared_store_url(url)
     if shared is None:
         return Store(path, read_only=read_only)
-    location = shared_data_location(data)
-    if location is not None:
-        return open_team_store(path, shared, location, read_only=read_only)
+    team = team_store_location(url, data)
+    if team is not None:
+        return open_team_store(path, *team, read_only=read_only)
     return SharedLogStore(path, shared, read_only=read_only)
+
+
+def team_store_location(url: str | None = None, data: str | None = None) -> tuple[str, str] | None:
+    """(PostgreSQL URL, data location) when these settings (or $READINESS_STORE and $READINESS_DATA) name a team
+    store, else None."""
+    from dashboard.store.team import shared_data_location
+
+    shared, location = shared_store_url(url), shared_data_location(data)
+    return (shared, location) if shared is not None and location is not None else None
 
 
 def _redacted(url: str) -> str:
