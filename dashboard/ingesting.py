@@ -105,6 +105,7 @@ def ingest(
                    for f in files for source in expand_input(Path(f))]
     return IngestReport(release_id=release_id, manifest=manifest_status, files=results)
 
+
 def ingest_split(
     store: Store,
     files: Sequence[str | Path],
